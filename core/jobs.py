@@ -1,0 +1,89 @@
+"""The one long-running-work protocol.
+
+A job is a generator function. It yields `Progress` events and returns its result; between steps it
+calls `cancel.raise_if_cancelled()`. The GUI drives a job on a worker thread and turns events into
+signals; the CLI drives the same generator with a terminal progress bar. Nothing else is needed:
+
+    def import_file(project, path, *, cancel=NEVER) -> Iterator[Progress]:  # returns ImportReport
+        for i, row in enumerate(rows):
+            cancel.raise_if_cancelled()
+            ...
+            yield Progress(i + 1, len(rows), "importing")
+        return report
+
+    result = run_job(import_file(project, path, cancel=token), on_progress=print)
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, Optional
+
+__all__ = ["Progress", "CancelToken", "Cancelled", "NEVER", "Job", "run_job"]
+
+
+@dataclass
+class Progress:
+    """One event from a job."""
+
+    step: int
+    """Units of work done so far."""
+    total: Optional[int] = None
+    """Units of work in all, or None when unknown."""
+    message: str = ""
+    """Short status for the user; never contains user text."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Namespaced figures for this step (`loss/policy`, `reward/mean`, ...), for charts."""
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    """Optional table rows to show (e.g. generated samples); shown in the GUI, never logged."""
+    timestamp: float = field(default_factory=time.monotonic)
+
+    @property
+    def fraction(self) -> Optional[float]:
+        if not self.total:
+            return None
+        return min(1.0, self.step / self.total)
+
+
+class Cancelled(Exception):
+    """Raised inside a job when its cancel token is set; the job leaves the project consistent."""
+
+
+class CancelToken:
+    """Set from any thread; checked by the job between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+class _Never(CancelToken):
+    def cancel(self) -> None:  # a shared default must not be cancellable
+        raise RuntimeError("NEVER cannot be cancelled; pass your own CancelToken")
+
+
+NEVER = _Never()
+
+Job = Generator[Progress, None, Any]
+
+
+def run_job(job: Job, on_progress: Optional[Callable[[Progress], None]] = None) -> Any:
+    """Drive a job to the end and return its result. Raises `Cancelled` if it was cancelled."""
+    while True:
+        try:
+            event = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(event)

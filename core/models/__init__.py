@@ -1,0 +1,1 @@
+"""Local Hugging Face models: loading, device and dtype, chat templates, generation."""
