@@ -1,0 +1,1 @@
+"""Training jobs: reward model, policy (PPO, RLOO/GRPO, DPO), pairs, checkpoints."""
