@@ -230,11 +230,8 @@ def data_snapshot_hash(judgment_ids: Iterable[int], pairs: Iterable[tuple[int, i
 
 def collect_data(proj, config: RewardConfig) -> RewardData:
     """Pairs from the project's current judgments, split by prompt; heldout-split prompts kept apart."""
-    rows = [(p.prompt_id, p.chosen_id, p.rejected_id, float(p.margin or 0.0)) for p in proj.preference_pairs()]
-    if config.margin_mode == "none":
-        rows = [(p, w, l, 0.0) for p, w, l, _ in rows]
-    else:
-        rows = [(p, w, l, m * config.margin_scale) for p, w, l, m in rows]
+    rows = [(p.prompt_id, p.chosen_id, p.rejected_id, float(p.margin) * config.margin_scale)
+            for p in proj.preference_pairs(margin_mode=config.margin_mode)]
     grouped: dict[int, list[tuple[int, int, float]]] = {}
     for p, w, l, m in rows:
         grouped.setdefault(p, []).append((w, l, m))
@@ -242,30 +239,22 @@ def collect_data(proj, config: RewardConfig) -> RewardData:
     heldout_ids = sorted(p for p in grouped if split_of.get(p) == "heldout")
     train_ids, val_ids = split_by_prompt([p for p in grouped if split_of.get(p) != "heldout"],
                                          config.val_fraction, config.seed)
-    judgment_ids = [j.id for j in proj.judgments()]
+    judgment_ids = [j.id for j in proj.judgments(purpose="annotation")]
     return RewardData(_examples(grouped, train_ids), _examples(grouped, val_ids),
                       _examples(grouped, heldout_ids), data_snapshot_hash(judgment_ids, rows))
 
 
-def _messages(prompt) -> list[dict]:
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    return [dict(m) for m in prompt]
-
-
 def encode_pair(tokenizer, prompt, response: str, max_length: int) -> list[int]:
-    """Token ids of prompt+response (chat template when the tokenizer has one) ending with EOS.
+    """Token ids of prompt+response ending with EOS: the prompt formatted exactly as the policy sees it
+    (`core.models.loading.format_prompt`), so the reward model scores the policy's own token stream.
 
     Too long: keep the end, where the response and the EOS the reward is read at are.
     """
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(
-            _messages(prompt) + [{"role": "assistant", "content": response}], tokenize=False
-        )
-    else:
-        ptext = prompt if isinstance(prompt, str) else "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
-        text = ptext + "\n" + response
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    from core.models.loading import format_prompt
+
+    templated = isinstance(prompt, list) or bool(getattr(tokenizer, "chat_template", None))
+    text = format_prompt(tokenizer, prompt) + response
+    ids = tokenizer(text, add_special_tokens=not templated)["input_ids"]
     if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
         ids = ids + [tokenizer.eos_token_id]
     return ids[-max_length:]
@@ -343,9 +332,12 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
     """(model, tokenizer): a 1-output sequence classifier on the base folder, set up for `finetune`."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+    from core.models.loading import check_model_folder
+
     path = config.base_model
     if not path or not os.path.isdir(path):
         raise UserError(f"base model folder not found: {path or '(none given)'}")
+    check_model_folder(path)
     device = device or resolve_device(config.device)
     with _quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -626,28 +618,15 @@ def step_examples(train: Sequence[PromptExample], step: int, config: RewardConfi
 # Pre-flight
 # ----------------------------------------------------------------------------------------------------
 def _param_count(path: str) -> int:
-    from transformers import AutoConfig
+    from core.models.loading import count_parameters, load_config
 
-    c = AutoConfig.from_pretrained(path).get_text_config()
-    h = getattr(c, "hidden_size", None) or getattr(c, "n_embd", 0)
-    layers = getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer", 0)
-    inter = getattr(c, "intermediate_size", None) or getattr(c, "n_inner", None) or 4 * h
-    vocab = getattr(c, "vocab_size", 0)
-    return int(vocab * h + layers * (4 * h * h + 3 * h * inter))
+    return count_parameters(load_config(path))
 
 
 def available_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+    from core.models.loading import available_memory as free_bytes
+
+    return free_bytes(device)
 
 
 def estimate_memory(n_params: int, config: RewardConfig) -> int:
@@ -722,11 +701,6 @@ def _save_checkpoint(proj, run_id: int, trainer: RewardTrainer, state: dict, dat
     })
 
 
-def _has_artifact(proj, run_id: int, name: str) -> bool:
-    return any((a[0] if isinstance(a, (tuple, list)) else getattr(a, "name", None)) == name
-               for a in proj.artifacts(run_id))
-
-
 def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken = NEVER,
                        resume_run: Optional[int] = None) -> Iterator[Progress]:
     """Train a reward model on the project's judgments; returns `RewardResult`.
@@ -746,7 +720,7 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
             raise UserError(f"run {resume_run} has already finished; start a new run instead")
         config = RewardConfig.from_dict(run.config)
         run_id = resume_run
-        if _has_artifact(proj, run_id, CHECKPOINT):
+        if proj.has_artifact(run_id, CHECKPOINT):
             resume_files = proj.load_artifact(run_id, CHECKPOINT)
             resume_state = ckpt.json_load(resume_files["state.json"])
             data = RewardData.from_ids(ckpt.json_load(resume_files["data.json"]))
@@ -790,8 +764,10 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
             ckpt.optimizer_from_files(trainer.optimizer, trainer.names, resume_files["optimizer.safetensors"],
                                       ckpt.json_load(resume_files["optimizer.json"]))
             state = resume_state
+            proj.truncate_metrics(run_id, state["step"])  # steps after the checkpoint are redone
             proj.audit("training resumed", run=run_id)
         else:
+            proj.truncate_metrics(run_id, 0)
             proj.audit("training started", run=run_id)
 
         step = state["step"]
@@ -874,6 +850,10 @@ class RewardModel:
     def __init__(self, model, tokenizer, config: RewardConfig, offset: float, scale: float, device):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
         self.offset, self.scale, self.device = offset, scale, device
+
+    def __call__(self, batch) -> list[float]:
+        """A policy reward function: `batch` has `.prompts` and `.responses` (hybrid_reward.RewardBatch)."""
+        return self.score(list(zip(batch.prompts, batch.responses)))
 
     @torch.no_grad()
     def score(self, items: Sequence[tuple[Any, str]], batch_size: int = 16) -> list[float]:
