@@ -630,7 +630,10 @@ class TrainerBase:
         batch = RewardBatch(prompts=list(prompts), responses=ro.texts,
                             response_ids=[r[m.bool()].tolist() for r, m in zip(ro.response_ids, ro.response_mask)],
                             references=list(references), has_eos=ro.has_eos.tolist())
-        scores, parts = score(self.reward_fn, batch)
+        if self.reward_fn is None:  # DPO without a reward model: KL and length charts only
+            scores, parts = torch.zeros(len(prompts)), {}
+        else:
+            scores, parts = score(self.reward_fn, batch)
         scores = scores.to(self.device)
         if cfg.missing_eos_penalty:
             scores = scores - cfg.missing_eos_penalty * (~ro.has_eos).float()
