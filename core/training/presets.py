@@ -60,8 +60,8 @@ def make_config(base_model: str, preset: str = "balanced", *, device_type: str =
     if n_params > 1e9:
         seq_budget = max(1, seq_budget // 4)
     micro = max(1, min(per_step, int(seq_budget // max(1.0, responses_per_prompt))))
-    while per_step % micro:
-        micro -= 1
+    accum = max(1, round(per_step / micro))
+    per_step = micro * accum
     steps_per_epoch = max(1, math.ceil(n_train_prompts / per_step))
     epochs = min(float(max_epochs), max(base_epochs, min_steps / steps_per_epoch))
     total = max(1, math.ceil(epochs * steps_per_epoch))
@@ -72,7 +72,7 @@ def make_config(base_model: str, preset: str = "balanced", *, device_type: str =
         learning_rate=_learning_rate(n_params, finetune),
         epochs=epochs,
         prompts_per_micro_batch=micro,
-        grad_accum_steps=per_step // micro,
+        grad_accum_steps=accum,
         max_length=max_length,
         eval_every=max(5, total // 10),
         early_stopping_patience=patience,

@@ -115,6 +115,8 @@ class RewardConfig:
     """Evaluate on the validation prompts every this many steps (and at the end)."""
     early_stopping_patience: int = 3
     """Stop after this many evaluations without a better validation accuracy; 0 turns it off."""
+    early_stopping_after: float = 0.3
+    """Early stopping may only stop after this fraction of the steps (early evaluations are noisy)."""
     restore_best: bool = True
     """At the end, keep the weights of the best validation accuracy rather than the last ones."""
     checkpoint_every: int = 50
@@ -796,7 +798,8 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
                         best = {k: v.detach().to("cpu", copy=True) for k, v in ckpt.trainable_state(model).items()}
                 else:
                     state["bad_evals"] += 1
-                    if config.early_stopping_patience and state["bad_evals"] >= config.early_stopping_patience:
+                    if (config.early_stopping_patience and state["bad_evals"] >= config.early_stopping_patience
+                            and step >= config.early_stopping_after * total):
                         state["stopped_early"] = True
             state["step"] = step
             proj.log_metrics(run_id, step, metrics)
@@ -827,7 +830,9 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
                         "data_hash": data.snapshot_hash})
         proj.update_run(run_id, status="done", summary=summary)
         proj.audit("trained", run=run_id)
-        yield Progress(step, total, "done", metrics={f"final/{k}": v for k, v in final.items()})
+        # The bar ends full even after an early stop; `final/steps` says how many steps were run.
+        yield Progress(total, total, "stopped early" if state["stopped_early"] else "done",
+                       metrics={"final/steps": float(step), **{f"final/{k}": v for k, v in final.items()}})
         return RewardResult(run_id, step, state["stopped_early"], offset, scale, final)
     except Cancelled:
         proj.update_run(run_id, status="cancelled", summary=summary)

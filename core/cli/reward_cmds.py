@@ -1,0 +1,97 @@
+"""`rlhf-studio train-reward PROJECT --base PATH [--preset quick] [--lora] [--resume RUN]`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from core.errors import UserError
+from core.jobs import CancelToken, Cancelled
+
+PASSPHRASE_ENV = "RLHF_STUDIO_PASSPHRASE"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-reward", help="train a reward model on the project's judgments",
+        description="Train a reward model (Bradley-Terry on every pair implied by your judgments). "
+                    "Ctrl-C cancels at the next step and keeps a checkpoint; --resume RUN continues it.")
+    p.add_argument("project", help="the project folder (NAME.rlhfproj)")
+    p.add_argument("--base", help="local Hugging Face model folder to start from (the policy's base or another)")
+    p.add_argument("--preset", choices=("quick", "balanced", "thorough"), default="balanced",
+                   help="how long and careful the training is (default: balanced)")
+    p.add_argument("--lora", action="store_true", default=None, help="train LoRA adapters instead of every weight")
+    p.add_argument("--freeze-layers", type=int, default=None, metavar="N",
+                   help="freeze the bottom N transformer layers (and the embeddings)")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cuda or cpu")
+    p.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled or crashed run")
+    p.add_argument("--passphrase-env", default=PASSPHRASE_ENV, metavar="VAR",
+                   help=f"environment variable holding the passphrase (default {PASSPHRASE_ENV}); "
+                        "asked for when unset")
+    p.set_defaults(func=cmd_train_reward)
+
+
+# ---- helpers shared with other command modules when they exist ---------------------------------------
+def _open_project(args):
+    try:
+        from core.cli.project_cmds import open_project_from_args
+    except ImportError:
+        open_project_from_args = None
+    if open_project_from_args is not None:
+        return open_project_from_args(args)
+    from core.project import Project
+
+    return Project.open(args.project, _read_passphrase(args))
+
+
+def _read_passphrase(args) -> str:
+    try:
+        from core.cli.project_cmds import read_passphrase
+    except ImportError:
+        read_passphrase = None
+    if read_passphrase is not None:
+        return read_passphrase(args)
+    value = os.environ.get(getattr(args, "passphrase_env", PASSPHRASE_ENV) or PASSPHRASE_ENV)
+    if value:
+        return value
+    import getpass
+
+    return getpass.getpass("Passphrase: ")
+
+
+def cmd_train_reward(args: argparse.Namespace) -> int:
+    from core.training.presets import config_for_project
+    from core.training.reward import train_reward_model
+
+    if args.resume is None and not args.base:
+        raise UserError("--base PATH is required (the local model folder to start from), or --resume RUN")
+    from core.cli.progress import run_with_progress
+
+    token = CancelToken()
+    with _open_project(args) as proj:
+        if args.resume is not None:
+            job = train_reward_model(proj, {}, cancel=token, resume_run=args.resume)
+        else:
+            overrides = {}
+            if args.freeze_layers:
+                overrides.update(finetune="freeze", freeze_layers=args.freeze_layers)
+            config = config_for_project(proj, os.path.abspath(args.base), args.preset, device=args.device,
+                                        lora=args.lora, **overrides)
+            job = train_reward_model(proj, config, cancel=token)
+        try:
+            # Ctrl-C sets the token: the job checkpoints at the next step boundary and raises Cancelled.
+            result = run_with_progress(job, token, desc="reward model",
+                                       metrics=("loss/train", "accuracy/train", "accuracy/val", "lr"))
+        except Cancelled:
+            runs = proj.runs(kind="reward")
+            run_id = args.resume if args.resume is not None else (runs[-1].id if runs else None)
+            print(f"cancelled: run {run_id} saved a checkpoint; continue it with --resume {run_id}")
+            return 130
+    print(f"run {result.run_id}: {result.steps} steps"
+          + (" (stopped early)" if result.stopped_early else ""))
+    val = result.metrics.get("accuracy/val")
+    if val is not None:
+        print(f"validation pairwise accuracy (held-out prompts): {val:.3f}")
+    if "accuracy/heldout" in result.metrics:
+        print(f"held-out split pairwise accuracy: {result.metrics['accuracy/heldout']:.3f}")
+    return 0
