@@ -115,7 +115,6 @@ class ValueModel(nn.Module):
         backbone = getattr(rm, rm.base_model_prefix)
         head = rm.score if hasattr(rm, "score") else rm.get_output_embeddings()
         model = cls(backbone, head)
-        model.float() if next(rm.parameters()).device.type == "cpu" else None
         for p in model.parameters():
             p.requires_grad_(True)
         return model

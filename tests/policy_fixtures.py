@@ -1,0 +1,52 @@
+"""Shared fixtures and rule rewards for the policy tests (imported by them; not a conftest)."""
+import pytest
+import torch
+
+from core.models.tiny import build_tiny_model
+
+PASS = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def policy_gpt2(tmp_path_factory):
+    return str(build_tiny_model(tmp_path_factory.mktemp("policy_gpt2") / "m", arch="gpt2", seed=0))
+
+
+@pytest.fixture(scope="session")
+def policy_qwen2(tmp_path_factory):
+    return str(build_tiny_model(tmp_path_factory.mktemp("policy_qwen2") / "m", arch="qwen2", seed=0))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread; on 2 shared cores more threads only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def low_id_share(batch):
+    """Rule reward: the share of response tokens whose id is below 128 (about 1/4 for a random model)."""
+    return [sum(1 for t in ids if t < 128) / max(1, len(ids)) for ids in batch.response_ids]
+
+
+def token_set_share(token_ids):
+    """Rule reward: the share of response tokens that are in `token_ids`."""
+    wanted = set(token_ids)
+
+    def reward(batch):
+        return [sum(1 for t in ids if t in wanted) / max(1, len(ids)) for ids in batch.response_ids]
+
+    return reward
+
+
+def make_project(folder, n_prompts=16, with_reference=False):
+    from core.project import Project
+
+    proj = Project.create(folder, PASS)
+    with proj.transaction():
+        for i in range(n_prompts):
+            proj.add_prompt(f"Customer question number {i}: where is my order?",
+                            reference="Your order ships today." if with_reference else None)
+    return proj
