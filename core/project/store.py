@@ -342,6 +342,54 @@ class Project:
             )
             return pid
 
+    def add_many(self, items: Iterable[tuple[PromptText, Optional[str], str, Sequence[str]]],
+                 origin: Optional[dict] = None) -> list[tuple[int, list[int], bool, int]]:
+        """Bulk add of (prompt, reference, split, response texts) in one transaction, with the same
+        dedupe as add_prompt/add_response. Returns (prompt id, response ids, prompt was new, responses added) per item.
+        One executemany per table instead of a query per row: imports of 100,000 prompts stay fast."""
+        origin = origin or {"kind": "import"}
+        enc, now = self._cipher.encrypt, time.time()
+        origin_key = self.origin_key(origin)
+        origin_json = json.dumps(origin)
+        with self.transaction() as conn:
+            known_prompts = {bytes(h): i for h, i in conn.execute("SELECT hash, id FROM prompts")}
+            next_pid = self._next_id(conn, "prompts")
+            next_rid = self._next_id(conn, "responses")
+            known_responses: dict[tuple[int, bytes], int] = {}
+            if next_rid > 1:
+                known_responses = {(p, bytes(h)): i for p, h, i in
+                                   conn.execute("SELECT prompt_id, hash, id FROM responses")}
+            prompt_rows, response_rows, out = [], [], []
+            for prompt, reference, split, texts in items:
+                _check_prompt(prompt)
+                digest = self.prompt_hash(prompt)
+                pid = known_prompts.get(digest)
+                is_new = pid is None
+                if is_new:
+                    pid, next_pid = next_pid, next_pid + 1
+                    known_prompts[digest] = pid
+                    prompt_rows.append((pid, pid, split, "chat" if isinstance(prompt, list) else "text",
+                                        enc("prompts", "body", pid, canonical_prompt(prompt)),
+                                        enc("prompts", "reference", pid, reference), digest, now))
+                rids, added = [], 0
+                for text in texts:
+                    rdigest = self.response_hash(text)
+                    rid = known_responses.get((pid, rdigest))
+                    if rid is None:
+                        rid, next_rid = next_rid, next_rid + 1
+                        known_responses[(pid, rdigest)] = rid
+                        response_rows.append((rid, pid, enc("responses", "text", rid, text),
+                                              enc("responses", "origin", rid, origin_json), origin_key,
+                                              rdigest, now))
+                        added += 1
+                    rids.append(rid)
+                out.append((pid, rids, is_new, added))
+            conn.executemany("INSERT INTO prompts(id, position, split, kind, body, reference, hash, created) "
+                             "VALUES (?,?,?,?,?,?,?,?)", prompt_rows)
+            conn.executemany("INSERT INTO responses(id, prompt_id, text, origin, origin_key, hash, created) "
+                             "VALUES (?,?,?,?,?,?,?)", response_rows)
+        return out
+
     def set_split(self, prompt_ids: Iterable[int], split: str) -> None:
         if split not in SPLITS:
             raise UserError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
