@@ -1,0 +1,1 @@
+"""The main window's pages; each is a `desktop.pages.base.Page`."""

@@ -1,0 +1,90 @@
+"""desktop.worker and desktop.charts: jobs on worker threads, signals, cancel, throttled chart."""
+import threading
+import time
+
+import pytest
+
+from gui_helpers import wait_job  # noqa: F401  (sets QT_QPA_PLATFORM)
+from core.errors import UserError
+from core.jobs import Progress
+from desktop.worker import JobProgressWidget, JobRunner, call_job, format_eta
+
+
+def counting_job(n, delay=0.0, cancel=None, threads=None):
+    for i in range(n):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if threads is not None:
+            threads.add(threading.get_ident())
+        if delay:
+            time.sleep(delay)
+        yield Progress(i + 1, n, "counting", metrics={"x/value": float(i)} if i % 10 == 0 else {})
+    return n * 2
+
+
+def test_job_runs_off_gui_thread_and_reports(qtbot):
+    runner = JobRunner()
+    threads, events = set(), []
+    h = runner.start(lambda c: counting_job(200, cancel=c, threads=threads), "count", on_progress=events.append)
+    assert wait_job(qtbot, h) == 400
+    assert threading.get_ident() not in threads and len(threads) == 1
+    assert h.state == "finished" and not runner.active
+    # every metrics event arrives; plain progress is throttled, but the last one always arrives
+    assert [e.step for e in events if e.metrics] == list(range(1, 201, 10))
+    assert events[-1].step == 200
+    assert len(events) < 200
+
+
+def test_failure_and_cancel(qtbot):
+    runner = JobRunner()
+
+    def bad(cancel):
+        yield Progress(0, 1)
+        raise UserError("line 3: bad field")
+
+    h = runner.start(bad, "bad")
+    with pytest.raises(UserError, match="line 3"):
+        wait_job(qtbot, h)
+    assert h.state == "failed"
+
+    h = runner.start(lambda c: counting_job(10_000, delay=0.001, cancel=c), "slow")
+    qtbot.waitUntil(lambda: h.last is not None, timeout=5000)
+    h.cancel()
+    with qtbot.waitSignal(h.cancelled, timeout=5000):
+        pass
+    assert h.state == "cancelled" and h.last.step < 10_000
+
+
+def test_call_job_and_progress_widget(qtbot):
+    runner = JobRunner()
+    widget = JobProgressWidget(runner)
+    qtbot.addWidget(widget)
+    widget.show()
+    h = runner.start(lambda c: counting_job(300, delay=0.002, cancel=c), "Importing")
+    qtbot.waitUntil(lambda: widget.bar.maximum() == 1000 and widget.bar.value() > 0, timeout=5000)
+    assert widget.isVisible() and "Importing" in widget.label.text()
+    widget.cancel_button.click()
+    qtbot.waitUntil(lambda: not h.running, timeout=5000)
+    assert h.state == "cancelled"
+    qtbot.waitUntil(lambda: not widget.isVisible(), timeout=2000)
+    h = runner.start(call_job(sum, [1, 2, 3]), "sum")
+    assert wait_job(qtbot, h) == 6
+    assert format_eta(75) == "1 min 15 s left" and format_eta(None) == ""
+
+
+def test_live_chart_throttles_redraws(qtbot):
+    from desktop.charts import LiveChart
+
+    chart = LiveChart(["loss/train"], title="t")
+    qtbot.addWidget(chart)
+    chart.resize(500, 300)
+    chart.show()
+    t0 = time.monotonic()
+    for step in range(2000):  # a burst of points: appending must be cheap
+        chart.add_points({"loss/train": (step, 1.0 / (step + 1)), "loss/heldout": (step, float("nan"))})
+    assert time.monotonic() - t0 < 0.5
+    qtbot.wait(650)
+    assert 1 <= chart.redraws <= 4  # one redraw for the whole burst, nothing while idle
+    assert len(chart.series()["loss/train"]) == 2000 and chart.series()["loss/heldout"] == []
+    xs = chart._lines["loss/train"].get_xdata()
+    assert len(xs) == 2000
