@@ -15,7 +15,8 @@ from core.offline import enforce_offline_env
 COMMAND_MODULES = (
     "core.cli.project_cmds",
     "core.cli.model_cmds",
-    "core.cli.train_cmds",
+    "core.cli.reward_cmds",
+    "core.cli.policy_cmds",
     "core.cli.eval_cmds",
     "core.cli.gui_cmd",
 )

@@ -180,6 +180,8 @@ class Project:
     @classmethod
     def open(cls, folder: str | os.PathLike, passphrase: str) -> "Project":
         folder = Path(folder)
+        if not folder.is_dir() and folder.with_name(folder.name + SUFFIX).is_dir():
+            folder = folder.with_name(folder.name + SUFFIX)
         if not folder.is_dir():
             raise UserError(f"{folder}: no such project folder.")
         header = _read_header(folder)
