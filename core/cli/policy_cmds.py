@@ -1,0 +1,142 @@
+"""`rlhf-studio train-policy` and `rlhf-studio export-model`.
+
+    rlhf-studio train-policy PROJECT --algo ppo|rloo|grpo|dpo --policy PATH --reward RUN [--preset quick]
+    rlhf-studio train-policy PROJECT --resume RUN
+    rlhf-studio export-model PROJECT RUN OUTDIR --plaintext [--adapter]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from core.cli.project_cmds import add_passphrase_args, open_project_from_args
+from core.errors import UserError
+from core.jobs import CancelToken, Cancelled
+from core.training.policy_config import ALGOS, MODES, PRESETS
+
+SHOWN_METRICS = ("reward/mean", "kl/mean", "kl/beta", "loss/policy")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-policy", help="fine-tune a model against a reward model (PPO, RLOO, GRPO) or the pairs (DPO)",
+        description="Fine-tune the policy. Ctrl-C cancels at the next step and keeps a checkpoint; "
+                    "--resume RUN continues it exactly.")
+    p.add_argument("project", type=Path, help="the project folder (NAME.rlhfproj)")
+    p.add_argument("--algo", choices=ALGOS, default="ppo", help="algorithm (default: ppo)")
+    p.add_argument("--policy", help="the base model folder (a local Hugging Face causal LM)")
+    p.add_argument("--reward", type=int, metavar="RUN", help="the reward-model run to optimise against")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="balanced", help="default: balanced")
+    p.add_argument("--mode", choices=MODES, default=None, help="lora (default), freeze or full fine-tuning")
+    p.add_argument("--freeze-layers", type=int, metavar="N", help="with --mode freeze: bottom layers kept")
+    p.add_argument("--steps", type=int, dest="total_steps", help="training steps")
+    p.add_argument("--batch-size", type=int, help="prompts (or DPO pairs) per step")
+    p.add_argument("--minibatch-size", type=int, help="samples per gradient step")
+    p.add_argument("--epochs", type=int, dest="ppo_epochs", help="PPO epochs per batch")
+    p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
+    p.add_argument("--temperature", type=float, help="sampling temperature")
+    p.add_argument("--max-new-tokens", type=int, help="response length limit")
+    p.add_argument("--kl-coef", type=float, help="initial KL penalty beta")
+    p.add_argument("--kl-target", type=float, help="target KL for the adaptive controller")
+    p.add_argument("--fixed-kl", action="store_true", help="keep beta fixed (no adaptive controller)")
+    p.add_argument("-k", type=int, dest="rloo_k", help="RLOO/GRPO: samples per prompt")
+    p.add_argument("--value-init", choices=("head", "reward"), help="PPO critic: value head or reward-model copy")
+    p.add_argument("--dpo-beta", type=float, help="DPO beta")
+    p.add_argument("--label-smoothing", type=float, help="DPO label smoothing")
+    p.add_argument("--device", help="auto (GPU when present), cuda, mps or cpu")
+    p.add_argument("--seed", type=int)
+    g = p.add_argument_group("hybrid reward (automatic terms, off unless given a weight)")
+    g.add_argument("--model-weight", type=float, help="weight of the reward model (default 1)")
+    g.add_argument("--length-target", type=int, metavar="WORDS")
+    g.add_argument("--length-weight", type=float)
+    g.add_argument("--require", action="append", default=[], metavar="WORD", help="repeatable")
+    g.add_argument("--forbid", action="append", default=[], metavar="WORD", help="repeatable")
+    g.add_argument("--regex", action="store_true", help="--require/--forbid are regular expressions")
+    g.add_argument("--pattern-weight", type=float)
+    g.add_argument("--repetition-weight", type=float)
+    g.add_argument("--rouge-weight", type=float, help="ROUGE-L against each prompt's reference answer")
+    g.add_argument("--bleu-weight", type=float, help="BLEU against each prompt's reference answer")
+    p.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled or failed run")
+    add_passphrase_args(p)
+    p.set_defaults(func=cmd_train_policy)
+
+    e = subparsers.add_parser(
+        "export-model", help="export a tuned model as a Hugging Face folder (unencrypted)",
+        description="Write a policy run's model to OUTDIR as a standard Hugging Face folder. The files are "
+                    "NOT encrypted, so --plaintext is required.")
+    e.add_argument("project", type=Path, help="the project folder (NAME.rlhfproj)")
+    e.add_argument("run", type=int, help="the policy run")
+    e.add_argument("outdir", type=Path, help="a new or empty folder")
+    e.add_argument("--plaintext", action="store_true", help="confirm: write the weights unencrypted")
+    e.add_argument("--adapter", action="store_true", help="LoRA runs: write the adapter alone, not merged")
+    add_passphrase_args(e)
+    e.set_defaults(func=cmd_export_model)
+
+
+def config_from_args(args):
+    from core.training.policy_config import preset
+
+    overrides = {k: getattr(args, k) for k in (
+        "mode", "freeze_layers", "total_steps", "batch_size", "minibatch_size", "ppo_epochs", "learning_rate",
+        "temperature", "max_new_tokens", "kl_coef", "kl_target", "rloo_k", "value_init", "dpo_beta",
+        "label_smoothing", "device", "seed")}
+    if args.mode is None and args.freeze_layers:
+        overrides["mode"] = "freeze"
+    cfg = preset(args.preset, algo=args.algo, policy_path=os.path.abspath(args.policy), reward_run=args.reward,
+                 **overrides)
+    if args.fixed_kl:
+        cfg.adaptive_kl = False
+    r = cfg.reward
+    for name, attr in (("model_weight", "model_weight"), ("length_target", "length_target"),
+                       ("length_weight", "length_weight"), ("pattern_weight", "pattern_weight"),
+                       ("repetition_weight", "repetition_weight"), ("rouge_weight", "rouge_weight"),
+                       ("bleu_weight", "bleu_weight")):
+        if getattr(args, name) is not None:
+            setattr(r, attr, getattr(args, name))
+    r.required, r.forbidden, r.patterns_are_regex = list(args.require), list(args.forbid), args.regex
+    if (r.required or r.forbidden) and not r.pattern_weight:
+        r.pattern_weight = 1.0
+    if args.length_target is not None and not r.length_weight:
+        r.length_weight = 1.0
+    if args.reward is None:
+        r.model_weight = 0.0 if args.model_weight is None else r.model_weight
+    return cfg.validate()
+
+
+def cmd_train_policy(args: argparse.Namespace) -> int:
+    from core.cli.progress import run_with_progress
+    from core.training.policy_job import train_policy
+
+    if args.resume is None and not args.policy:
+        raise UserError("--policy PATH is required (the base model folder), or --resume RUN")
+    token = CancelToken()
+    with open_project_from_args(args) as proj:
+        if args.resume is not None:
+            job = train_policy(proj, {}, cancel=token, resume_run=args.resume)
+        else:
+            job = train_policy(proj, config_from_args(args), cancel=token)
+        try:
+            result = run_with_progress(job, token, desc=f"{args.algo if args.resume is None else 'policy'}",
+                                       metrics=SHOWN_METRICS)
+        except Cancelled:
+            runs = proj.runs(kind="policy")
+            run_id = args.resume if args.resume is not None else (runs[-1].id if runs else None)
+            print(f"cancelled: run {run_id} saved a checkpoint; continue it with --resume {run_id}")
+            return 130
+    print(f"run {result.run_id}: {result.steps} steps")
+    for name in ("reward/mean", "kl/mean", "loss/policy"):
+        if name in result.metrics:
+            print(f"{name}: {result.metrics[name]:.4f}")
+    return 0
+
+
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from core.training.export import export_model
+
+    if not args.plaintext:
+        raise UserError("The exported model is written unencrypted; add --plaintext to confirm.")
+    with open_project_from_args(args) as proj:
+        out = export_model(proj, args.run, args.outdir, plaintext=True, merge=not args.adapter)
+    print(f"exported run {args.run} to {out}")
+    return 0
