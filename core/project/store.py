@@ -836,9 +836,15 @@ class Project:
     def audit(self, event: str, **details: Any) -> None:
         """Append to the tamper-evident log. Events and details are ours: counts and ids, never user text."""
         with self.transaction() as conn:
-            head = conn.execute("SELECT id, mac FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-            prev_mac = bytes(head[1]) if head else b"\0" * 32
-            aid = (head[0] if head else 0) + 1
+            # Chain from the recorded head, not from the last row: if someone deleted the newest
+            # rows, the next entry then fails to verify instead of silently papering over the gap.
+            head = conn.execute("SELECT value FROM meta WHERE key='audit_head'").fetchone()
+            last_id = conn.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
+            if head:
+                head_id, head_mac = head[0].split(":")
+                aid, prev_mac = max(int(head_id), last_id) + 1, bytes.fromhex(head_mac)
+            else:  # a missing head with rows present is itself tampering; verify_audit reports it
+                aid, prev_mac = last_id + 1, b"\0" * 32
             ts = time.time()
             blob = self._cipher.encrypt_json("audit", "details", aid, details)
             mac = crypto.audit_mac(self._keys, prev_mac, [str(aid), repr(ts), event, blob.hex()])
