@@ -357,9 +357,6 @@ def _csv(data: bytes, name: str):
         missing = "rejected" if "chosen" in header else "chosen"
         yield None, f"{name}:1: missing column '{missing}' (the header has: {', '.join(header)})"
         return
-    if "ranking" in header and not response_cols:
-        yield None, f"{name}:1: column 'ranking' needs columns response_1..response_K"
-        return
     for row in reader:
         line = reader.line_num
         try:
