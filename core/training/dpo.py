@@ -128,7 +128,7 @@ class DPOTrainer(TrainerBase):
             "dpo/reward_rejected": float(rejected.mean()),
             "dpo/reward_margin": float((chosen - rejected).mean()),
             "dpo/accuracy": float((chosen > rejected).float().mean()),
-            "policy/grad_norm": grad_norm,
+            "policy/grad_norm": float(grad_norm),
             "kl/beta": cfg.dpo_beta,
             "perf/train_s": train_s,
             "perf/samples_per_s": len(idx) / max(train_s, 1e-9),

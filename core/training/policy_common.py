@@ -414,11 +414,27 @@ OOM_ADVICE = ("Out of memory during training. The run stopped and can be resumed
 # --------------------------------------------------------------------------------------------------
 
 
-def clip_and_step(optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], max_grad_norm: float) -> float:
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock timings of a phase are that phase's."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def clip_and_step(optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], max_grad_norm: float) -> torch.Tensor:
+    """Clip, step, zero; returns the pre-clip norm as a tensor (no host sync inside the loop)."""
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(norm)
+    return norm.detach()
+
+
+def stats_to_floats(stats: list[dict]) -> list[dict]:
+    """Per-minibatch tensors -> floats, with one host sync at the end of the update."""
+    if not stats:
+        return stats
+    keys = list(stats[0])
+    flat = torch.stack([torch.stack([s[k].float().reshape(()) for k in keys]) for s in stats]).cpu().tolist()
+    return [dict(zip(keys, row)) for row in flat]
 
 
 def minibatches(n: int, minibatch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -625,6 +641,7 @@ class TrainerBase:
         ro = generate_rollout(model, self.tokenizer, ids, mask, temperature=cfg.temperature,
                               max_new_tokens=cfg.max_new_tokens,
                               seed=cfg.seed * 1_000_003 + self.step_count)
+        sync(self.device)
         t1 = time.perf_counter()
         batch = RewardBatch(prompts=list(prompts), responses=ro.texts,
                             response_ids=[r[m.bool()].tolist() for r, m in zip(ro.response_ids, ro.response_mask)],
@@ -653,6 +670,7 @@ class TrainerBase:
         if value_fn is not None:  # a separate critic
             values = torch.cat(batched_forward(lambda s: value_fn(seq[s], am[s], P), n, fb))
         rmask = ro.response_mask
+        sync(self.device)
         t3 = time.perf_counter()
         return Experience(
             rollout=ro, scores=scores, parts=parts, logprobs=logprobs * rmask, ref_logprobs=ref_lp * rmask,

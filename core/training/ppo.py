@@ -18,7 +18,8 @@ import torch
 
 from core.training.policy_common import (
     Experience, PolicyWithReference, TrainerBase, ValueHead, ValueModel, clip_and_step, forward_response,
-    masked_mean, masked_whiten, minibatches, value_model_values,
+    entropy_from_logits, masked_mean, masked_whiten, minibatches, stats_to_floats, sync,
+    value_model_values,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -119,20 +120,25 @@ class PPOTrainer(TrainerBase):
 
     def step(self, prompts: list, references: list) -> tuple[dict, Experience]:
         """One PPO iteration on a batch of prompts; returns its metrics and the experience."""
-        cfg = self.cfg
         exp = self.collect(prompts, references, value_fn=self._values if self.value_model else None)
+        return self.update(exp), exp
+
+    def update(self, exp: Experience) -> dict:
+        """Advantages from one batch of experience, then the PPO epochs; returns the step's metrics."""
+        cfg = self.cfg
+        n = len(exp.prompts)
         beta = self.kl_ctl.value
         mask = exp.mask.float()
         rewards, kl = token_rewards(exp.scores, exp.logprobs, exp.ref_logprobs, mask, beta)
         advantages, returns = compute_gae(rewards, exp.values, mask, cfg.gamma, cfg.lam)
         advantages = masked_whiten(advantages, mask)
 
+        sync(self.device)
         t0 = time.perf_counter()
         seq, am, P = exp.rollout.sequences, exp.rollout.attention_mask, exp.rollout.prompt_len
         self.minibatch_stats = []
-        entropies = []
         for _epoch in range(cfg.ppo_epochs):
-            for mb in minibatches(len(prompts), cfg.minibatch_size, self.minibatch_gen):
+            for mb in minibatches(n, cfg.minibatch_size, self.minibatch_gen):
                 mb = mb.to(self.device)
                 out = forward_response(self.policy.model, seq[mb], am[mb], P, cfg.temperature,
                                        value_head=self.value_head, keep_logits=True)
@@ -144,14 +150,15 @@ class PPOTrainer(TrainerBase):
                 loss.backward()
                 grad_norm = clip_and_step(self.optimizer, self.params, cfg.max_grad_norm)
                 with torch.no_grad():
-                    from core.training.policy_common import entropy_from_logits
-
-                    entropies.append(float(masked_mean(entropy_from_logits(out.logits), m)))
-                self.minibatch_stats.append({k: float(v.detach()) for k, v in losses.items()} | {"grad_norm": grad_norm})
+                    entropy = masked_mean(entropy_from_logits(out.logits), m)
+                self.minibatch_stats.append({k: v.detach() for k, v in losses.items()}
+                                            | {"grad_norm": grad_norm, "entropy": entropy})
+        sync(self.device)
+        self.minibatch_stats = stats_to_floats(self.minibatch_stats)
         train_s = time.perf_counter() - t0
 
         mean_kl = float(kl.sum(1).mean())
-        self.kl_ctl.update(mean_kl, len(prompts))
+        self.kl_ctl.update(mean_kl, n)
         self.step_count += 1
         metrics = self.experience_metrics(exp)
         metrics["kl/beta"] = beta
@@ -160,14 +167,14 @@ class PPOTrainer(TrainerBase):
             "pg_loss": "loss/policy", "vf_loss": "loss/value", "clipfrac": "policy/clipfrac",
             "approx_kl": "policy/approx_kl", "vf_clipfrac": "value/clipfrac", "grad_norm": "policy/grad_norm",
             "ratio": "policy/ratio"}))
-        metrics["policy/entropy"] = sum(entropies) / len(entropies)
+        metrics["policy/entropy"] = sum(s["entropy"] for s in self.minibatch_stats) / len(self.minibatch_stats)
         metrics["value/mean"] = float(masked_mean(exp.values, mask))
         metrics["perf/generate_s"] = exp.timings["generate"]
         metrics["perf/score_s"] = exp.timings["score"]
         metrics["perf/train_s"] = train_s
         total = exp.timings["generate"] + exp.timings["score"] + train_s
-        metrics["perf/samples_per_s"] = len(prompts) / max(total, 1e-9)
-        return metrics, exp
+        metrics["perf/samples_per_s"] = n / max(total, 1e-9)
+        return metrics
 
 
 def _mean_stats(stats: list[dict], names: dict[str, str]) -> dict[str, float]:

@@ -15,7 +15,7 @@ import torch
 
 from core.training.policy_common import (
     PolicyWithReference, TrainerBase, clip_and_step, entropy_from_logits, forward_response, masked_mean,
-    minibatches,
+    minibatches, stats_to_floats, sync,
 )
 from core.training.ppo import _mean_stats, ppo_losses
 
@@ -76,7 +76,7 @@ class GroupTrainer(TrainerBase):
 
         t0 = time.perf_counter()
         seq, am, P = exp.rollout.sequences, exp.rollout.attention_mask, exp.rollout.prompt_len
-        self.minibatch_stats, entropies = [], []
+        self.minibatch_stats = []
         n = len(group_prompts)
         for _epoch in range(cfg.ppo_epochs):
             for mb in minibatches(n, cfg.minibatch_size, self.minibatch_gen):
@@ -91,9 +91,10 @@ class GroupTrainer(TrainerBase):
                 loss.backward()
                 grad_norm = clip_and_step(self.optimizer, self.params, cfg.max_grad_norm)
                 with torch.no_grad():
-                    entropies.append(float(masked_mean(entropy_from_logits(out.logits), m)))
-                self.minibatch_stats.append({k_: float(v.detach()) for k_, v in losses.items()}
-                                            | {"grad_norm": grad_norm})
+                    entropy = masked_mean(entropy_from_logits(out.logits), m)
+                self.minibatch_stats.append({k_: v.detach() for k_, v in losses.items()}
+                                            | {"grad_norm": grad_norm, "entropy": entropy})
+        self.minibatch_stats = stats_to_floats(self.minibatch_stats)
         train_s = time.perf_counter() - t0
 
         self.kl_ctl.update(float(seq_kl.mean()), n)
@@ -104,7 +105,7 @@ class GroupTrainer(TrainerBase):
         metrics.update(_mean_stats(self.minibatch_stats, {
             "pg_loss": "loss/policy", "kl_loss": "loss/kl", "clipfrac": "policy/clipfrac",
             "approx_kl": "policy/approx_kl", "grad_norm": "policy/grad_norm", "ratio": "policy/ratio"}))
-        metrics["policy/entropy"] = sum(entropies) / len(entropies)
+        metrics["policy/entropy"] = sum(s["entropy"] for s in self.minibatch_stats) / len(self.minibatch_stats)
         metrics["policy/advantage_std"] = float(adv.std()) if n > 1 else 0.0
         metrics["perf/generate_s"] = exp.timings["generate"]
         metrics["perf/score_s"] = exp.timings["score"]
