@@ -55,6 +55,7 @@ class JobHandle(QObject):
         self.result: Any = None
         self.error: Optional[BaseException] = None
         self.state = "running"  # running | finished | failed | cancelled
+        self.quiet = False
 
     def cancel(self) -> None:
         """Ask the job to stop at its next step boundary (thread-safe, returns at once)."""
@@ -139,9 +140,12 @@ class JobRunner(QObject):
               on_finished: Optional[Callable[[Any], None]] = None,
               on_failed: Optional[Callable[[BaseException], None]] = None,
               on_cancelled: Optional[Callable[[], None]] = None,
-              on_progress: Optional[Callable[[Progress], None]] = None) -> JobHandle:
-        """Run `make_job(cancel_token)` (or an already-built generator) on a worker thread."""
+              on_progress: Optional[Callable[[Progress], None]] = None, quiet: bool = False) -> JobHandle:
+        """Run `make_job(cancel_token)` (or an already-built generator) on a worker thread.
+
+        quiet: a short background check that the status-bar progress widget does not show."""
         handle = JobHandle(title, self)
+        handle.quiet = quiet
         if not callable(make_job):
             job = make_job
             make_job = lambda _token: job  # noqa: E731 - the caller wired its own token
@@ -221,7 +225,7 @@ class JobProgressWidget(QWidget):
         self._tick.setInterval(500)
         self._tick.timeout.connect(self._refresh)
         if runner is not None:
-            runner.job_started.connect(self.follow)
+            runner.job_started.connect(lambda h: None if h.quiet else self.follow(h))
             runner.job_ended.connect(self._on_runner_job_ended)
         self.setVisible(not hide_when_idle)
 
@@ -275,7 +279,7 @@ class JobProgressWidget(QWidget):
     def _on_runner_job_ended(self, handle: JobHandle) -> None:
         if handle is not self.handle:
             return
-        remaining = self.runner.active if self.runner else []
+        remaining = [h for h in self.runner.active if not h.quiet] if self.runner else []
         if remaining:
             self.follow(remaining[-1])
         else:
