@@ -130,7 +130,7 @@ def test_rating_selection_keys(setup, qtbot):
     page, proj, path, pids = setup
     page.set_mode("rating")
     keys(qtbot, page, [K.Key_Tab, K.Key_Tab])
-    assert page.selected == 2 and page._cards[2].property("selected")
+    assert page.selected == 2 and page._cards[2].selected
     keys(qtbot, page, [K.Key_6])
     assert page.ratings == {2: 6} and page.selected == 3
     keys(qtbot, page, [K.Key_Backtab, K.Key_Backspace])

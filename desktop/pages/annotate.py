@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QColor, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -65,6 +66,20 @@ SHORTCUTS = [
                   ("Ctrl+Z", "undo the last submitted judgment"), ("D", "diff two candidates"),
                   ("G", "show the guidelines"), ("?", "this overview"), ("Esc", "close overlay / diff")]),
 ]
+
+
+def _style_label(label: QLabel, colour: Optional[str] = None, bold: bool = False) -> None:
+    """Colour and weight through palette and font, not style sheets (those slow every repaint)."""
+    if colour is None:
+        label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    else:
+        pal = label.palette()
+        pal.setColor(QPalette.ColorRole.WindowText, QColor(colour))
+        label.setPalette(pal)
+    if bold:
+        font = label.font()
+        font.setBold(True)
+        label.setFont(font)
 
 
 def _no_focus(*widgets: QWidget) -> None:
@@ -118,6 +133,8 @@ class AnnotatePage(Page):
         self.mode_group.idClicked.connect(lambda k: self.set_mode(MODES[k]))
         self.progress_label = QLabel()
         self.progress_label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+        # fixed size policies: a new text must not re-lay-out the page (it costs ms per item)
+        self.progress_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         top.addSpacing(16)
         top.addWidget(self.progress_label, 1)
         self.diff_button = QPushButton("Diff (D)")
@@ -152,7 +169,9 @@ class AnnotatePage(Page):
         self.center_split.setSizes([170, 520])
         self.center_split.setChildrenCollapsible(False)
         self.message = QLabel()
-        self.message.setStyleSheet("color: #c0392b; font-weight: bold;")
+        _style_label(self.message, "#c0392b", bold=True)
+        self.message.setFixedHeight(self.message.fontMetrics().height() + 6)
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         center = QWidget()
         cl = QVBoxLayout(center)
         cl.setContentsMargins(0, 0, 0, 0)
@@ -191,9 +210,9 @@ class AnnotatePage(Page):
         self.rank_hint = QLabel("Press numbers best first · = ties the next one with the previous · "
                                 "Backspace undoes · Enter submits · or drag to reorder")
         self.rank_hint.setWordWrap(True)
-        self.rank_hint.setStyleSheet("color: gray")
+        _style_label(self.rank_hint)
         self.tie_label = QLabel()
-        self.tie_label.setStyleSheet("color: #8a55c9; font-weight: bold;")
+        _style_label(self.tie_label, "#8a55c9", bold=True)
         self.submit_rank = QPushButton("Submit ranking (Enter)")
         self.submit_rank.clicked.connect(self.submit)
         rank_panel = QWidget()
@@ -229,7 +248,7 @@ class AnnotatePage(Page):
         tl.addWidget(QLabel(f"<b>Rate each answer</b> {RATING_MIN} (worst) – {RATING_MAX} (best)"))
         hint = QLabel("Tab or arrows select a card; press 1–7 to rate it. Or click the buttons on a card.")
         hint.setWordWrap(True)
-        hint.setStyleSheet("color: gray")
+        _style_label(hint)
         tl.addWidget(hint)
         self.rating_summary = QLabel()
         self.rating_summary.setWordWrap(True)

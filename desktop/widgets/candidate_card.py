@@ -4,59 +4,53 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QButtonGroup, QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from core.annotation import RATING_MAX, RATING_MIN
 from desktop.widgets.markdown_view import MarkdownView
 
-CARD_STYLE = """
-CandidateCard { border: 1px solid palette(mid); border-radius: 6px; background: palette(base); }
-CandidateCard[selected="true"] { border: 2px solid palette(highlight); }
-CandidateCard[placed="true"] { background: palette(alternate-base); }
-QLabel#cardNumber { font-size: 17px; font-weight: bold; min-width: 26px; padding: 0 4px;
-                    border-radius: 4px; background: palette(button); qproperty-alignment: AlignCenter; }
-QLabel#cardBadge { font-weight: bold; padding: 1px 8px; border-radius: 4px; }
-QLabel#cardBadge[tone="rank"] { background: #2f6fce; color: white; }
-QLabel#cardBadge[tone="tie"] { background: #8a55c9; color: white; }
-QLabel#cardBadge[tone="good"] { background: #2e8b46; color: white; }
-QLabel#cardBadge[tone="bad"] { background: #b23b3b; color: white; }
-QLabel#cardBadge[tone="neutral"] { background: palette(button); }
-QToolButton#rateButton { min-width: 22px; }
-"""
+# Badge colours (background, text); fixed so they read the same in light and dark themes.
+TONES = {"rank": ("#2f6fce", "#ffffff"), "tie": ("#8a55c9", "#ffffff"), "good": ("#2e8b46", "#ffffff"),
+         "bad": ("#b23b3b", "#ffffff"), "neutral": ("#5f6670", "#ffffff")}
 
 
 class CandidateCard(QFrame):
+    """Painted by hand (no style sheet): style sheets make every repaint of the page several times
+    slower, and the page repaints all cards for each item."""
+
     clicked = Signal(int)  # display index
     rated = Signal(int, int)  # display index, rating
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.index = -1
+        self._selected = False
+        self._placed = False
+        self._tone = ""
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.number = QLabel()
-        self.number.setObjectName("cardNumber")
+        font = self.number.font()
+        font.setPointSizeF(font.pointSizeF() * 1.35)
+        font.setBold(True)
+        self.number.setFont(font)
+        self.number.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.number.setMinimumWidth(28)
+        self.number.setAutoFillBackground(True)
+        self.number.setBackgroundRole(QPalette.ColorRole.Button)
         self.caption = QLabel()
-        self.caption.setStyleSheet("color: gray")
+        self.caption.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.badge = QLabel()
-        self.badge.setObjectName("cardBadge")
+        bold = self.badge.font()
+        bold.setBold(True)
+        self.badge.setFont(bold)
+        self.badge.setAutoFillBackground(True)
+        self.badge.setContentsMargins(8, 1, 8, 1)
         self.badge.hide()
-        self.rating_box = QWidget()
-        rating_layout = QHBoxLayout(self.rating_box)
-        rating_layout.setContentsMargins(0, 0, 0, 0)
-        rating_layout.setSpacing(2)
-        self.rating_group = QButtonGroup(self)
-        self.rating_group.setExclusive(True)
-        for v in range(RATING_MIN, RATING_MAX + 1):
-            b = QToolButton()
-            b.setObjectName("rateButton")
-            b.setText(str(v))
-            b.setCheckable(True)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setToolTip(f"Rate {v} of {RATING_MAX}")
-            self.rating_group.addButton(b, v)
-            rating_layout.addWidget(b)
-        self.rating_group.idClicked.connect(lambda v: self.rated.emit(self.index, v))
+        self.rating_box = RatingBar()
+        self.rating_box.rated.connect(lambda v: self.rated.emit(self.index, v))
         self.rating_box.hide()
         header = QHBoxLayout()
         header.setContentsMargins(0, 0, 0, 0)
@@ -71,7 +65,6 @@ class CandidateCard(QFrame):
         layout.setSpacing(4)
         layout.addLayout(header)
         layout.addWidget(self.body, 1)
-        self.setStyleSheet(CARD_STYLE)
 
     def set_candidate(self, index: int, text: str, label: Optional[str] = None) -> None:
         self.index = index
@@ -85,36 +78,49 @@ class CandidateCard(QFrame):
             self.badge.hide()
             return
         self.badge.setText(text)
-        if self.badge.property("tone") != tone:
-            self.badge.setProperty("tone", tone)
-            self.badge.style().unpolish(self.badge)
-            self.badge.style().polish(self.badge)
+        if tone != self._tone:
+            self._tone = tone
+            bg, fg = TONES.get(tone, TONES["neutral"])
+            pal = self.badge.palette()
+            pal.setColor(QPalette.ColorRole.Window, QColor(bg))
+            pal.setColor(QPalette.ColorRole.WindowText, QColor(fg))
+            self.badge.setPalette(pal)
         self.badge.show()
 
-    def _set_flag(self, name: str, on: bool) -> None:
-        if bool(self.property(name)) != on:
-            self.setProperty(name, on)
-            self.style().unpolish(self)
-            self.style().polish(self)
-
     def set_selected(self, on: bool) -> None:
-        self._set_flag("selected", on)
+        if on != self._selected:
+            self._selected = on
+            self.update()
 
     def set_placed(self, on: bool) -> None:
-        self._set_flag("placed", on)
+        if on != self._placed:
+            self._placed = on
+            self.update()
+
+    @property
+    def selected(self) -> bool:
+        return self._selected
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        width = 2.5 if self._selected else 1.0
+        colour = pal.color(QPalette.ColorRole.Highlight if self._selected else QPalette.ColorRole.Mid)
+        p.setPen(QPen(colour, width))
+        p.setBrush(pal.color(QPalette.ColorRole.AlternateBase if self._placed else QPalette.ColorRole.Base))
+        half = width / 2
+        p.drawRoundedRect(QRectF(self.rect()).adjusted(half, half, -half, -half), 6, 6)
 
     def set_rating_visible(self, on: bool) -> None:
         self.rating_box.setVisible(on)
 
     def set_rating(self, value: Optional[int]) -> None:
-        if value is None:
-            checked = self.rating_group.checkedButton()
-            if checked is not None:
-                self.rating_group.setExclusive(False)
-                checked.setChecked(False)
-                self.rating_group.setExclusive(True)
-            return
-        self.rating_group.button(int(value)).setChecked(True)
+        self.rating_box.set_value(value)
+
+    @property
+    def rating(self) -> Optional[int]:
+        return self.rating_box.value
 
     def clear(self) -> None:
         self.index = -1
@@ -129,3 +135,51 @@ class CandidateCard(QFrame):
     def mousePressEvent(self, event) -> None:
         self.clicked.emit(self.index)
         super().mousePressEvent(event)
+
+
+class RatingBar(QWidget):
+    """Seven clickable boxes 1..7, painted in one go (seven tool buttons cost several ms per repaint)."""
+
+    rated = Signal(int)
+    BOX = 24
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.value: Optional[int] = None
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(f"Rate {RATING_MIN} (worst) to {RATING_MAX} (best)")
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        n = RATING_MAX - RATING_MIN + 1
+        return QSize(n * (self.BOX + 2), self.BOX)
+
+    def set_value(self, value: Optional[int]) -> None:
+        if value != self.value:
+            self.value = value
+            self.update()
+
+    def value_at(self, x: float) -> Optional[int]:
+        k = int(x // (self.BOX + 2))
+        v = RATING_MIN + k
+        return v if RATING_MIN <= v <= RATING_MAX else None
+
+    def mousePressEvent(self, event) -> None:
+        v = self.value_at(event.position().x())
+        if v is not None:
+            self.set_value(v)
+            self.rated.emit(v)
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        for k, v in enumerate(range(RATING_MIN, RATING_MAX + 1)):
+            r = QRectF(k * (self.BOX + 2) + 0.5, 0.5, self.BOX - 1, self.BOX - 1)
+            on = self.value == v
+            p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight if on else QPalette.ColorRole.Mid), 1))
+            p.setBrush(pal.color(QPalette.ColorRole.Highlight if on else QPalette.ColorRole.Button))
+            p.drawRoundedRect(r, 4, 4)
+            p.setPen(pal.color(QPalette.ColorRole.HighlightedText if on else QPalette.ColorRole.ButtonText))
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, str(v))
