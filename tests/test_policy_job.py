@@ -203,3 +203,30 @@ def test_cli_train_and_export(tmp_path, policy_gpt2, monkeypatch, capsys, one_th
     # Without any reward the online algorithms refuse with a clear message, not a traceback.
     rc = _main(monkeypatch, ["train-policy", str(folder), "--algo", "ppo", "--policy", policy_gpt2])
     assert rc == 2 and "needs a reward" in capsys.readouterr().err
+
+
+# ---- with a real reward-model run ------------------------------------------------------------------
+
+
+def test_ppo_on_a_reward_run_with_critic_from_the_reward_model(tmp_path, policy_gpt2, one_thread):
+    from core.training.reward import RewardConfig, train_reward_model
+
+    with make_project(tmp_path / "r.rlhfproj", n_prompts=24) as proj:
+        for p in proj.prompts():
+            good = proj.add_response(p.id, "Your refund is on its way, sorry for the wait.")
+            mid = proj.add_response(p.id, "We are looking into it.")
+            bad = proj.add_response(p.id, "No.")
+            proj.record_ranking(p.id, tiers=[[good], [mid], [bad]])
+        rcfg = RewardConfig(base_model=policy_gpt2, device="cpu", max_steps=3, eval_every=3, checkpoint_every=50,
+                            prompts_per_micro_batch=4, max_length=48, val_fraction=0.2, min_pairs=20,
+                            learning_rate=1e-3)
+        reward_run = run_job(train_reward_model(proj, rcfg)).run_id
+        cfg = _cfg(policy_gpt2, reward_run=reward_run, value_init="reward", total_steps=2, mode="lora")
+        result = run_job(train_policy(proj, cfg))
+        run = proj.run(result.run_id)
+        assert run.status == "done" and run.parent == reward_run
+        prov = run.config["provenance"]
+        assert prov["reward_run"] == reward_run
+        assert prov["reward_data_hash"] == proj.run(reward_run).summary["data_hash"]
+        m = proj.metrics(result.run_id)
+        assert len(m["reward/model"]) == 2 and all(math.isfinite(v) for _, v in m["loss/value"])

@@ -78,6 +78,7 @@ def build_reward(proj, cfg: PolicyConfig, device: torch.device, reward_fn: Optio
             raise UserError(f"Run {cfg.reward_run} is a {run.kind} run, not a reward-model run.")
         rm = load_reward_model(proj, cfg.reward_run, device=str(device))
         model_fn, scale, reward_model = rm, float(rm.scale or 1.0), rm.model
+        reward_model._rlhf_vocab = rm.tokenizer.get_vocab()  # checked before it becomes the critic
     if model_fn is None and not HybridReward._any_auto(cfg.reward):
         if cfg.algo == "dpo":
             return None, None
@@ -180,6 +181,13 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
         prompts = [by_id[i].prompt for i in ids["prompt_ids"]]
         references = [by_id[i].reference for i in ids["prompt_ids"]]
         pairs = _dpo_pairs(proj, ids["pairs"]) if cfg.algo == "dpo" else None
+        if cfg.algo == "ppo" and cfg.value_init == "reward":
+            if reward_model is None:
+                raise UserError("value_init=reward needs a reward-model run; use value_init=head.")
+            if getattr(reward_model, "_rlhf_vocab", None) != tokenizer.get_vocab():
+                # The critic reads the policy's token ids, so it must share the policy's vocabulary.
+                raise UserError("The reward model was trained on a base with another tokenizer, so it "
+                                "cannot start the critic; use value_init=head.")
         yield Progress(0, cfg.total_steps, "preparing", metrics={"run/id": float(run_id)})
         trainer = make_trainer(cfg, policy, tokenizer, reward, reward_model=reward_model, pairs=pairs,
                                eval_prompts=prompts, eval_references=references)
