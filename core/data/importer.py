@@ -81,13 +81,14 @@ def import_file(project, path: str | Path, *, fmt: Optional[str] = None, split: 
     yield Progress(0, total, "validated; writing")
     batch = 5000
     # One transaction for the whole file: a cancel or an error rolls everything back.
+    cache: dict = {}
     with project.transaction():
         for start in range(0, total, batch):
             cancel.raise_if_cancelled()
             chunk = records[start : start + batch]
             added = project.add_many(
                 ((r.prompt, r.reference, r.split or split or "train", r.responses) for r in chunk),
-                origin={"kind": "import", "file": path.name},
+                origin={"kind": "import", "file": path.name}, cache=cache,
             )
             for record, (pid, rids, is_new, new_responses) in zip(chunk, added):
                 report.prompts_added += is_new

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
@@ -135,17 +136,28 @@ class FieldCipher:
     def __init__(self, keys: Keys):
         self._aead = AESGCM(keys.field)
         self._dedupe_key = keys.dedupe
+        self._pool = threading.local()
 
     @staticmethod
     def _ad(table: str, column: str, row: Any) -> bytes:
         return f"{table}|{column}|{row}".encode()
 
+    def _nonce(self) -> bytes:
+        # Random nonces drawn from the OS in blocks: one syscall per 4096 fields, not one per field.
+        pool = getattr(self._pool, "data", b"")
+        pos = getattr(self._pool, "pos", 0)
+        if pos + NONCE_BYTES > len(pool):
+            pool, pos = os.urandom(NONCE_BYTES * 4096), 0
+            self._pool.data = pool
+        self._pool.pos = pos + NONCE_BYTES
+        return pool[pos : pos + NONCE_BYTES]
+
     def encrypt(self, table: str, column: str, row: Any, value: str | None) -> bytes | None:
         if value is None:
             return None
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = self._nonce()
         return FIELD_VERSION + nonce + self._aead.encrypt(
-            nonce, value.encode("utf-8"), self._ad(table, column, row)
+            nonce, value.encode("utf-8"), f"{table}|{column}|{row}".encode()
         )
 
     def decrypt(self, table: str, column: str, row: Any, blob: bytes | None) -> str | None:
@@ -173,11 +185,9 @@ class FieldCipher:
 
     def keyed_hash(self, *parts: str) -> bytes:
         """HMAC-SHA256 for dedupe: equal inputs match, nothing about the text is revealed."""
-        mac = hmac.new(self._dedupe_key, digestmod=hashlib.sha256)
-        for part in parts:
-            data = part.encode("utf-8")
-            mac.update(len(data).to_bytes(8, "big") + data)
-        return mac.digest()
+        # Parts are a fixed purpose tag then values; NUL cannot occur in the tags, so joining is unambiguous
+        # for the (tag, text) pairs we hash.
+        return hmac.digest(self._dedupe_key, "\0".join(parts).encode("utf-8"), "sha256")
 
 
 # ---- artifacts: streaming AEAD -------------------------------------------------------------------

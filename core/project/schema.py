@@ -25,7 +25,9 @@ def _v1(db: sqlite_utils.Database) -> None:
          "hash": bytes, "created": float},
         pk="id", foreign_keys=[("prompt_id", "prompts", "id")],
     )
-    db["responses"].create_index(["prompt_id", "hash"], unique=True)
+    # Dedupe within a prompt compares keyed hashes of its few responses; a unique index over random
+    # 32-byte hashes would double the cost of bulk imports for no gain.
+    db["responses"].create_index(["prompt_id"])
     db["judgments"].create(
         {"id": int, "prompt_id": int, "kind": str, "subject": str, "purpose": str, "status": str,
          "tiers": str, "a": int, "b": int, "choice": str, "ratings": str, "flags": bytes,

@@ -345,22 +345,24 @@ class Project:
             return pid
 
     def add_many(self, items: Iterable[tuple[PromptText, Optional[str], str, Sequence[str]]],
-                 origin: Optional[dict] = None) -> list[tuple[int, list[int], bool, int]]:
+                 origin: Optional[dict] = None, cache: Optional[dict] = None) -> list[tuple[int, list[int], bool, int]]:
         """Bulk add of (prompt, reference, split, response texts) in one transaction, with the same
         dedupe as add_prompt/add_response. Returns (prompt id, response ids, prompt was new, responses added) per item.
-        One executemany per table instead of a query per row: imports of 100,000 prompts stay fast."""
+        One executemany per table instead of a query per row: imports of 100,000 prompts stay fast.
+        Pass the same `cache` dict to successive calls within one transaction to skip reloading hashes."""
         origin = origin or {"kind": "import"}
         enc, now = self._cipher.encrypt, time.time()
         origin_key = self.origin_key(origin)
         origin_json = json.dumps(origin)
+        cache = {} if cache is None else cache
         with self.transaction() as conn:
-            known_prompts = {bytes(h): i for h, i in conn.execute("SELECT hash, id FROM prompts")}
+            if "prompts" not in cache:
+                cache["prompts"] = {bytes(h): i for h, i in conn.execute("SELECT hash, id FROM prompts")}
+                cache["responses"] = {(p, bytes(h)): i for p, h, i in
+                                      conn.execute("SELECT prompt_id, hash, id FROM responses")}
+            known_prompts, known_responses = cache["prompts"], cache["responses"]
             next_pid = self._next_id(conn, "prompts")
             next_rid = self._next_id(conn, "responses")
-            known_responses: dict[tuple[int, bytes], int] = {}
-            if next_rid > 1:
-                known_responses = {(p, bytes(h)): i for p, h, i in
-                                   conn.execute("SELECT prompt_id, hash, id FROM responses")}
             prompt_rows, response_rows, out = [], [], []
             for prompt, reference, split, texts in items:
                 _check_prompt(prompt)
@@ -438,11 +440,9 @@ class Project:
         origin = origin or {"kind": "import"}
         digest = self.response_hash(text)
         with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT id FROM responses WHERE prompt_id=? AND hash=?", (prompt_id, digest)
-            ).fetchone()
-            if row:
-                return row[0]
+            for rid, existing in conn.execute("SELECT id, hash FROM responses WHERE prompt_id=?", (prompt_id,)):
+                if bytes(existing) == digest:
+                    return rid
             if conn.execute("SELECT 1 FROM prompts WHERE id=?", (prompt_id,)).fetchone() is None:
                 raise UserError(f"No prompt with id {prompt_id}.")
             rid = self._next_id(conn, "responses")

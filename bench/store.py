@@ -1,0 +1,114 @@
+"""Store figures: unlock time, import of 100,000 prompts x 4 responses against plain sqlite-utils on the
+same data (target ratio <= 1.5x), judgment commit latency p50/p95, open-and-count time at that size.
+
+    .venv/bin/python bench/store.py [--prompts 100000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sqlite_utils  # noqa: E402
+
+from core.data import import_file  # noqa: E402
+from core.jobs import run_job  # noqa: E402
+from core.project import Project  # noqa: E402
+
+
+def make_file(path: Path, n: int, k: int = 4) -> list[dict]:
+    rng = random.Random(0)
+    words = "refund order delivery account password invoice router warranty cancel address".split()
+    rows = []
+    for i in range(n):
+        prompt = f"Request {i}: " + " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))
+        responses = [f"Reply {j} to {i}: " + " ".join(rng.choice(words) for _ in range(rng.randint(20, 60)))
+                     for j in range(k)]
+        rows.append({"prompt": prompt, "responses": responses})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def plain_sqlite_utils(path: Path, rows: list[dict]) -> float:
+    """The baseline: the same rows, same schema shape, no encryption or dedupe hashes, one transaction."""
+    start = time.perf_counter()
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db["prompts"].create({"id": int, "position": int, "split": str, "body": str, "created": float}, pk="id")
+    db["responses"].create({"id": int, "prompt_id": int, "text": str, "origin": str, "created": float}, pk="id")
+    now, rid = time.time(), 0
+    prompts, responses = [], []
+    for i, row in enumerate(rows, 1):
+        prompts.append({"id": i, "position": i, "split": "train", "body": json.dumps(row["prompt"]), "created": now})
+        for text in row["responses"]:
+            rid += 1
+            responses.append({"id": rid, "prompt_id": i, "text": text, "origin": '{"kind": "import"}',
+                              "created": now})
+    with db.conn:
+        db["prompts"].insert_all(prompts, batch_size=5000)
+        db["responses"].insert_all(responses, batch_size=5000)
+    db.close()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=100_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = tmp / "data.jsonl"
+        rows = make_file(src, args.prompts)
+        print(f"data: {args.prompts} prompts x 4 responses, {src.stat().st_size / 2**20:.1f} MiB JSONL")
+
+        t0 = time.perf_counter()
+        proj = Project.create(tmp / "bench", "a long enough passphrase")
+        print(f"create (KDF included):        {time.perf_counter() - t0:.3f} s")
+        t0 = time.perf_counter()
+        report = run_job(import_file(proj, src))
+        ours = time.perf_counter() - t0
+        proj.close()
+        # The baseline parses the same JSONL, so both sides include parsing.
+        t0 = time.perf_counter()
+        parsed = [json.loads(line) for line in src.read_text().splitlines()]
+        parse = time.perf_counter() - t0
+        base = plain_sqlite_utils(tmp / "plain.db", parsed) + parse
+        print(f"import ours (parse+validate+encrypt+dedupe): {ours:.2f} s  ({report.prompts_added} prompts, "
+              f"{report.responses_added} responses)")
+        print(f"import plain sqlite-utils (parse+insert):    {base:.2f} s")
+        print(f"ratio ours/plain: {ours / base:.2f}x (target <= 1.5x; target import < 60 s)")
+
+        t0 = time.perf_counter()
+        proj = Project.open(tmp / "bench.rlhfproj", "a long enough passphrase")
+        unlock = time.perf_counter() - t0
+        counts = proj.counts()
+        open_count = time.perf_counter() - t0
+        print(f"unlock (KDF + open):          {unlock:.3f} s (target < 1.5 s)")
+        print(f"open and count:               {open_count:.3f} s  ({counts['prompts']} prompts, "
+              f"{counts['responses']} responses)")
+
+        rng = random.Random(1)
+        latencies = []
+        ids = proj.prompt_ids()
+        for _ in range(300):
+            pid = rng.choice(ids)
+            rids = [r.id for r in proj.responses(pid)]
+            rng.shuffle(rids)
+            t0 = time.perf_counter()
+            proj.record_ranking(pid, [[r] for r in rids], comment="ok")
+            latencies.append((time.perf_counter() - t0) * 1000)
+        q = statistics.quantiles(latencies, n=100)
+        print(f"judgment commit latency:      p50 {q[49]:.2f} ms, p95 {q[94]:.2f} ms (synchronous=FULL)")
+        proj.close()
+
+
+if __name__ == "__main__":
+    main()
