@@ -241,3 +241,16 @@ def test_optimizer_and_rng_round_trip_without_pickle():
     a = (random.random(), float(np.random.rand()), float(torch.rand(1)))
     set_rng_state(meta_rng, t_rng)
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == a
+
+
+def test_every_config_field_has_a_docstring():
+    import dataclasses
+
+    from core.training.hybrid_reward import HybridRewardConfig
+    from core.training.policy_config import PRESETS, field_docs, preset
+
+    for cls in (PolicyConfig, HybridRewardConfig):
+        docs = field_docs(cls)
+        assert set(docs) == {f.name for f in dataclasses.fields(cls)}, cls
+    for name in PRESETS:
+        assert preset(name, algo="rloo").validate().algo == "rloo"

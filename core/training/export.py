@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import torch
-
 from core.errors import UserError
 from core.training.policy_common import _st_load, apply_lora, load_policy_model, load_trainable_state
 

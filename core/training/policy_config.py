@@ -193,3 +193,19 @@ def kl_controller(cfg: PolicyConfig):
 
 def finite(x: float) -> float:
     return float(x) if math.isfinite(float(x)) else float("nan")
+
+
+def field_docs(cls=PolicyConfig) -> dict[str, str]:
+    """{field: its one-line docstring}, for the GUI's advanced form (tooltips) and `--help` texts."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = nxt.value.value.strip()
+    return docs

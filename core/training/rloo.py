@@ -74,6 +74,7 @@ class GroupTrainer(TrainerBase):
             adv = grpo_advantages(exp.scores, k)
         advantages = adv[:, None] * mask  # (B*k, R): the sequence's advantage on each of its tokens
 
+        sync(self.device)
         t0 = time.perf_counter()
         seq, am, P = exp.rollout.sequences, exp.rollout.attention_mask, exp.rollout.prompt_len
         self.minibatch_stats = []
@@ -94,6 +95,7 @@ class GroupTrainer(TrainerBase):
                     entropy = masked_mean(entropy_from_logits(out.logits), m)
                 self.minibatch_stats.append({k_: v.detach() for k_, v in losses.items()}
                                             | {"grad_norm": grad_norm, "entropy": entropy})
+        sync(self.device)
         self.minibatch_stats = stats_to_floats(self.minibatch_stats)
         train_s = time.perf_counter() - t0
 
