@@ -1,0 +1,341 @@
+"""Models page: the project's registered local models with device, dtype and memory; add, remove, generate.
+
+The list of model folders is an encrypted project setting ("models"; paths can name a client or a case).
+Everything that touches a model (validating a folder, counting its parameters for the memory estimate,
+generation) runs as a job on the worker: the GUI thread never imports a model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from core.errors import UserError
+from core.jobs import NEVER, CancelToken, Progress
+from desktop.pages.base import Page, error_text
+
+MODELS_KEY = "models"
+COLUMNS = ("Model", "Type", "Parameters", "Device", "Dtype", "Inference", "Training", "Free", "Folder")
+
+
+# ---- the registry (an encrypted project setting) -------------------------------------------------------
+
+
+def registered_models(proj) -> list[str]:
+    """Registered model folders, plus the demo model of a demo project (not stored twice)."""
+    paths = [str(p) for p in (proj.get_setting(MODELS_KEY, []) or [])]
+    demo = proj.get_setting("demo") or {}
+    if isinstance(demo, dict) and demo.get("model") and demo["model"] not in paths:
+        paths.append(str(demo["model"]))
+    return paths
+
+
+def register_model(proj, path: str | Path) -> list[str]:
+    path = str(Path(path).expanduser().resolve())
+    paths = [str(p) for p in (proj.get_setting(MODELS_KEY, []) or [])]
+    if path not in paths:
+        paths.append(path)
+        proj.set_setting(MODELS_KEY, paths)
+    return paths
+
+
+def unregister_model(proj, path: str) -> list[str]:
+    paths = [str(p) for p in (proj.get_setting(MODELS_KEY, []) or []) if str(p) != path]
+    proj.set_setting(MODELS_KEY, paths)
+    return paths
+
+
+# ---- jobs (worker thread) ------------------------------------------------------------------------------
+
+
+def validate_model_job(path: str | Path, cancel: CancelToken = NEVER) -> Iterator[Progress]:
+    """Check a folder with the loader (files, config, tokenizer) and describe it; returns describe_model's dict."""
+    from core.models.loading import check_model_folder, describe_model, load_tokenizer
+
+    yield Progress(0, 3, "checking the folder")
+    check_model_folder(path)
+    cancel.raise_if_cancelled()
+    yield Progress(1, 3, "loading the tokenizer")
+    load_tokenizer(path)
+    cancel.raise_if_cancelled()
+    yield Progress(2, 3, "estimating memory")
+    info = describe_model(path)
+    yield Progress(3, 3, "done")
+    return info
+
+
+def describe_models_job(paths: list[str], cancel: CancelToken = NEVER) -> Iterator[Progress]:
+    """{path: describe_model dict, or {"error": message}} for each folder (a missing one is an error row)."""
+    from core.models.loading import describe_model
+
+    out: dict[str, dict[str, Any]] = {}
+    for i, path in enumerate(paths):
+        cancel.raise_if_cancelled()
+        yield Progress(i, len(paths), "estimating memory")
+        try:
+            out[path] = describe_model(path)
+        except UserError as exc:
+            out[path] = {"error": str(exc)}
+    yield Progress(len(paths), len(paths), "done")
+    return out
+
+
+# ---- formatting ----------------------------------------------------------------------------------------
+
+
+def fmt_bytes(n: Optional[float]) -> str:
+    if n is None:
+        return ""
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    if n >= 2**20:
+        return f"{n / 2**20:.0f} MiB"
+    return f"{n / 2**10:.0f} KiB"
+
+
+def fmt_params(n: Optional[int]) -> str:
+    if not n:
+        return ""
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} B"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f} M"
+    return f"{n / 1e3:.0f} K"
+
+
+# ---- the page ------------------------------------------------------------------------------------------
+
+
+class ModelsPage(Page):
+    title = "Models"
+    models_changed = Signal(list)  # the registered paths, after an add or a remove
+
+    def __init__(self, app_context, parent: Optional[QWidget] = None):
+        super().__init__(app_context, parent)
+        self.paths: list[str] = []
+        self.info: dict[str, dict[str, Any]] = {}
+        self._epoch = 0  # bumped on every project change: late job results for an old project are dropped
+        self.generate_dialog = None
+
+        layout = QVBoxLayout(self)
+        head = QLabel("<h2>Models</h2>")
+        intro = QLabel("Local Hugging Face model folders this project uses: to generate candidates, as the base "
+                       "of a reward model, or as the policy to fine-tune. Memory is estimated from the "
+                       "config, without loading the weights.")
+        intro.setWordWrap(True)
+        layout.addWidget(head)
+        layout.addWidget(intro)
+
+        row = QHBoxLayout()
+        self.add_button = QPushButton("Add model folder…")
+        self.add_button.clicked.connect(self.choose_folder)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.generate_button = QPushButton("Generate candidates…")
+        self.generate_button.clicked.connect(self.open_generate_dialog)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        for b in (self.add_button, self.remove_button, self.generate_button, self.refresh_button):
+            row.addWidget(b)
+        row.addStretch(1)
+        layout.addLayout(row)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        for i in range(len(COLUMNS) - 1):
+            header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.itemDoubleClicked.connect(lambda *_: self.open_generate_dialog())
+        layout.addWidget(self.table, 1)
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.status)
+        self.note = QLabel("Inference: weights plus KV cache at a moderate batch. Training: weights, gradients "
+                           "and AdamW state for a full fine-tune (LoRA needs far less). Free: on that device now.")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: palette(mid);")
+        layout.addWidget(self.note)
+        self._update_buttons()
+
+    # ---- project ---------------------------------------------------------------------------------------
+
+    def set_project(self, project) -> None:
+        super().set_project(project)
+        self._epoch += 1
+        self.paths, self.info = [], {}
+        self.table.setRowCount(0)
+        self.status.setText("")
+        if self.generate_dialog is not None:
+            self.generate_dialog.close()
+            self.generate_dialog = None
+        if project is not None:
+            self.refresh()
+        self._update_buttons()
+
+    def refresh(self) -> None:
+        """Re-read the registry and re-estimate every model (a job)."""
+        if self.project is None:
+            return
+        self.paths = registered_models(self.project)
+        self._fill()
+        if not self.paths:
+            self.status.setText("No models yet. Add a model folder (config.json, weights, tokenizer).")
+            return
+        epoch = self._epoch
+        self.status.setText("Estimating memory…")
+        self.run_job(lambda cancel: describe_models_job(list(self.paths), cancel), "Estimating model memory",
+                     on_finished=lambda info: self._described(epoch, info),
+                     on_failed=lambda e: self._failed(epoch, e))
+
+    def _described(self, epoch: int, info: dict) -> None:
+        if epoch != self._epoch:
+            return
+        self.info.update(info)
+        bad = sum(1 for v in info.values() if "error" in v)
+        self.status.setText(f"{len(self.paths)} model(s)" + (f"; {bad} could not be read" if bad else ""))
+        self._fill()
+
+    def _failed(self, epoch: int, exc: BaseException) -> None:
+        if epoch == self._epoch:
+            self.status.setText(error_text(exc))
+
+    # ---- add / remove ----------------------------------------------------------------------------------
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder (config.json, weights, tokenizer)",
+                                                  str(Path.home()))
+        if folder:
+            self.add_model(folder)
+
+    def add_model(self, folder: str | Path):
+        """Validate `folder` with the loader (a job), then register it. Returns the job handle."""
+        if self.project is None:
+            return None
+        epoch = self._epoch
+        self.status.setText(f"Checking {Path(folder).name}…")
+        self.add_button.setEnabled(False)
+        return self.run_job(lambda cancel: validate_model_job(folder, cancel), "Checking model folder",
+                            on_finished=lambda info: self._added(epoch, info),
+                            on_failed=lambda e: self._add_failed(epoch, e),
+                            on_cancelled=lambda: self.add_button.setEnabled(self.project is not None))
+
+    def _added(self, epoch: int, info: dict) -> None:
+        self.add_button.setEnabled(self.project is not None)
+        if epoch != self._epoch or self.project is None:
+            return
+        register_model(self.project, info["path"])
+        self.info[info["path"]] = info
+        self.paths = registered_models(self.project)
+        self._fill()
+        self._select(info["path"])
+        self.status.setText(f"Added {Path(info['path']).name}: {fmt_params(info['parameters'])} parameters on "
+                            f"{info['device']} ({info['dtype']}).")
+        self.models_changed.emit(list(self.paths))
+
+    def _add_failed(self, epoch: int, exc: BaseException) -> None:
+        self.add_button.setEnabled(self.project is not None)
+        if epoch != self._epoch:
+            return
+        self.status.setText(error_text(exc))
+        self.show_error(exc, "Add model folder")
+
+    def remove_selected(self) -> None:
+        path = self.selected_path()
+        if path is None or self.project is None:
+            return
+        unregister_model(self.project, path)
+        self.paths = registered_models(self.project)
+        self.info.pop(path, None)
+        self._fill()
+        self.status.setText(f"Removed {Path(path).name} from the project (the folder itself is untouched).")
+        self.models_changed.emit(list(self.paths))
+
+    # ---- generate --------------------------------------------------------------------------------------
+
+    def open_generate_dialog(self, prompt_ids: Optional[list[int]] = None):
+        from desktop.dialogs_generate import GenerateDialog
+
+        if self.project is None:
+            return None
+        dialog = GenerateDialog(self.app_context, self.project, self.paths, model=self.selected_path(),
+                                prompt_ids=prompt_ids, parent=self)
+        dialog.model_used.connect(self._generated_with)
+        self.generate_dialog = dialog
+        dialog.show()  # non-modal: generation may take a while
+        return dialog
+
+    def _generated_with(self, path: str) -> None:
+        if self.project is not None and path not in self.paths:
+            register_model(self.project, path)
+            self.refresh()
+
+    # ---- table -----------------------------------------------------------------------------------------
+
+    def selected_path(self) -> Optional[str]:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def _select(self, path: str) -> None:
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == path:
+                self.table.selectRow(r)
+                return
+
+    def row_texts(self, path: str) -> dict[str, str]:
+        """The shown cells of a model's row by column name (tests and screenshots read them)."""
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == path:
+                return {c: self.table.item(r, i).text() for i, c in enumerate(COLUMNS)}
+        raise KeyError(path)
+
+    def _fill(self) -> None:
+        selected = self.selected_path()
+        self.table.setRowCount(len(self.paths))
+        for r, path in enumerate(self.paths):
+            info = self.info.get(path)
+            if info is None:
+                cells = [Path(path).name, "…", "", "", "", "", "", "", path]
+            elif "error" in info:
+                cells = [Path(path).name, "unreadable", "", "", "", "", "", "", path]
+            else:
+                cells = [Path(path).name, info["model_type"], fmt_params(info["parameters"]), info["device"],
+                         info["dtype"], fmt_bytes(info["memory_bytes"]), fmt_bytes(info["memory_training_bytes"]),
+                         fmt_bytes(info["available_bytes"]), path]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if c == 0:
+                    item.setData(Qt.ItemDataRole.UserRole, path)
+                if info is not None and "error" in info:
+                    item.setToolTip(info["error"])
+                elif c == len(cells) - 1:
+                    item.setToolTip(path)
+                if c in (2, 5, 6, 7):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        if selected:
+            self._select(selected)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        on = self.project is not None
+        self.add_button.setEnabled(on)
+        self.refresh_button.setEnabled(on)
+        self.generate_button.setEnabled(on)
+        self.remove_button.setEnabled(on and self.selected_path() is not None)

@@ -1,0 +1,1281 @@
+"""Train page: the reward model (Bradley–Terry on the expert's rankings) and the policy (PPO/RLOO/GRPO/DPO).
+
+Each tab: choose the model and a preset, read the pre-flight check, Start; live charts, progress with ETA
+and Cancel; Resume a cancelled run; the list of runs. Everything that computes — pre-flight checks (they
+count parameters and read the judgments), training, scoring, export — is a core job on the worker
+(desktop.worker). The page only turns Progress events into chart points and table rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView,
+    QLabel, QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QTextBrowser,
+    QVBoxLayout, QWidget,
+)
+
+from core.errors import UserError
+from core.jobs import NEVER, CancelToken, Progress
+from desktop.charts import LiveChart
+from desktop.config_form import ConfigDialog, changed_fields
+from desktop.pages.base import Page, error_text
+from desktop.pages.models import fmt_bytes, fmt_params, registered_models
+from desktop.worker import JobHandle, JobProgressWidget, call_job
+
+REWARD_PRESETS = (("quick", "Quick"), ("balanced", "Balanced"), ("thorough", "Thorough"))
+POLICY_PRESETS = REWARD_PRESETS
+ALGORITHMS = (("ppo", "PPO"), ("rloo", "RLOO"), ("grpo", "GRPO"), ("dpo", "DPO"))
+RESUMABLE = ("cancelled", "failed", "running")
+OK_STYLE = ""
+WARN_STYLE = "color: #d9534f;"
+
+
+# ======================================================================================================
+# Jobs (worker thread): thin compositions of core functions
+# ======================================================================================================
+
+
+def reward_preflight_job(proj, base_model: str, preset: str, overrides: dict,
+                         cancel: CancelToken = NEVER) -> Iterator[Progress]:
+    """The preset's config for this machine and data, the overrides applied, and the pre-flight verdict.
+
+    Returns {"config", "preset_config", "ok", "message"}; a failed check is a message, not an error.
+    """
+    from core.training.presets import config_for_project
+    from core.training.reward import RewardConfig, collect_data, preflight, resolve_device, total_steps
+
+    yield Progress(0, None, "checking data and memory")
+    if not base_model:
+        raise UserError("Choose a base model folder (Models page, or Browse…).")
+    preset_config = config_for_project(proj, base_model, preset)
+    values = dataclasses.asdict(preset_config)
+    values.update(overrides)
+    config = RewardConfig.from_dict(values)
+    cancel.raise_if_cancelled()
+    data = collect_data(proj, config)
+    device = resolve_device(config.device)
+    try:
+        pre = preflight(config, data, device)
+    except UserError as exc:
+        return {"config": config, "preset_config": preset_config, "ok": False, "message": str(exc)}
+    steps = total_steps(len(data.train), config)
+    message = (f"Ready: {data.n_pairs:,} preference pairs from {len(data.train) + len(data.val):,} prompts "
+               f"({len(data.train)} train, {len(data.val)} validation; {len(data.heldout)} held out). "
+               f"{steps:,} steps, {config.finetune} fine-tune of {fmt_params(pre['n_params'])} parameters "
+               f"on {device.type}: about {fmt_bytes(pre['memory_needed'])} of {fmt_bytes(pre['memory_free'])} free.")
+    return {"config": config, "preset_config": preset_config, "ok": True, "message": message}
+
+
+def policy_memory_estimate(cfg, device=None) -> dict:
+    """Bytes a policy run needs before loading it (config only), and what is free on the device.
+
+    The same formula as the job's own check (core.training.policy_common.estimate_training_bytes), with
+    the trainable share estimated for LoRA/freeze since the model is not built yet.
+    """
+    import torch
+
+    from core.models.loading import available_memory, count_parameters, load_config, pick_device, pick_dtype
+    from core.training.policy_common import estimate_training_bytes
+
+    config = load_config(cfg.policy_path)
+    dev = torch.device(device) if device is not None else (
+        pick_device() if cfg.device == "auto" else pick_device(cfg.device))
+    dtype = pick_dtype(dev) if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
+    bpp = torch.empty((), dtype=dtype).element_size()
+    n_params = count_parameters(config)
+    layers = getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0) or 1
+
+    def need(mode: str, batch_size: int) -> int:
+        if mode == "lora":
+            share = 0.01
+        elif mode == "freeze":
+            share = max(0.0, 1.0 - cfg.freeze_layers / layers)
+        else:
+            share = 1.0
+        per_prompt = cfg.rloo_k if cfg.algo in ("rloo", "grpo") else 2 if cfg.algo == "dpo" else 1
+        rows = min(batch_size * per_prompt, cfg.minibatch_size * 2)
+        return estimate_training_bytes(
+            n_params, bpp, mode, n_trainable=int(n_params * share),
+            batch_tokens=rows * (cfg.max_prompt_tokens + cfg.max_new_tokens),
+            hidden=getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0), layers=layers,
+            vocab=getattr(config, "vocab_size", 0))
+
+    return {"n_params": n_params, "device": dev.type, "need": need(cfg.mode, cfg.batch_size),
+            "free": available_memory(dev), "need_fn": need}
+
+
+def policy_preflight_job(proj, cfg, cancel: CancelToken = NEVER) -> Iterator[Progress]:
+    """Data and memory check of a policy config; returns {"ok", "message", "suggestion": overrides or None}."""
+    from core.training.policy_job import collect_ids
+
+    yield Progress(0, None, "checking data and memory")
+    cfg.validate()
+    if not cfg.policy_path:
+        raise UserError("Choose the policy's base model folder (Models page, or Browse…).")
+    r = cfg.reward
+    auto = any(w > 0 for w in (r.length_weight, r.pattern_weight, r.repetition_weight, r.rouge_weight,
+                               r.bleu_weight))
+    if cfg.algo != "dpo" and cfg.reward_run is None and not auto:
+        return {"ok": False, "suggestion": None,
+                "message": f"{cfg.algo.upper()} needs a reward: train a reward model first (Reward model tab) "
+                           "and choose its run, or switch on an automatic reward term under Advanced…"}
+    try:
+        ids = collect_ids(proj, cfg)
+    except UserError as exc:
+        return {"ok": False, "suggestion": None, "message": str(exc)}
+    cancel.raise_if_cancelled()
+    est = policy_memory_estimate(cfg)
+    what = (f"{len(ids['pairs']):,} preference pairs" if cfg.algo == "dpo"
+            else f"{len(ids['prompt_ids']):,} training prompts")
+    if est["need"] <= est["free"]:
+        return {"ok": True, "suggestion": None,
+                "message": f"Ready: {what}; {cfg.total_steps:,} steps, {cfg.mode} on {est['device']} "
+                           f"({fmt_params(est['n_params'])} parameters): about {fmt_bytes(est['need'])} of "
+                           f"{fmt_bytes(est['free'])} free."}
+    # Too big: suggest LoRA first (the reference is then the same weights), else a smaller batch.
+    need_fn, options = est["need_fn"], []
+    suggestion: Optional[dict] = None
+    if cfg.mode != "lora" and need_fn("lora", cfg.batch_size) <= est["free"]:
+        suggestion = {"mode": "lora"}
+        options.append(f"switch to LoRA (about {fmt_bytes(need_fn('lora', cfg.batch_size))})")
+    mode = "lora" if cfg.mode != "lora" and suggestion is None else cfg.mode
+    batch = cfg.batch_size
+    while batch > 1 and need_fn(mode, batch) > est["free"]:
+        batch //= 2
+    if suggestion is None and need_fn(mode, batch) <= est["free"]:
+        suggestion = {"mode": mode, "batch_size": batch, "minibatch_size": min(cfg.minibatch_size, batch)}
+        options.append(f"use {'LoRA with ' if mode != cfg.mode else ''}batch size {batch} "
+                       f"(about {fmt_bytes(need_fn(mode, batch))})")
+    advice = " or ".join(options) if options else "choose a smaller model, or shorter responses"
+    return {"ok": False, "suggestion": suggestion,
+            "message": f"Not enough memory on {est['device']}: this run needs about {fmt_bytes(est['need'])} "
+                       f"and {fmt_bytes(est['free'])} is free. Suggestion: {advice}."}
+
+
+def prompt_choices_job(proj, limit: int = 2000, cancel: CancelToken = NEVER) -> Iterator[Progress]:
+    """[(prompt id, label)] of prompts with at least two candidates (the first `limit`), for the scoring view."""
+    from core.search import prompt_text
+
+    yield Progress(0, None, "listing prompts")
+    rows = [(pid, pos, split) for pid, pos, split, _status, n, _f in proj.prompt_status() if n >= 2][:limit]
+    cancel.raise_if_cancelled()
+    by_id = {p.id: p for p in proj.prompts(ids=[r[0] for r in rows])} if rows else {}
+    out = []
+    for pid, pos, split in rows:
+        text = " ".join(prompt_text(by_id[pid].prompt).split())
+        out.append((pid, f"#{pos} {'(held out) ' if split == 'heldout' else ''}{text[:90]}"))
+    return out
+
+
+def score_prompt_job(proj, run_id: int, prompt_id: int, model=None,
+                     cancel: CancelToken = NEVER) -> Iterator[Progress]:
+    """What a reward model thinks of a prompt's candidates, beside the expert's own ranking.
+
+    Returns {"model", "prompt", "rows": [(reward, expert tier or None, text)] best first}.
+    """
+    from core.search import prompt_text
+    from core.training.reward import load_reward_model, score_prompt
+
+    if model is None:
+        yield Progress(0, 2, "loading the reward model")
+        model = load_reward_model(proj, run_id)
+    cancel.raise_if_cancelled()
+    yield Progress(1, 2, "scoring")
+    rewards = score_prompt(proj, run_id, prompt_id, model=model)
+    tier_of: dict[int, int] = {}
+    for j in proj.judgments(prompt_id=prompt_id, kind="ranking"):
+        for t, tier in enumerate(j.tiers or []):
+            for rid in tier:
+                tier_of[rid] = t + 1
+    texts = {r.id: r.text for r in proj.responses(prompt_id)}
+    rows = sorted(((v, tier_of.get(rid), texts[rid]) for rid, v in rewards.items()), key=lambda r: -r[0])
+    yield Progress(2, 2, "done")
+    return {"model": model, "prompt": prompt_text(proj.prompt(prompt_id).prompt), "rows": rows}
+
+
+# ======================================================================================================
+# Small widgets
+# ======================================================================================================
+
+
+class ModelPicker(QWidget):
+    """A combo of the project's registered models plus Browse… for any folder."""
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.combo = QComboBox()
+        self.combo.setMinimumContentsLength(16)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.browse = QPushButton("Browse…")
+        self.browse.clicked.connect(self._browse)
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.browse)
+        self.currentChanged = self.combo.currentIndexChanged
+
+    def set_models(self, paths: list[str]) -> None:
+        current = self.path()
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for p in paths:
+            self.combo.addItem(Path(p).name, p)
+            self.combo.setItemData(self.combo.count() - 1, p, Qt.ItemDataRole.ToolTipRole)
+        i = self.combo.findData(current) if current else -1
+        self.combo.setCurrentIndex(i if i >= 0 else (0 if paths else -1))
+        self.combo.blockSignals(False)
+
+    def set_path(self, path: str) -> None:
+        i = self.combo.findData(path)
+        if i < 0:
+            self.combo.addItem(Path(path).name, path)
+            self.combo.setItemData(self.combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
+            i = self.combo.count() - 1
+        self.combo.setCurrentIndex(i)
+
+    def path(self) -> str:
+        return self.combo.currentData() or ""
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder", str(Path.home()))
+        if folder:
+            self.set_path(folder)
+
+
+def runs_table(columns: tuple[str, ...]) -> QTableWidget:
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().setVisible(False)
+    table.setAlternatingRowColors(True)
+    header = table.horizontalHeader()
+    for i in range(len(columns)):
+        header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+    header.setStretchLastSection(True)
+    return table
+
+
+def _item(text: str, data: Any = None, right: bool = False) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    if data is not None:
+        item.setData(Qt.ItemDataRole.UserRole, data)
+    if right:
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
+
+
+def _pct(v: Optional[float]) -> str:
+    return "" if v is None else f"{100 * v:.1f}%"
+
+
+def _num(v: Optional[float], digits: int = 3) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def _warn(label: QLabel, text: str, warn: bool) -> None:
+    label.setText(text)
+    label.setStyleSheet(WARN_STYLE if warn else OK_STYLE)
+
+
+class _Tab(QWidget):
+    """What both tabs share: the page (jobs, errors), the project epoch, the job handle, the runs list."""
+
+    kind = ""
+
+    def __init__(self, page: "TrainPage"):
+        super().__init__()
+        self.page = page
+        self.project = None
+        self.epoch = 0
+        self.handle: Optional[JobHandle] = None  # the training job
+        self.preflight_handle: Optional[JobHandle] = None
+        self.current_run: Optional[int] = None
+        self.overrides: dict = {}
+
+    # jobs whose results belong to the project they started with
+    def _guard(self, fn: Callable) -> Callable:
+        epoch = self.epoch
+        return lambda *a: fn(*a) if epoch == self.epoch and self.project is not None else None
+
+    @property
+    def training(self) -> bool:
+        return self.handle is not None and self.handle.running
+
+    def selected_run(self) -> Optional[int]:
+        rows = self.runs.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.runs.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+
+    def select_run(self, run_id: int) -> None:
+        for r in range(self.runs.rowCount()):
+            if self.runs.item(r, 0).data(Qt.ItemDataRole.UserRole) == run_id:
+                self.runs.selectRow(r)
+                return
+
+    def run_row(self, run_id: int) -> dict[str, str]:
+        """The shown cells of a run's row by column name (tests and screenshots read them)."""
+        for r in range(self.runs.rowCount()):
+            if self.runs.item(r, 0).data(Qt.ItemDataRole.UserRole) == run_id:
+                return {self.runs.horizontalHeaderItem(c).text(): self.runs.item(r, c).text()
+                        for c in range(self.runs.columnCount())}
+        raise KeyError(run_id)
+
+
+# ======================================================================================================
+# Reward model tab
+# ======================================================================================================
+
+
+class RewardTab(_Tab):
+    kind = "reward"
+    RUN_COLUMNS = ("Run", "Status", "Steps", "Val. acc.", "Held-out", "Preset", "Base model")
+
+    def __init__(self, page: "TrainPage"):
+        super().__init__(page)
+        self.config = None  # the RewardConfig Start uses (preset + overrides), from the last pre-flight
+        self.preset_config = None
+        self.preflight_ok = False
+        self.scorers: dict[int, Any] = {}  # run id -> loaded RewardModel (dropped on lock)
+        self.score_handle: Optional[JobHandle] = None
+        self.last_scores: Optional[dict] = None
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(splitter)
+
+        # ---- left: setup and runs
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 6, 0)
+        setup = QGroupBox("Train a reward model on your rankings")
+        form = QFormLayout(setup)
+        self.base = ModelPicker()
+        self.base.currentChanged.connect(lambda *_: self.run_preflight())
+        form.addRow("Base model:", self.base)
+        self.preset = QComboBox()
+        for key, text in REWARD_PRESETS:
+            self.preset.addItem(text, key)
+        self.preset.setCurrentIndex(0)
+        self.preset.setToolTip("Quick: a first model in minutes. Balanced: the default. Thorough: longer "
+                               "sequences, more steps. Values are chosen for this device and your data size.")
+        self.preset.currentIndexChanged.connect(lambda *_: self.run_preflight())
+        self.advanced = QPushButton("Advanced…")
+        self.advanced.setToolTip("Every hyperparameter of the run, starting from the preset's values.")
+        self.advanced.clicked.connect(self.open_advanced)
+        prow = QHBoxLayout()
+        prow.addWidget(self.preset, 1)
+        prow.addWidget(self.advanced)
+        form.addRow("Preset:", prow)
+        self.preflight_label = QLabel("")
+        self.preflight_label.setWordWrap(True)
+        self.preflight_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow(self.preflight_label)
+        brow = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(lambda: self.start())
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the selected cancelled or failed run from its last checkpoint.")
+        self.resume_button.clicked.connect(lambda: self.resume())
+        brow.addWidget(self.start_button)
+        brow.addWidget(self.resume_button)
+        brow.addStretch(1)
+        form.addRow(brow)
+        lv.addWidget(setup)
+
+        runs_box = QGroupBox("Runs")
+        rv = QVBoxLayout(runs_box)
+        self.runs = runs_table(self.RUN_COLUMNS)
+        self.runs.itemSelectionChanged.connect(self._run_selected)
+        rv.addWidget(self.runs)
+        lv.addWidget(runs_box, 1)
+        splitter.addWidget(left)
+
+        # ---- right: charts, progress, scoring
+        right = QWidget()
+        rvl = QVBoxLayout(right)
+        rvl.setContentsMargins(6, 0, 0, 0)
+        charts = QHBoxLayout()
+        self.loss_chart = LiveChart(["loss/train", "loss/val"], title="Bradley–Terry loss")
+        self.acc_chart = LiveChart(["accuracy/train", "accuracy/val"], title="Pairwise accuracy")
+        charts.addWidget(self.loss_chart)
+        charts.addWidget(self.acc_chart)
+        rvl.addLayout(charts, 3)
+        self.progress = JobProgressWidget(hide_when_idle=False)
+        rvl.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        rvl.addWidget(self.status)
+
+        score_box = QGroupBox("What the reward model thinks")
+        sv = QVBoxLayout(score_box)
+        srow = QHBoxLayout()
+        self.score_run = QComboBox()
+        self.score_run.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.score_run.setToolTip("A finished reward-model run.")
+        self.score_prompt = QComboBox()
+        self.score_prompt.setMinimumContentsLength(30)
+        self.score_prompt.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.score_prompt.currentIndexChanged.connect(lambda *_: self.score())
+        self.score_run.currentIndexChanged.connect(lambda *_: self.score())
+        self.score_button = QPushButton("Score")
+        self.score_button.clicked.connect(lambda: self.score())
+        srow.addWidget(QLabel("Run:"))
+        srow.addWidget(self.score_run)
+        srow.addWidget(QLabel("Prompt:"))
+        srow.addWidget(self.score_prompt, 1)
+        srow.addWidget(self.score_button)
+        sv.addLayout(srow)
+        self.score_text = QTextBrowser()
+        self.score_text.setMaximumHeight(54)
+        sv.addWidget(self.score_text)
+        self.score_table = QTableWidget(0, 3)
+        self.score_table.setHorizontalHeaderLabels(("Reward", "Your tier", "Candidate"))
+        self.score_table.verticalHeader().setVisible(False)
+        self.score_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.score_table.setWordWrap(True)
+        sh = self.score_table.horizontalHeader()
+        sh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        sh.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        sh.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        sv.addWidget(self.score_table, 1)
+        rvl.addWidget(score_box, 2)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 5)
+        splitter.setSizes([380, 740])
+        self._update_buttons()
+
+    # ---- project ---------------------------------------------------------------------------------------
+
+    def set_project(self, project) -> None:
+        self.project = project
+        self.epoch += 1
+        self.config = self.preset_config = None
+        self.preflight_ok = False
+        self.overrides = {}
+        self.current_run = None
+        self.scorers.clear()
+        self.last_scores = None
+        self.loss_chart.clear()
+        self.acc_chart.clear()
+        self.runs.setRowCount(0)
+        self.score_run.clear()
+        self.score_prompt.clear()
+        self.score_text.clear()
+        self.score_table.setRowCount(0)
+        self.preflight_label.setText("")
+        self.status.setText("")
+        self.advanced.setText("Advanced…")
+        self.base.set_models([])
+        if project is not None:
+            self.refresh()
+        self._update_buttons()
+
+    def refresh(self) -> None:
+        """Re-read the model registry and the runs; re-check pre-flight (a job)."""
+        if self.project is None:
+            return
+        self.base.blockSignals(True)
+        self.base.set_models(registered_models(self.project))
+        self.base.blockSignals(False)
+        self.refresh_runs()
+        self.run_preflight()
+        self.refresh_prompt_choices()
+
+    # ---- pre-flight and advanced -----------------------------------------------------------------------
+
+    def run_preflight(self) -> Optional[JobHandle]:
+        if self.project is None:
+            return None
+        base, preset, overrides, proj = self.base.path(), self.preset.currentData(), dict(self.overrides), self.project
+        if not base:
+            self.preflight_ok = False
+            _warn(self.preflight_label, "Choose a base model: add one on the Models page, or Browse… for a "
+                                        "Hugging Face folder.", True)
+            self._update_buttons()
+            return None
+        self.preflight_ok = False
+        self.preflight_label.setStyleSheet(OK_STYLE)
+        self.preflight_label.setText("Checking data and memory…")
+        self._update_buttons()
+        self.preflight_handle = self.page.run_job(
+            lambda cancel: reward_preflight_job(proj, base, preset, overrides, cancel), "Reward pre-flight",
+            on_finished=self._guard(self._preflight_done), on_failed=self._guard(self._preflight_failed))
+        self.preflight_handle.done.connect(self._update_buttons)
+        return self.preflight_handle
+
+    def _preflight_done(self, result: dict) -> None:
+        self.config, self.preset_config = result["config"], result["preset_config"]
+        self.preflight_ok = result["ok"]
+        _warn(self.preflight_label, result["message"], not result["ok"])
+        self._update_buttons()
+
+    def _preflight_failed(self, exc: BaseException) -> None:
+        self.config = None
+        self.preflight_ok = False
+        _warn(self.preflight_label, error_text(exc), True)
+        self._update_buttons()
+
+    def open_advanced(self) -> Optional[ConfigDialog]:
+        if self.config is None:
+            return None
+        dialog = ConfigDialog("Reward model: advanced settings", self.config, self.preset_config,
+                              hidden={"base_model", "preset"},
+                              note="Hover a setting for what it does. Values start from the preset; changed "
+                                   "ones stay changed when you switch presets.", parent=self)
+        dialog.accepted.connect(lambda: self._apply_advanced(dialog.values()))
+        self.advanced_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _apply_advanced(self, values: dict) -> None:
+        self.overrides = changed_fields(values, self.preset_config) if self.preset_config else values
+        n = len(self.overrides)
+        self.advanced.setText(f"Advanced… ({n} changed)" if n else "Advanced…")
+        self.run_preflight()
+
+    # ---- training --------------------------------------------------------------------------------------
+
+    def start(self, config=None) -> Optional[JobHandle]:
+        """Start a new run with `config` (default: the checked preset + advanced settings)."""
+        from core.training.reward import train_reward_model
+
+        config = config or self.config
+        if self.project is None or config is None or self.training:
+            return None
+        proj = self.project
+        return self._launch(lambda cancel: train_reward_model(proj, config, cancel=cancel), "Training reward model")
+
+    def resume(self, run_id: Optional[int] = None) -> Optional[JobHandle]:
+        from core.training.reward import train_reward_model
+
+        run_id = run_id or self.selected_run()
+        if self.project is None or run_id is None or self.training:
+            return None
+        proj = self.project
+        self._show_history(run_id)
+        return self._launch(lambda cancel: train_reward_model(proj, None, cancel=cancel, resume_run=run_id),
+                            f"Resuming reward run {run_id}", clear=False)
+
+    def _launch(self, make_job, title: str, clear: bool = True) -> JobHandle:
+        if clear:
+            self.loss_chart.clear()
+            self.acc_chart.clear()
+        self.status.setText("")
+        self.handle = self.page.run_job(make_job, title, on_progress=self._guard(self._on_progress),
+                                        on_finished=self._guard(self._finished),
+                                        on_failed=self._guard(self._failed),
+                                        on_cancelled=self._guard(self._cancelled))
+        self.handle.done.connect(self._update_buttons)
+        self.progress.follow(self.handle)
+        self._update_buttons()
+        return self.handle
+
+    def _on_progress(self, ev: Progress) -> None:
+        m = ev.metrics
+        if "run/id" in m:
+            run_id = int(m["run/id"])
+            if run_id != self.current_run:
+                self.current_run = run_id
+                self.refresh_runs()
+                self.select_run(run_id)
+            return
+        self.loss_chart.add_metrics(ev.step, m, only=("loss/train", "loss/val"))
+        self.acc_chart.add_metrics(ev.step, m, only=("accuracy/train", "accuracy/val"))
+        if "accuracy/val" in m:
+            self.status.setText(f"Step {ev.step:,} of {ev.total:,}: validation accuracy {_pct(m['accuracy/val'])}, "
+                                f"loss {_num(m.get('loss/val'))}.")
+
+    def _finished(self, result) -> None:
+        acc = result.metrics.get("accuracy/val")
+        held = result.metrics.get("accuracy/heldout")
+        text = f"Run {result.run_id} done after {result.steps:,} steps: validation accuracy {_pct(acc)}"
+        text += f", held-out accuracy {_pct(held)}." if held is not None else "."
+        if result.stopped_early:
+            text += " Stopped early: validation accuracy had stopped improving."
+        self.status.setText(text)
+        self.refresh_runs()
+        self.select_run(result.run_id)
+        self.refresh_score_runs(select=result.run_id)
+
+    def _cancelled(self) -> None:
+        self.refresh_runs()
+        if self.current_run is not None:
+            self.select_run(self.current_run)
+        self.status.setText("Cancelled. The last checkpoint is kept: select the run and press Resume to continue.")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.setText(error_text(exc))
+        self.refresh_runs()
+        self.page.show_error(exc, "Reward model training")
+
+    # ---- runs ------------------------------------------------------------------------------------------
+
+    def refresh_runs(self) -> None:
+        if self.project is None:
+            return
+        selected = self.selected_run()
+        runs = sorted(self.project.runs(kind="reward"), key=lambda r: -r.id)
+        self.runs.blockSignals(True)
+        self.runs.setRowCount(len(runs))
+        for i, run in enumerate(runs):
+            s, c = run.summary or {}, run.config or {}
+            steps = s.get("steps")
+            if steps is None:  # a cancelled or running run: how far its logged curve goes
+                steps = max((st for st, _ in self.project.metrics(run.id).get("loss/train", [])), default=0)
+            total = s.get("total_steps")
+            cells = [
+                _item(str(run.id), run.id, right=True), _item(run.status),
+                _item(f"{steps:,}" + (f" / {total:,}" if total and total != steps else ""), right=True),
+                _item(_pct(s.get("final/accuracy/val")), right=True),
+                _item(_pct(s.get("final/accuracy/heldout")), right=True),
+                _item(c.get("preset", "")), _item(Path(c.get("base_model", "")).name),
+            ]
+            cells[0].setToolTip(c.get("base_model", ""))
+            for col, item in enumerate(cells):
+                self.runs.setItem(i, col, item)
+        self.runs.blockSignals(False)
+        if selected is not None:
+            self.select_run(selected)
+        self.refresh_score_runs()
+        self._update_buttons()
+
+    def _run_selected(self) -> None:
+        self._update_buttons()
+        run_id = self.selected_run()
+        if run_id is not None and not self.training:
+            self._show_history(run_id)
+
+    def _show_history(self, run_id: int) -> None:
+        """A past run's curves (metrics are plain numbers in the store: no decryption, quick)."""
+        if self.project is None:
+            return
+        metrics = self.project.metrics(run_id)
+        self.loss_chart.clear()
+        self.acc_chart.clear()
+        self.loss_chart.add_points({k: list(metrics[k]) for k in ("loss/train", "loss/val") if k in metrics})
+        self.acc_chart.add_points({k: list(metrics[k]) for k in ("accuracy/train", "accuracy/val") if k in metrics})
+
+    # ---- scoring ---------------------------------------------------------------------------------------
+
+    def refresh_score_runs(self, select: Optional[int] = None) -> None:
+        if self.project is None:
+            return
+        current = select or self.score_run.currentData()
+        done = sorted((r for r in self.project.runs(kind="reward") if r.status == "done"), key=lambda r: -r.id)
+        self.score_run.blockSignals(True)
+        self.score_run.clear()
+        for r in done:
+            acc = (r.summary or {}).get("final/accuracy/val")
+            self.score_run.addItem(f"Run {r.id}" + (f" ({_pct(acc)})" if acc is not None else ""), r.id)
+        i = self.score_run.findData(current) if current is not None else -1
+        self.score_run.setCurrentIndex(i if i >= 0 else (0 if done else -1))
+        self.score_run.blockSignals(False)
+        self._update_buttons()
+
+    def refresh_prompt_choices(self) -> None:
+        if self.project is None:
+            return
+        proj = self.project
+        self.page.run_job(lambda cancel: prompt_choices_job(proj, cancel=cancel), "Listing prompts",
+                          on_finished=self._guard(self._prompt_choices))
+
+    def _prompt_choices(self, choices: list) -> None:
+        current = self.score_prompt.currentData()
+        self.score_prompt.blockSignals(True)
+        self.score_prompt.clear()
+        for pid, label in choices:
+            self.score_prompt.addItem(label, pid)
+        i = self.score_prompt.findData(current) if current is not None else -1
+        self.score_prompt.setCurrentIndex(i if i >= 0 else (0 if choices else -1))
+        self.score_prompt.blockSignals(False)
+        self._update_buttons()
+
+    def score(self, run_id: Optional[int] = None, prompt_id: Optional[int] = None) -> Optional[JobHandle]:
+        run_id = run_id or self.score_run.currentData()
+        prompt_id = prompt_id or self.score_prompt.currentData()
+        if self.project is None or run_id is None or prompt_id is None:
+            return None
+        if self.score_handle is not None and self.score_handle.running:
+            return None  # one scoring job at a time (it may be loading the model the next one reuses)
+        proj, model = self.project, self.scorers.get(run_id)
+        self.score_text.setPlainText("Scoring…")
+        self.score_handle = self.page.run_job(
+            lambda cancel: score_prompt_job(proj, run_id, prompt_id, model, cancel), "Scoring candidates",
+            on_finished=self._guard(lambda r: self._scored(run_id, prompt_id, r)),
+            on_failed=self._guard(lambda e: self.score_text.setPlainText(error_text(e))))
+        self.score_handle.done.connect(self._update_buttons)
+        self._update_buttons()
+        return self.score_handle
+
+    def _scored(self, run_id: int, prompt_id: int, result: dict) -> None:
+        self.scorers[run_id] = result["model"]
+        self.last_scores = {"run": run_id, "prompt_id": prompt_id, "rows": result["rows"]}
+        self.score_text.setPlainText(result["prompt"])
+        rows = result["rows"]
+        self.score_table.setRowCount(len(rows))
+        for i, (reward, tier, text) in enumerate(rows):
+            self.score_table.setItem(i, 0, _item(f"{reward:+.3f}", right=True))
+            self.score_table.setItem(i, 1, _item("" if tier is None else str(tier), right=True))
+            self.score_table.setItem(i, 2, _item(" ".join(text.split())))
+        self.score_table.resizeRowsToContents()
+        if (self.score_run.currentData(), self.score_prompt.currentData()) != (run_id, prompt_id):
+            self.score()  # the choice changed while this was scoring
+
+    # ---- state -----------------------------------------------------------------------------------------
+
+    def _update_buttons(self, *_) -> None:
+        on = self.project is not None
+        training = self.training
+        checking = self.preflight_handle is not None and self.preflight_handle.running
+        self.start_button.setEnabled(on and not training and not checking and self.preflight_ok)
+        run_id = self.selected_run() if on else None
+        status = None
+        if run_id is not None:
+            row = self.run_row(run_id)
+            status = row["Status"]
+        self.resume_button.setEnabled(on and not training and status in RESUMABLE)
+        self.advanced.setEnabled(on and self.config is not None)
+        self.base.setEnabled(on and not training)
+        self.preset.setEnabled(on and not training)
+        scoring = self.score_handle is not None and self.score_handle.running
+        self.score_button.setEnabled(on and not scoring and self.score_run.count() > 0
+                                     and self.score_prompt.count() > 0)
+
+
+# ======================================================================================================
+# Policy tab
+# ======================================================================================================
+
+
+class PolicyTab(_Tab):
+    kind = "policy"
+    RUN_COLUMNS = ("Run", "Algorithm", "Status", "Steps", "Reward", "KL")
+    SAMPLE_COLUMNS = ("Step", "Prompt", "Response", "Reward", "KL")
+
+    def __init__(self, page: "TrainPage"):
+        super().__init__(page)
+        self.preflight_ok = False
+        self.suggestion: Optional[dict] = None
+        self.export_confirm: Optional[QMessageBox] = None
+        self.export_handle: Optional[JobHandle] = None
+        self.samples_seen = 0
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(splitter)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 6, 0)
+        setup = QGroupBox("Fine-tune the model against the reward")
+        form = QFormLayout(setup)
+        self.algo = QComboBox()
+        for key, text in ALGORITHMS:
+            self.algo.addItem(text, key)
+        self.algo.setItemData(0, "PPO: a critic, per-token KL to the reference (the classic RLHF).",
+                              Qt.ItemDataRole.ToolTipRole)
+        self.algo.setItemData(1, "RLOO: K samples per prompt, leave-one-out baseline, no critic.",
+                              Qt.ItemDataRole.ToolTipRole)
+        self.algo.setItemData(2, "GRPO: K samples per prompt, group-normalised advantages, no critic.",
+                              Qt.ItemDataRole.ToolTipRole)
+        self.algo.setItemData(3, "DPO: learns from your preference pairs directly; no reward model needed.",
+                              Qt.ItemDataRole.ToolTipRole)
+        self.algo.currentIndexChanged.connect(lambda *_: self.run_preflight())
+        form.addRow("Algorithm:", self.algo)
+        self.base = ModelPicker()
+        self.base.currentChanged.connect(lambda *_: self.run_preflight())
+        form.addRow("Base model:", self.base)
+        self.reward_run = QComboBox()
+        self.reward_run.currentIndexChanged.connect(lambda *_: self.run_preflight())
+        form.addRow("Reward run:", self.reward_run)
+        self.preset = QComboBox()
+        for key, text in POLICY_PRESETS:
+            self.preset.addItem(text, key)
+        self.preset.currentIndexChanged.connect(lambda *_: self.run_preflight())
+        self.advanced = QPushButton("Advanced…")
+        self.advanced.setToolTip("Every hyperparameter (and the automatic reward terms), from the preset's values.")
+        self.advanced.clicked.connect(self.open_advanced)
+        prow = QHBoxLayout()
+        prow.addWidget(self.preset, 1)
+        prow.addWidget(self.advanced)
+        form.addRow("Preset:", prow)
+        self.preflight_label = QLabel("")
+        self.preflight_label.setWordWrap(True)
+        self.preflight_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow(self.preflight_label)
+        self.apply_button = QPushButton("Apply suggestion")
+        self.apply_button.clicked.connect(self.apply_suggestion)
+        self.apply_button.setVisible(False)
+        form.addRow(self.apply_button)
+        brow = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.clicked.connect(lambda: self.start())
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the selected cancelled or failed run from its last checkpoint.")
+        self.resume_button.clicked.connect(lambda: self.resume())
+        self.export_button = QPushButton("Export model…")
+        self.export_button.setToolTip("Write the selected run's tuned model as a Hugging Face folder (unencrypted).")
+        self.export_button.clicked.connect(lambda: self.export())
+        for b in (self.start_button, self.resume_button, self.export_button):
+            brow.addWidget(b)
+        brow.addStretch(1)
+        form.addRow(brow)
+        lv.addWidget(setup)
+        runs_box = QGroupBox("Runs")
+        rv = QVBoxLayout(runs_box)
+        self.runs = runs_table(self.RUN_COLUMNS)
+        self.runs.itemSelectionChanged.connect(self._run_selected)
+        rv.addWidget(self.runs)
+        lv.addWidget(runs_box, 1)
+        splitter.addWidget(left)
+
+        right = QWidget()
+        rvl = QVBoxLayout(right)
+        rvl.setContentsMargins(6, 0, 0, 0)
+        grid = QGridLayout()
+        self.reward_chart = LiveChart(["reward/mean"], title="Reward")
+        self.kl_chart = LiveChart(["kl/mean"], title="KL to the reference (nats)")
+        self.entropy_chart = LiveChart(["policy/entropy"], title="Entropy")
+        self.loss_chart = LiveChart(["loss/policy"], title="Losses")
+        for i, chart in enumerate((self.reward_chart, self.kl_chart, self.entropy_chart, self.loss_chart)):
+            chart.canvas.setMinimumHeight(130)
+            grid.addWidget(chart, i // 2, i % 2)
+        rvl.addLayout(grid, 5)
+        self.progress = JobProgressWidget(hide_when_idle=False)
+        rvl.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        rvl.addWidget(self.status)
+        self.samples = QTableWidget(0, len(self.SAMPLE_COLUMNS))
+        self.samples.setHorizontalHeaderLabels(self.SAMPLE_COLUMNS)
+        self.samples.verticalHeader().setVisible(False)
+        self.samples.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.samples.setAlternatingRowColors(True)
+        self.samples.setWordWrap(True)
+        self.samples.setToolTip("Live samples: the newest first, with the parts of their reward.")
+        rvl.addWidget(self.samples, 3)
+        self._sample_columns = list(self.SAMPLE_COLUMNS)
+        self._size_sample_columns()
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 5)
+        splitter.setSizes([380, 740])
+        self._update_buttons()
+
+    # ---- project ---------------------------------------------------------------------------------------
+
+    def set_project(self, project) -> None:
+        self.project = project
+        self.epoch += 1
+        self.overrides = {}
+        self.preflight_ok = False
+        self.suggestion = None
+        self.current_run = None
+        for chart in self.charts():
+            chart.clear()
+        self._clear_samples()
+        self.runs.setRowCount(0)
+        self.reward_run.clear()
+        self.preflight_label.setText("")
+        self.status.setText("")
+        self.apply_button.setVisible(False)
+        self.advanced.setText("Advanced…")
+        self.base.set_models([])
+        if self.export_confirm is not None:
+            self.export_confirm.close()
+        if project is not None:
+            self.refresh()
+        self._update_buttons()
+
+    def charts(self) -> tuple[LiveChart, ...]:
+        return (self.reward_chart, self.kl_chart, self.entropy_chart, self.loss_chart)
+
+    def refresh(self) -> None:
+        if self.project is None:
+            return
+        for w in (self.base, self.reward_run):
+            w.blockSignals(True)
+        self.base.set_models(registered_models(self.project))
+        self.refresh_reward_runs()
+        for w in (self.base, self.reward_run):
+            w.blockSignals(False)
+        self.refresh_runs()
+        self.run_preflight()
+
+    def refresh_reward_runs(self) -> None:
+        current = self.reward_run.currentData()
+        done = sorted((r for r in self.project.runs(kind="reward") if r.status == "done"), key=lambda r: -r.id)
+        self.reward_run.clear()
+        for r in done:
+            acc = (r.summary or {}).get("final/accuracy/val")
+            self.reward_run.addItem(f"Run {r.id}" + (f" (accuracy {_pct(acc)})" if acc is not None else ""), r.id)
+        self.reward_run.addItem("None (DPO, or automatic terms only)", None)
+        i = self.reward_run.findData(current) if current is not None else -1
+        self.reward_run.setCurrentIndex(i if i >= 0 else 0)
+
+    # ---- config ----------------------------------------------------------------------------------------
+
+    def preset_config(self):
+        from core.training.policy_config import preset
+
+        cfg = preset(self.preset.currentData())
+        cfg.algo = self.algo.currentData()
+        cfg.policy_path = self.base.path()
+        cfg.reward_run = self.reward_run.currentData()
+        return cfg
+
+    def config(self):
+        """The config Start uses: preset, the setup fields, then the advanced overrides."""
+        from core.training.policy_config import PolicyConfig
+
+        values = dataclasses.asdict(self.preset_config())
+        for key, value in self.overrides.items():
+            if isinstance(value, dict) and isinstance(values.get(key), dict):
+                values[key] = {**values[key], **value}
+            else:
+                values[key] = value
+        return PolicyConfig.from_dict(values)
+
+    def run_preflight(self) -> Optional[JobHandle]:
+        if self.project is None:
+            return None
+        self.preflight_ok = False
+        self.suggestion = None
+        self.apply_button.setVisible(False)
+        try:
+            cfg = self.config().validate()
+        except UserError as exc:
+            _warn(self.preflight_label, str(exc), True)
+            self._update_buttons()
+            return None
+        if not cfg.policy_path:
+            _warn(self.preflight_label, "Choose a base model: add one on the Models page, or Browse… for a "
+                                        "Hugging Face folder.", True)
+            self._update_buttons()
+            return None
+        self.preflight_label.setStyleSheet(OK_STYLE)
+        self.preflight_label.setText("Checking data and memory…")
+        proj = self.project
+        self.preflight_handle = self.page.run_job(
+            lambda cancel: policy_preflight_job(proj, cfg, cancel), "Policy pre-flight",
+            on_finished=self._guard(self._preflight_done),
+            on_failed=self._guard(lambda e: (_warn(self.preflight_label, error_text(e), True),
+                                             self._update_buttons())))
+        self.preflight_handle.done.connect(self._update_buttons)
+        self._update_buttons()
+        return self.preflight_handle
+
+    def _preflight_done(self, result: dict) -> None:
+        self.preflight_ok = result["ok"]
+        self.suggestion = result["suggestion"]
+        _warn(self.preflight_label, result["message"], not result["ok"])
+        self.apply_button.setVisible(self.suggestion is not None)
+        self._update_buttons()
+
+    def apply_suggestion(self) -> None:
+        if self.suggestion:
+            self.overrides.update(self.suggestion)
+            self._mark_advanced()
+            self.run_preflight()
+
+    def open_advanced(self) -> Optional[ConfigDialog]:
+        if self.project is None:
+            return None
+        try:
+            cfg = self.config()
+        except UserError as exc:
+            self.page.show_error(exc)
+            return None
+        dialog = ConfigDialog("Policy: advanced settings", cfg, self.preset_config(),
+                              hidden={"algo", "policy_path", "reward_run"},
+                              note="Hover a setting for what it does. Values start from the preset; changed "
+                                   "ones stay changed when you switch presets.", parent=self)
+        dialog.accepted.connect(lambda: self._apply_advanced(dialog.values()))
+        self.advanced_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _apply_advanced(self, values: dict) -> None:
+        self.overrides = changed_fields(values, self.preset_config())
+        self._mark_advanced()
+        self.run_preflight()
+
+    def _mark_advanced(self) -> None:
+        n = sum(len(v) if isinstance(v, dict) else 1 for v in self.overrides.values())
+        self.advanced.setText(f"Advanced… ({n} changed)" if n else "Advanced…")
+
+    # ---- training --------------------------------------------------------------------------------------
+
+    def start(self, config=None) -> Optional[JobHandle]:
+        from core.training.policy_job import train_policy
+
+        if self.project is None or self.training:
+            return None
+        try:
+            cfg = config or self.config().validate()
+        except UserError as exc:
+            self.page.show_error(exc)
+            return None
+        proj = self.project
+        return self._launch(lambda cancel: train_policy(proj, cfg, cancel=cancel), f"Training policy ({cfg.algo.upper()})")
+
+    def resume(self, run_id: Optional[int] = None) -> Optional[JobHandle]:
+        from core.training.policy_job import train_policy
+
+        run_id = run_id or self.selected_run()
+        if self.project is None or run_id is None or self.training:
+            return None
+        proj = self.project
+        self._show_history(run_id)
+        return self._launch(lambda cancel: train_policy(proj, None, cancel=cancel, resume_run=run_id),
+                            f"Resuming policy run {run_id}", clear=False)
+
+    def _launch(self, make_job, title: str, clear: bool = True) -> JobHandle:
+        if clear:
+            for chart in self.charts():
+                chart.clear()
+            self._clear_samples()
+        self.status.setText("")
+        self._t0 = time.monotonic()
+        self.handle = self.page.run_job(make_job, title, on_progress=self._guard(self._on_progress),
+                                        on_finished=self._guard(self._finished),
+                                        on_failed=self._guard(self._failed),
+                                        on_cancelled=self._guard(self._cancelled))
+        self.handle.done.connect(self._update_buttons)
+        self.progress.follow(self.handle)
+        self._update_buttons()
+        return self.handle
+
+    def _route(self, step: float, m: dict[str, float]) -> None:
+        self.reward_chart.add_points({k: (step, v) for k, v in m.items()
+                                      if k.startswith("reward/") and k not in ("reward/std", "reward/with_kl")})
+        self.kl_chart.add_metrics(step, m, only=("kl/mean",))
+        self.entropy_chart.add_metrics(step, m, only=("policy/entropy",))
+        self.loss_chart.add_points({k: (step, v) for k, v in m.items() if k.startswith("loss/")})
+
+    def _on_progress(self, ev: Progress) -> None:
+        m = ev.metrics
+        if "run/id" in m:
+            run_id = int(m["run/id"])
+            if run_id != self.current_run:
+                self.current_run = run_id
+                self.refresh_runs()
+                self.select_run(run_id)
+            return
+        if m:
+            self._route(ev.step, m)
+            parts = [f"Step {ev.step:,} of {ev.total:,}"]
+            if "reward/mean" in m:
+                parts.append(f"reward {m['reward/mean']:+.3f}")
+            if "kl/mean" in m:
+                parts.append(f"KL {m['kl/mean']:.3f}")
+            if "kl/beta" in m:
+                parts.append(f"β {m['kl/beta']:.3g}")
+            if "perf/samples_per_s" in m:
+                parts.append(f"{m['perf/samples_per_s']:.1f} samples/s")
+            self.status.setText(" · ".join(parts))
+        if ev.samples:
+            self.add_samples(ev.step, ev.samples)
+
+    def add_samples(self, step: int, rows: list[dict]) -> None:
+        """Newest first; extra reward parts (reward/length, …) get their own columns."""
+        for row in rows:
+            for key in row:
+                if key not in ("prompt", "response", "reward", "kl") and key not in self._sample_columns:
+                    self._sample_columns.append(key)
+        if self.samples.columnCount() != len(self._sample_columns):
+            self.samples.setColumnCount(len(self._sample_columns))
+            self.samples.setHorizontalHeaderLabels([c.removeprefix("reward/") for c in self._sample_columns])
+            self._size_sample_columns()
+        for row in reversed(rows):
+            self.samples.insertRow(0)
+            for c, key in enumerate(self._sample_columns):
+                if key == "Step":
+                    self.samples.setItem(0, c, _item(str(step), right=True))
+                elif key in ("Prompt", "Response"):
+                    value = row.get(key.lower(), "")
+                    self.samples.setItem(0, c, _item(" ".join(str(value).split())[:400]))
+                else:
+                    value = row.get(key.lower() if key in ("Reward", "KL") else key)
+                    self.samples.setItem(0, c, _item("" if value is None else f"{float(value):+.3f}", right=True))
+        self.samples_seen += len(rows)
+        while self.samples.rowCount() > 200:  # a bounded view; every table is in the project too
+            self.samples.removeRow(self.samples.rowCount() - 1)
+
+    def _size_sample_columns(self) -> None:
+        h = self.samples.horizontalHeader()
+        for c, key in enumerate(self._sample_columns):
+            mode = QHeaderView.ResizeMode.Stretch if key in ("Prompt", "Response") else \
+                QHeaderView.ResizeMode.ResizeToContents
+            h.setSectionResizeMode(c, mode)
+
+    def _clear_samples(self) -> None:
+        self.samples.setRowCount(0)
+        self.samples_seen = 0
+
+    def _finished(self, result) -> None:
+        m = result.metrics
+        text = f"Run {result.run_id} done after {result.steps:,} steps"
+        if "reward/mean" in m:
+            text += f": reward {m['reward/mean']:+.3f}"
+        if "kl/mean" in m:
+            text += f", KL {m['kl/mean']:.3f}"
+        self.status.setText(text + ". Export model… writes it as a Hugging Face folder.")
+        self.refresh_runs()
+        self.select_run(result.run_id)
+
+    def _cancelled(self) -> None:
+        self.refresh_runs()
+        if self.current_run is not None:
+            self.select_run(self.current_run)
+        self.status.setText("Cancelled. The last checkpoint is kept: select the run and press Resume to continue.")
+
+    def _failed(self, exc: BaseException) -> None:
+        # Out of memory arrives as a UserError with advice: the run is marked failed, the GUI stays up.
+        self.status.setText(error_text(exc))
+        self.refresh_runs()
+        self.page.show_error(exc, "Policy training")
+
+    # ---- runs ------------------------------------------------------------------------------------------
+
+    def refresh_runs(self) -> None:
+        if self.project is None:
+            return
+        selected = self.selected_run()
+        runs = sorted(self.project.runs(kind="policy"), key=lambda r: -r.id)
+        self.runs.blockSignals(True)
+        self.runs.setRowCount(len(runs))
+        for i, run in enumerate(runs):
+            s = run.summary or {}
+            cfg = (run.config or {}).get("policy", {})
+            final = s.get("final") or {}
+            steps = s.get("steps")
+            cells = [_item(str(run.id), run.id, right=True), _item(str(cfg.get("algo", "")).upper()),
+                     _item(run.status + (" (out of memory)" if s.get("error") == "out_of_memory" else "")),
+                     _item("" if steps is None else f"{steps:,} / {cfg.get('total_steps', '?')}", right=True),
+                     _item("" if "reward/mean" not in final else f"{final['reward/mean']:+.3f}", right=True),
+                     _item(_num(final.get("kl/mean")), right=True)]
+            for col, item in enumerate(cells):
+                self.runs.setItem(i, col, item)
+        self.runs.blockSignals(False)
+        if selected is not None:
+            self.select_run(selected)
+        self._update_buttons()
+
+    def _run_selected(self) -> None:
+        self._update_buttons()
+        run_id = self.selected_run()
+        if run_id is not None and not self.training:
+            self._show_history(run_id)
+
+    def _show_history(self, run_id: int) -> None:
+        if self.project is None:
+            return
+        for chart in self.charts():
+            chart.clear()
+        self._clear_samples()
+        by_step: dict[int, dict[str, float]] = {}
+        for name, points in self.project.metrics(run_id).items():
+            for step, value in points:
+                by_step.setdefault(step, {})[name] = value
+        for step in sorted(by_step):
+            self._route(step, by_step[step])
+        for step, rows in self.project.samples(run_id)[-20:]:
+            self.add_samples(step, rows)
+
+    # ---- export ----------------------------------------------------------------------------------------
+
+    def export(self, run_id: Optional[int] = None) -> Optional[QMessageBox]:
+        """Ask first (the export is unencrypted), then for a folder, then export on the worker."""
+        run_id = run_id or self.selected_run()
+        if self.project is None or run_id is None:
+            return None
+        box = QMessageBox(QMessageBox.Icon.Warning, "Export model",
+                          f"Export the tuned model of run {run_id} as a standard Hugging Face folder?\n\n"
+                          "The weights are written unencrypted, outside the project. Anyone who can read "
+                          "that folder can use the model, and a model can reveal parts of its training data.",
+                          QMessageBox.StandardButton.Cancel, self)
+        self.export_yes = box.addButton("Export unencrypted…", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(lambda b: self._export_confirmed(run_id) if b is self.export_yes else None)
+        self.export_confirm = box
+        box.open()
+        return box
+
+    def _export_confirmed(self, run_id: int) -> Optional[JobHandle]:
+        folder = QFileDialog.getExistingDirectory(self, "Export into an empty folder", str(Path.home()))
+        if not folder or self.project is None:
+            return None
+        from core.training.export import export_model
+
+        proj = self.project
+        self.status.setText(f"Exporting run {run_id}…")
+        self.export_handle = self.page.run_job(
+            call_job(export_model, proj, run_id, folder, plaintext=True, message="exporting the model"),
+            "Exporting model",
+            on_finished=self._guard(lambda out: self.status.setText(f"Exported run {run_id} to {out}.")),
+            on_failed=self._guard(lambda e: (self.status.setText(error_text(e)), self.page.show_error(e, "Export"))))
+        return self.export_handle
+
+    # ---- state -----------------------------------------------------------------------------------------
+
+    def _update_buttons(self, *_) -> None:
+        on = self.project is not None
+        training = self.training
+        checking = self.preflight_handle is not None and self.preflight_handle.running
+        self.start_button.setEnabled(on and not training and not checking and self.preflight_ok)
+        run_id = self.selected_run() if on else None
+        status = self.run_row(run_id)["Status"].split(" ")[0] if run_id is not None else None
+        self.resume_button.setEnabled(on and not training and status in RESUMABLE)
+        self.export_button.setEnabled(on and run_id is not None and status in ("done", "cancelled")
+                                      and not (training and run_id == self.current_run))
+        for w in (self.algo, self.base, self.reward_run, self.preset, self.advanced):
+            w.setEnabled(on and not training)
+
+
+# ======================================================================================================
+# The page
+# ======================================================================================================
+
+
+class TrainPage(Page):
+    title = "Train"
+
+    def __init__(self, app_context, parent: Optional[QWidget] = None):
+        super().__init__(app_context, parent)
+        layout = QVBoxLayout(self)
+        self.tabs = QTabWidget()
+        self.reward = RewardTab(self)
+        self.policy = PolicyTab(self)
+        self.tabs.addTab(self.reward, "Reward model")
+        self.tabs.addTab(self.policy, "Policy")
+        layout.addWidget(self.tabs)
+        self._shown_epoch = None
+
+    def set_project(self, project) -> None:
+        super().set_project(project)
+        self.reward.set_project(project)
+        self.policy.set_project(project)
+        self._shown_epoch = self.reward.epoch if self.isVisible() else None
+
+    def showEvent(self, event) -> None:
+        # Models and rankings change on other pages: re-read them when the page comes back into view.
+        if self.project is not None and self._shown_epoch == self.reward.epoch:
+            if not self.reward.training:
+                self.reward.refresh()
+            if not self.policy.training:
+                self.policy.refresh()
+        self._shown_epoch = self.reward.epoch
+        super().showEvent(event)
