@@ -305,7 +305,7 @@ TOPICS = [
             "Please keep the {other}; we cannot send the {product} until you pay for it again.",
             "Wrong items cannot be exchanged, but you can sell it online.",
         ],
-        ["wrong", "instead", "not what I ordered", "received", "mix-up"],
+        ["wrong", "instead", "not what I ordered", "received", "mix-up", "someone else"],
         facts=["ship your", "free label", "correct"],
         wrong_facts=["pay for it again", "sell it online"],
         empathy="That's our mistake, and I'm sorry.",
@@ -484,7 +484,7 @@ def classify_request(text: str) -> Optional[Topic]:
     best, best_score = None, 0
     for topic in TOPICS:
         score = sum(1 for k in topic.keywords if k.lower() in low)
-        score += 2 * sum(1 for r in topic.requests if _skeleton(r) and _skeleton(r) in _normal(low))
+        score += 3 * sum(1 for r in topic.requests if _skeleton(r) and _skeleton(r) in _normal(low))
         if score > best_score:
             best, best_score = topic, score
     return best
@@ -503,29 +503,36 @@ def _skeleton(template: str) -> str:
 def expert_score(request: str, reply: str) -> float:
     """A support lead's judgment as a number (higher is better): the simulated expert.
 
-    + correct facts for the request's topic, polite tone; - wrong facts, rudeness, vague non-answers,
-    answering a different request, and replies that are empty or cut off.
+    + the request's own policy facts, polite tone; - invented policies (any topic's wrong facts), an
+    answer to a different request, rudeness, vague non-answers, details that contradict the request
+    (another order number or product), replies that are empty, rambling or cut off.
     """
     low = reply.lower()
     topic = classify_request(request)
     score = 0.0
-    if topic is not None:
-        facts = sum(1 for f in topic.facts if f.lower() in low)
-        score += 2.0 * min(facts, 2)
-        if any(w.lower() in low for w in topic.wrong_facts):
-            score -= 3.0
-        for other in TOPICS:
-            if other is not topic and any(f.lower() in low for f in other.facts + other.wrong_facts):
-                score -= 1.5  # answers some other request
-                break
+    own = {f.lower() for f in topic.facts} if topic is not None else set()
+    score += 2.0 * min(sum(1 for f in own if f in low), 2)
+    if any(w.lower() in low for t in TOPICS for w in t.wrong_facts):
+        score -= 4.0
+    other_facts = {f.lower() for t in TOPICS if t is not topic for f in t.facts} - own
+    if any(f in low for f in other_facts):
+        score -= 3.0  # answers some other request
     score += 0.5 * min(sum(1 for m in POLITE_MARKERS if m in low), 3)
     score -= 1.5 * min(sum(1 for m in RUDE_MARKERS if m in low), 2)
-    score -= 1.5 * min(sum(1 for m in VAGUE_MARKERS if m in low), 1)
+    if any(m in low for m in VAGUE_MARKERS):
+        score -= 2.0
+    # details that contradict the request: an order number or product the customer never mentioned
+    asked_orders = set(re.findall(r"\b\d{5}\b", request))
+    if any(o not in asked_orders for o in re.findall(r"\b\d{5}\b", reply)):
+        score -= 1.0
+    req_low = request.lower()
+    if any(p in low and p not in req_low for p in PRODUCTS if p not in ("other",)):
+        score -= 1.0
     words = len(reply.split())
     if words < 5:
         score -= 2.0
     elif words > 90:
         score -= 1.0
     if reply.strip() and reply.strip()[-1] not in ".!?":
-        score -= 0.5  # cut off mid-sentence
+        score -= 1.0  # cut off mid-sentence
     return score
