@@ -161,3 +161,15 @@ def test_preflight_suggests_lora_or_smaller_batch(policy_gpt2):
     with pytest.raises(UserError, match="LoRA.*smaller batch"):
         preflight_memory(model, torch.device("cpu"), "full", batch_size=10**7, seq_len=4096)
     assert preflight_memory(model, torch.device("cpu"), "lora", batch_size=4, seq_len=64)["need_bytes"] > 0
+
+
+def test_long_prompts_are_cut_to_fit_the_context(policy_gpt2, one_thread):
+    """A prompt longer than the model's positions keeps its end, so prompt + response still fits."""
+    model, tok = load_policy_model(policy_gpt2, "cpu", "float32")
+    limit = model.config.n_positions
+    cfg = _cfg(max_new_tokens=16, max_prompt_tokens=10_000, batch_size=2, minibatch_size=2)
+    tr = PPOTrainer(PolicyWithReference(model, "lora", lora_r=2, lora_alpha=4), tok, cfg, low_id_share)
+    long_prompt = "please help with my order " * 200
+    metrics, exp = tr.step([long_prompt, "hi"], [None, None])
+    assert exp.rollout.sequences.shape[1] <= limit
+    assert exp.rollout.prompt_len == limit - 16

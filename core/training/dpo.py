@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from core.errors import UserError
 from core.training.policy_common import (
     PolicyWithReference, TrainerBase, batch_indices, batched_forward, clip_and_step, forward_response,
+    prompt_budget,
 )
 
 
@@ -90,7 +91,7 @@ class DPOTrainer(TrainerBase):
         cfg, n = self.cfg, len(self.pairs)
 
         def one(s):
-            ids, mask, P = encode_pairs(self.tokenizer, self.pairs[s], cfg.max_prompt_tokens,
+            ids, mask, P = encode_pairs(self.tokenizer, self.pairs[s], prompt_budget(self.policy.model, cfg),
                                         cfg.max_new_tokens, self.device)
             with self.policy.reference() as ref:
                 lp = sequence_logprobs(ref, ids, mask, P)
@@ -108,8 +109,8 @@ class DPOTrainer(TrainerBase):
         stats = {"loss": 0.0, "chosen": [], "rejected": []}
         for i in range(0, len(idx), cfg.minibatch_size):
             mb = idx[i:i + cfg.minibatch_size]
-            ids, mask, P = encode_pairs(self.tokenizer, [self.pairs[j] for j in mb], cfg.max_prompt_tokens,
-                                        cfg.max_new_tokens, self.device)
+            ids, mask, P = encode_pairs(self.tokenizer, [self.pairs[j] for j in mb],
+                                        prompt_budget(self.policy.model, cfg), cfg.max_new_tokens, self.device)
             lp = sequence_logprobs(self.policy.model, ids, mask, P)
             k = len(mb)
             out = dpo_loss(lp[:k], lp[k:], self.ref_chosen[mb], self.ref_rejected[mb], cfg.dpo_beta,

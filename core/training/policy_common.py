@@ -213,6 +213,19 @@ def encode_prompts(tokenizer, prompts: Sequence, max_prompt_tokens: int, device)
     return batch["input_ids"], batch["attention_mask"]
 
 
+def prompt_budget(model, cfg) -> int:
+    """Prompt tokens kept: cfg.max_prompt_tokens, cut so prompt + response fits the model's positions."""
+    from core.models.loading import max_positions
+
+    limit = max_positions(model.config)
+    if limit is None:
+        return cfg.max_prompt_tokens
+    if limit - cfg.max_new_tokens < 8:
+        raise UserError(f"max_new_tokens ({cfg.max_new_tokens}) leaves no room for the prompt in this model's "
+                        f"{limit}-token context; lower it.")
+    return min(cfg.max_prompt_tokens, limit - cfg.max_new_tokens)
+
+
 def response_mask_after_eos(response_ids: torch.Tensor, eos: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, R) -> mask of tokens up to and including the first EOS, and whether each row has an EOS.
 
@@ -637,7 +650,7 @@ class TrainerBase:
 
         cfg, model = self.cfg, self.policy.model
         t0 = time.perf_counter()
-        ids, mask = encode_prompts(self.tokenizer, prompts, cfg.max_prompt_tokens, self.device)
+        ids, mask = encode_prompts(self.tokenizer, prompts, prompt_budget(model, cfg), self.device)
         ro = generate_rollout(model, self.tokenizer, ids, mask, temperature=cfg.temperature,
                               max_new_tokens=cfg.max_new_tokens,
                               seed=cfg.seed * 1_000_003 + self.step_count)
