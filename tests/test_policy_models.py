@@ -173,3 +173,28 @@ def test_long_prompts_are_cut_to_fit_the_context(policy_gpt2, one_thread):
     metrics, exp = tr.step([long_prompt, "hi"], [None, None])
     assert exp.rollout.sequences.shape[1] <= limit
     assert exp.rollout.prompt_len == limit - 16
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
+def test_critic_from_a_reward_model_is_padding_invariant(arch, request, one_thread):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from core.training.policy_common import ValueModel, value_model_values
+
+    path = request.getfixturevalue(f"policy_{arch}")
+    _, tok = load_policy_model(path, "cpu", "float32")
+    cfg = AutoConfig.from_pretrained(path)
+    cfg.num_labels = 1
+    torch.manual_seed(0)
+    rm = AutoModelForSequenceClassification.from_config(cfg)
+    critic = ValueModel.from_reward_model(rm).eval()
+    assert all(p.requires_grad for p in critic.parameters()) and critic.head is not rm.score
+    responses = [[5, 6, 7], [8], [9, 10, 11, 12, 13]]
+    seq, am, P, _ = _layout(tok, PROMPTS, responses)
+    with torch.no_grad():
+        batched = value_model_values(critic, seq, am, P)
+        for i, prompt in enumerate(PROMPTS):
+            s1, a1, P1, _ = _layout(tok, [prompt], [responses[i]])
+            single = value_model_values(critic, s1, a1, P1)
+            n = len(responses[i])
+            torch.testing.assert_close(batched[i, :n], single[0, :n], atol=1e-4, rtol=0)
