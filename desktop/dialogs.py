@@ -71,6 +71,7 @@ class UnlockDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.unlock_button = self.buttons.addButton("Unlock", QDialogButtonBox.ButtonRole.AcceptRole)
         self.unlock_button.setDefault(True)
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setAutoDefault(False)
         self.buttons.accepted.connect(self.unlock)
         self.buttons.rejected.connect(self.reject)
         for w in (heading, where, why, self.passphrase, self.show_box, self.error, self.busy, self.buttons):
@@ -114,7 +115,8 @@ class UnlockDialog(QDialog):
 
     def _set_busy(self, busy: bool) -> None:
         self.busy.setVisible(busy)
-        self.passphrase.setEnabled(not busy)
+        # read-only, not disabled: a disabled field hands focus (and the Return key) to Cancel
+        self.passphrase.setReadOnly(busy)
         self.unlock_button.setEnabled(not busy)
         if busy:
             self.error.setVisible(False)
@@ -202,7 +204,7 @@ class _PassphrasePage(QWizardPage):
         self.meter = QProgressBar()
         self.meter.setRange(0, 4)
         self.meter.setTextVisible(True)
-        self.meter.setMaximumHeight(18)
+        self.meter.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         self.match = QLabel()

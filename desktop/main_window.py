@@ -5,6 +5,7 @@ the project through `Page.set_project` and are handed None when it is closed or 
 """
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 from pathlib import Path
@@ -127,6 +128,7 @@ class MainWindow(QMainWindow):
             _optional_page(self.ctx, "models", "ModelsPage", "Models"),
             ActivityPage(self.ctx),
         ]
+        self.page("Data").imported.connect(self._data_changed)
         self.nav = QListWidget()
         self.nav.setFixedWidth(150)
         self.nav.setObjectName("nav")
@@ -135,7 +137,7 @@ class MainWindow(QMainWindow):
         for page in self.pages:
             self.nav.addItem(page.title)
             self.page_stack.addWidget(page)
-        self.nav.currentRowChanged.connect(self.page_stack.setCurrentIndex)
+        self.nav.currentRowChanged.connect(self._nav_changed)
         workspace = QWidget()
         row = QHBoxLayout(workspace)
         row.setContentsMargins(0, 0, 0, 0)
@@ -172,6 +174,7 @@ class MainWindow(QMainWindow):
         self.ctx.project_changed.connect(self._project_changed)
         self._project_changed(None)
         self.nav.setCurrentRow(0)
+        gc.freeze()  # the pages' long-lived objects: out of the collector's way (see desktop.worker)
         if detect_device:
             from core.system import device_summary
 
@@ -211,7 +214,7 @@ class MainWindow(QMainWindow):
         self.page_actions = []
         for i, page in enumerate(self.pages):
             self.page_actions.append(
-                self._action(v, page.title, lambda _=False, i=i: self.show_page(i), f"Ctrl+{i + 1}"))
+                self._action(v, page.title, lambda _=False, i=i: self.show_page(i), f"Alt+{i + 1}"))
         v.addSeparator()
         self._action(v, "&Full Screen", self._toggle_full_screen, SK.FullScreen)
         h = mb.addMenu("&Help")
@@ -231,6 +234,24 @@ class MainWindow(QMainWindow):
     def show_page(self, index_or_title) -> None:
         i = index_or_title if isinstance(index_or_title, int) else [p.title for p in self.pages].index(index_or_title)
         self.nav.setCurrentRow(i)
+
+    def _data_changed(self, *_) -> None:
+        """Content was added: let the other pages reload (Annotate's empty queue may have work now)."""
+        project = self.ctx.project
+        for page in self.pages:
+            if page is self.page("Data") or project is None:
+                continue
+            overridden = type(page).data_changed is not Page.data_changed if isinstance(page, Page) else False
+            if overridden:
+                page.data_changed()
+            elif getattr(page, "item", "") is None and hasattr(page, "set_project"):
+                page.set_project(project)  # an empty annotation queue: start it again
+
+    def _nav_changed(self, row: int) -> None:
+        self.page_stack.setCurrentIndex(row)
+        page = self.page_stack.currentWidget()
+        if page is not None and self.ctx.project is not None:
+            page.setFocus()  # keys go to the page (Annotate is keyboard-first), not the list
 
     def _project_changed(self, project) -> None:
         for page in self.pages:

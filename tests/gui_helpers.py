@@ -31,3 +31,66 @@ def wait_job(qtbot, handle, timeout=30_000):
     if handle.state == "failed":
         raise handle.error
     return handle.result
+
+
+def write_jsonl(path, n=8, k=4, offset=0):
+    """n prompts with k candidate replies each, in the {"prompt", "responses"} shape."""
+    import json
+
+    lines = []
+    for i in range(offset, offset + n):
+        prompt = f"Customer {i} asks how to return item {i * 7 % 97} bought {i % 30} days ago."
+        responses = [f"Reply {r} to customer {i}: " + ("returns are accepted within 30 days. " * (r + 1))
+                     for r in range(k)]
+        lines.append(json.dumps({"prompt": prompt, "responses": responses}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def window(qtbot, gui_settings):
+    """The real main window with its own settings file; closed (and its project with it) at the end."""
+    from desktop.context import AppContext
+    from desktop.main_window import MainWindow
+    from desktop.theme import apply_theme
+    from PySide6.QtWidgets import QApplication
+
+    apply_theme(QApplication.instance())
+    ctx = AppContext(gui_settings)
+    win = MainWindow(ctx, detect_device=False)
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    yield win
+    win.close()
+
+
+def unlock(qtbot, win, path, passphrase=PASSPHRASE):
+    """Open `path` through the unlock dialog, typing the passphrase; returns the open project."""
+    from PySide6.QtCore import Qt
+
+    dialog = win.open_path(path)
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    qtbot.keyClicks(dialog.passphrase, passphrase)
+    qtbot.keyClick(dialog.passphrase, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: win.ctx.project is not None or dialog.error.isVisible(), timeout=15_000)
+    assert win.ctx.project is not None, dialog.error.text()
+    return win.ctx.project
+
+
+def create_through_wizard(qtbot, win, folder, name="proj", passphrase=PASSPHRASE):
+    from PySide6.QtWidgets import QWizard
+
+    wizard = win.new_project()
+    qtbot.waitUntil(wizard.isVisible, timeout=5000)
+    qtbot.keyClicks(wizard.name_page.name, name)
+    wizard.name_page.folder.setText(str(folder))
+    wizard.button(QWizard.WizardButton.NextButton).click()
+    qtbot.keyClicks(wizard.pass_page.first, passphrase)
+    finish = wizard.button(QWizard.WizardButton.FinishButton)
+    assert not finish.isEnabled()  # typed once only
+    qtbot.keyClicks(wizard.pass_page.second, passphrase)
+    assert finish.isEnabled()
+    finish.click()
+    qtbot.waitUntil(lambda: win.ctx.project is not None, timeout=15_000)
+    return win.ctx.project

@@ -40,6 +40,10 @@ class Page(QWidget):
         that shows decrypted content. Subclasses call super() first."""
         self.project = project
 
+    def data_changed(self) -> None:
+        """Called after another page changed the project's content (an import, a generation run):
+        reload whatever this page shows. The default does nothing."""
+
     def run_job(self, make_job: Callable[[CancelToken], Job] | Job, title: str = "", **callbacks: Any) -> JobHandle:
         """Run a core job on a worker thread (progress and Cancel show in the status bar)."""
         return self.app_context.run_job(make_job, title, **callbacks)

@@ -369,13 +369,16 @@ class DataPage(Page):
         return dialog
 
     def start_import(self, path: str, fmt: Optional[str], split: Optional[str]):
-        from core.data import import_file
-
         project = self.project
         if project is None:
             return None
-        return self.run_job(lambda cancel: import_file(project, path, fmt=fmt, split=split, cancel=cancel),
-                            f"Importing {Path(path).name}",
+
+        def job(cancel):
+            from core.data import import_file  # imported on the worker: the first import compiles
+
+            return (yield from import_file(project, path, fmt=fmt, split=split, cancel=cancel))
+
+        return self.run_job(job, f"Importing {Path(path).name}",
                             on_finished=self._imported, on_failed=self._import_failed,
                             on_cancelled=lambda: self.message.setText("Import cancelled; nothing was changed."))
 
@@ -421,15 +424,17 @@ class DataPage(Page):
         return box
 
     def start_export(self, path: str, what: str, fmt: str):
-        from core.data import export_data
-
         project = self.project
         if project is None:
             return None
-        return self.run_job(
-            lambda cancel: export_data(project, path, what=what, fmt=fmt, plaintext=True, cancel=cancel),
-            f"Exporting {what}",
-            on_finished=lambda n: self._exported(path, n), on_failed=lambda e: self.show_error(e, "Export"))
+
+        def job(cancel):
+            from core.data import export_data
+
+            return (yield from export_data(project, path, what=what, fmt=fmt, plaintext=True, cancel=cancel))
+
+        return self.run_job(job, f"Exporting {what}", on_finished=lambda n: self._exported(path, n),
+                            on_failed=lambda e: self.show_error(e, "Export"))
 
     def _exported(self, path: str, rows: int) -> None:
         self.last_export = (path, rows)

@@ -1,0 +1,259 @@
+"""The real main window, offscreen: create a project, import, rank with the keyboard, reopen; auto-lock;
+the GUI thread stays responsive during a long import; search, filters, export confirmation, activity."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from gui_helpers import (  # noqa: F401  (fixtures)
+    PASSPHRASE, create_through_wizard, gui_settings, unlock, wait_job, window, write_jsonl,
+)
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QMessageBox
+
+from core.project import Project
+
+K = Qt.Key
+
+
+def import_through_dialog(qtbot, win, path):
+    data = win.page("Data")
+    dialog = data.open_import_dialog(str(path))
+    qtbot.waitUntil(lambda: dialog.preview_result is not None, timeout=10_000)
+    assert dialog.preview_result.total > 0 and not dialog.preview_result.errors
+    assert dialog.table.rowCount() == min(20, dialog.preview_result.total)
+    before = data.last_import
+    dialog.import_button.click()
+    qtbot.waitUntil(lambda: data.last_import is not before, timeout=30_000)
+    qtbot.waitUntil(lambda: data.model.rowCount() == len(win.ctx.project.prompt_ids()), timeout=10_000)
+    return data.last_import
+
+
+def test_create_import_rank_with_keyboard_reopen(qtbot, window, tmp_path):
+    win = window
+    proj = create_through_wizard(qtbot, win, tmp_path, name="support")
+    path = proj.path
+    assert path == tmp_path / "support.rlhfproj" and win.lock_label.text() == "Unlocked"
+    report = import_through_dialog(qtbot, win, write_jsonl(tmp_path / "in.jsonl", n=8, k=4))
+    assert report.prompts_added == 8 and report.responses_added == 32
+    assert win.page("Data").model.rows[0][3] == "unranked"
+
+    win.show_page("Annotate")
+    page = win.page("Annotate")
+    assert win.page_stack.currentWidget() is page
+    page.session.consistency_share = 0.0  # a deterministic queue (re-checks are tested with the page)
+    qtbot.waitUntil(lambda: page.item is not None, timeout=5000)
+    expected = []  # (prompt id, tiers of response ids) in the order they were submitted
+    plans = [
+        [K.Key_2, K.Key_1, K.Key_4, K.Key_3],
+        [K.Key_1, "=", K.Key_3, K.Key_2, K.Key_4],
+        [K.Key_4, K.Key_3, K.Key_Backspace, K.Key_2, K.Key_1, K.Key_3],
+        [K.Key_3, K.Key_1, K.Key_2, K.Key_4],
+        [K.Key_1, K.Key_2, "=", K.Key_3, K.Key_4],
+    ]
+    tiers_by_plan = [[[1], [0], [3], [2]], [[0, 2], [1], [3]], [[3], [1], [0], [2]], [[2], [0], [1], [3]],
+                     [[0], [1, 2], [3]]]
+    for keys, tiers in zip(plans, tiers_by_plan):
+        item = page.item
+        shown = [c.id for c in item.candidates]
+        for k in keys:  # keyboard only, to whatever has focus in the real window
+            target = win.focusWidget() or page
+            if isinstance(k, str):
+                qtbot.keyClicks(target, k)
+            else:
+                qtbot.keyClick(target, k)
+        qtbot.keyClick(win.focusWidget() or page, K.Key_Return)
+        qtbot.waitUntil(lambda it=item: page.item is not it, timeout=5000)
+        expected.append((item.prompt_id, [[shown[i] for i in tier] for tier in tiers]))
+
+    # the Data page shows the new statuses when we come back to it
+    win.show_page("Data")
+    data = win.page("Data")
+    qtbot.waitUntil(lambda: sum(r[3] == "ranked" for r in data.model.rows) == 5, timeout=5000)
+
+    win.close_project()
+    assert proj.closed and win.stack.currentWidget() is win.start
+    assert str(path) in win.ctx.recent_projects()[0]
+    reopened = unlock(qtbot, win, path)
+    got = [(j.prompt_id, j.tiers) for j in sorted(reopened.judgments(kind="ranking"), key=lambda j: j.id)]
+    assert got == expected
+
+
+def test_wrong_passphrase_lets_you_try_again(qtbot, window, tmp_path):
+    Project.create(tmp_path / "p", PASSPHRASE).close()
+    dialog = window.open_path(tmp_path / "p.rlhfproj")
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    qtbot.keyClicks(dialog.passphrase, "not it")
+    qtbot.keyClick(dialog.passphrase, K.Key_Return)
+    qtbot.waitUntil(dialog.error.isVisible, timeout=10_000)
+    assert "Wrong passphrase" in dialog.error.text() and dialog.isVisible() and window.ctx.project is None
+    assert not dialog.passphrase.isReadOnly()
+    dialog.passphrase.clear()
+    qtbot.keyClicks(dialog.passphrase, PASSPHRASE)
+    qtbot.keyClick(dialog.passphrase, K.Key_Return)
+    qtbot.waitUntil(lambda: window.ctx.project is not None, timeout=10_000)
+    assert not dialog.isVisible()
+
+
+def test_auto_lock_clears_views_and_asks_for_passphrase(qtbot, window, tmp_path):
+    win = window
+    win.ctx.set_idle_minutes(1.5 / 60)  # 1.5 s
+    proj = Project.create(tmp_path / "lockme", PASSPHRASE)
+    pid = proj.add_prompt("A secret question about order 4417")
+    proj.add_response(pid, "A secret answer")
+    proj.close()
+    opened = unlock(qtbot, win, tmp_path / "lockme.rlhfproj")
+    data = win.page("Data")
+    qtbot.waitUntil(lambda: data.model.rowCount() == 1, timeout=5000)
+    data.table.selectRow(0)
+    assert "secret question" in data.model.preview(pid) and "secret answer" in data.detail.toPlainText()
+    win.show_page("Annotate")
+    annotate = win.page("Annotate")
+    qtbot.waitUntil(lambda: annotate.item is not None, timeout=5000)
+
+    t0 = time.monotonic()
+    qtbot.waitUntil(lambda: win.ctx.locked, timeout=6000)
+    assert time.monotonic() - t0 < 4.0
+    # views cleared, key dropped, the unlock dialog is up
+    assert data.model.rowCount() == 0 and data.detail.toPlainText() == ""
+    assert annotate.item is None and annotate.project is None
+    qtbot.waitUntil(lambda: opened.closed, timeout=5000)
+    assert win.stack.currentWidget() is win.locked_screen and win.lock_label.text() == "Locked"
+    dialog = win.unlock_dialog
+    qtbot.waitUntil(lambda: dialog is not None and dialog.isVisible(), timeout=5000)
+    assert "inactivity" in " ".join(w.text() for w in dialog.findChildren(type(win.lock_label)))
+    qtbot.keyClicks(dialog.passphrase, PASSPHRASE)
+    qtbot.keyClick(dialog.passphrase, K.Key_Return)
+    qtbot.waitUntil(lambda: win.ctx.project is not None, timeout=10_000)
+    win.show_page("Data")
+    qtbot.waitUntil(lambda: data.model.rowCount() == 1, timeout=5000)
+    assert win.stack.currentWidget() is win.workspace and not win.ctx.locked
+
+
+def measure_import(qtbot, data, path):
+    """Import `path` through the Data page; return (longest gap between 10 ms timer ticks while the
+    job ran, seconds the job ran, the import report)."""
+    ticks: list[float] = []
+    handle = None
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()) if handle is not None and handle.running else None)
+    timer.start()
+    handle = data.start_import(str(path), None, None)
+    t0 = time.monotonic()
+    report = wait_job(qtbot, handle, timeout=60_000)
+    elapsed = time.monotonic() - t0
+    timer.stop()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > elapsed / 0.05  # the timer really ran all along
+    return max(gaps), elapsed, report
+
+
+def test_gui_thread_responsive_during_long_import(qtbot, window, tmp_path):
+    win = window
+    Project.create(tmp_path / "big", PASSPHRASE).close()
+    unlock(qtbot, win, tmp_path / "big.rlhfproj")
+    data = win.page("Data")
+    worst, elapsed, report = measure_import(qtbot, data, write_jsonl(tmp_path / "a.jsonl", n=6000, k=4))
+    assert report.prompts_added == 6000
+    assert elapsed > 0.5, "the import must be long enough for the measurement to mean something"
+    if worst >= 0.05:
+        # one more import (other files' prompts), in case another process stole the CPU the first time
+        worst2, _, report = measure_import(qtbot, data, write_jsonl(tmp_path / "b.jsonl", n=6000, k=4, offset=6000))
+        assert report.prompts_added == 6000
+        assert worst2 < 0.05, f"GUI thread blocked {worst * 1000:.0f} ms, then {worst2 * 1000:.0f} ms"
+
+
+def test_search_filters_export_confirmation(qtbot, window, tmp_path):
+    win = window
+    proj = Project.create(tmp_path / "s", PASSPHRASE)
+    ids = []
+    for i, text in enumerate(["Where is my refund?", "Reset my password please", "Refund for a broken kettle",
+                              "Change my delivery address"]):
+        pid = proj.add_prompt(text, split="heldout" if i == 3 else "train")
+        r = [proj.add_response(pid, f"reply {j} about the kettle" if i == 1 else f"reply {j}") for j in range(2)]
+        ids.append((pid, r))
+    proj.record_ranking(ids[0][0], [[ids[0][1][0]], [ids[0][1][1]]], flags=("harmful",))
+    proj.record_skip(ids[1][0])
+    proj.close()
+    unlock(qtbot, win, tmp_path / "s.rlhfproj")
+    data = win.page("Data")
+    qtbot.waitUntil(lambda: data.model.rowCount() == 4, timeout=5000)
+    assert [r[3] for r in data.model.rows] == ["ranked", "skipped", "unranked", "unranked"]
+
+    qtbot.keyClicks(data.search, "REFUND")
+    qtbot.keyClick(data.search, K.Key_Return)
+    qtbot.waitUntil(lambda: data.model.rowCount() == 2, timeout=5000)
+    assert {data.model.prompt_id(r) for r in range(2)} == {ids[0][0], ids[2][0]}
+    data.status_filter.setCurrentText("unranked")
+    assert data.model.rowCount() == 1 and data.model.prompt_id(0) == ids[2][0]
+    data.search.clear()
+    assert data.model.rowCount() == 2  # unranked: 2 and 3
+    data.in_candidates.setChecked(True)
+    data.status_filter.setCurrentText("All statuses")
+    qtbot.keyClicks(data.search, "kettle")
+    qtbot.keyClick(data.search, K.Key_Return)
+    qtbot.waitUntil(lambda: data.model.rowCount() == 2, timeout=5000)
+    assert {data.model.prompt_id(r) for r in range(2)} == {ids[1][0], ids[2][0]}
+    data.search.clear()
+    data.status_filter.setCurrentText("flagged")
+    assert data.model.rowCount() == 1 and data.model.prompt_id(0) == ids[0][0]
+    data.status_filter.setCurrentText("All statuses")
+    data.split_filter.setCurrentText("heldout")
+    assert data.model.rowCount() == 1 and data.model.prompt_id(0) == ids[3][0]
+
+    # export: nothing is written until the plaintext confirmation is accepted
+    out = tmp_path / "pairs.jsonl"
+    box = data.confirm_export(str(out), "pairs", "jsonl")
+    assert box.isVisible()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    qtbot.wait(200)
+    assert not out.exists() and not win.ctx.runner.active
+    box = data.confirm_export(str(out), "pairs", "jsonl")
+    box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: data.last_export is not None, timeout=10_000)
+    assert out.exists() and data.last_export == (str(out), 1)
+    assert "refund" in out.read_text().lower()
+
+    win.show_page("Activity")
+    act = win.page("Activity")
+    qtbot.waitUntil(lambda: any(e["event"] == "exported" for e in act.entries), timeout=5000)
+    assert act.problems == [] and "intact" in act.verdict.text()
+
+
+def test_import_preview_shows_errors_by_line(qtbot, window, tmp_path):
+    unlock_path = tmp_path / "e"
+    Project.create(unlock_path, PASSPHRASE).close()
+    unlock(qtbot, window, tmp_path / "e.rlhfproj")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok", "responses": ["a", "b"]}\n{"prompt": 3}\n{"prompt": "x", "responses": ["a"], '
+                   '"ranking": [0, 5]}\n', encoding="utf-8")
+    dialog = window.page("Data").open_import_dialog(str(bad))
+    qtbot.waitUntil(lambda: dialog.preview_result is not None, timeout=10_000)
+    errors = [dialog.errors.item(i).text() for i in range(dialog.errors.count())]
+    assert len(errors) == 2 and errors[0].startswith("bad.jsonl:2") and errors[1].startswith("bad.jsonl:3")
+    assert dialog.errors.isVisible() and not dialog.import_button.isEnabled()
+    assert dialog.table.rowCount() == 1
+    dialog.reject()
+
+
+def test_open_demo_opens_existing_demo_without_asking(qtbot, window, tmp_path, monkeypatch):
+    from desktop.main_window import DEMO_ENV, DEMO_PASSPHRASE
+
+    demo = tmp_path / "demo.rlhfproj"
+    monkeypatch.setenv(DEMO_ENV, str(demo))
+    p = Project.create(demo, DEMO_PASSPHRASE)
+    p.add_prompt("demo prompt")
+    p.close()
+    window.open_demo()
+    qtbot.waitUntil(lambda: window.ctx.project is not None, timeout=10_000)
+    assert window.ctx.project.path == demo and window.unlock_dialog is None
+
+
+def test_gui_command_registered():
+    from core.cli import build_parser
+
+    args = build_parser().parse_args(["gui", "--demo"])
+    assert args.command == "gui" and args.demo and args.project is None
+    args = build_parser().parse_args(["gui", "/x/p.rlhfproj"])
+    assert args.project == "/x/p.rlhfproj" and not args.demo
