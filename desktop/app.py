@@ -7,8 +7,23 @@ from typing import Optional, Sequence
 from core.offline import enforce_offline_env
 
 
+def check_qt_binding() -> Optional[str]:
+    """A warning when the installed PySide6 is known to crash this Python (else None)."""
+    import PySide6
+
+    if PySide6.__version__.startswith("6.12.") and sys.version_info < (3, 12):
+        return (f"warning: PySide6 {PySide6.__version__} corrupts reference counts on Python "
+                f"{sys.version_info.major}.{sys.version_info.minor} and crashes after a while; "
+                "install PySide6-Essentials<6.12 (or use Python 3.12+).")
+    return None
+
+
 def make_app(argv: Optional[Sequence[str]] = None):
     from PySide6.QtWidgets import QApplication
+
+    warning = check_qt_binding()
+    if warning:
+        print(warning, file=sys.stderr)
 
     from desktop.context import APP, ORG
     from desktop.theme import follow_system_theme
