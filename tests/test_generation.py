@@ -7,7 +7,7 @@ from core.models.candidates import generate_candidates, model_origin
 from core.models.generation import SamplingSettings, eos_token_ids, sample
 from core.models.loading import encode_batch, load_model, position_ids_from_mask
 from core.project import Project
-from tests.models_fixtures import PASS, tiny_gpt2, tiny_qwen2  # noqa: F401 (fixtures)
+from tests.models_fixtures import PASS, tiny_gpt2, tiny_qwen2, one_thread  # noqa: F401 (fixtures)
 
 PROMPTS = [
     "Hello there",
@@ -186,3 +186,8 @@ def test_job_resumes_after_cancel_without_duplicates(tmp_path, tiny_gpt2):
         assert {p.id: sorted(r.text for r in ref.responses(p.id)) for p in ref.prompts()} == \
                {p: sorted(r.text for r in proj.responses(p)) for p in pids}
     proj.close()
+
+
+@pytest.fixture(autouse=True)
+def _single_thread(one_thread):
+    yield

@@ -20,7 +20,7 @@ from core.models.loading import (
     position_ids_from_mask,
     prepare_tokenizer,
 )
-from tests.models_fixtures import tiny_gpt2, tiny_qwen2  # noqa: F401 (fixtures)
+from tests.models_fixtures import tiny_gpt2, tiny_qwen2, one_thread  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("fixture", ["tiny_gpt2", "tiny_qwen2"])
@@ -156,3 +156,8 @@ def test_encode_batch_left_pads_with_positions(tiny_gpt2):
     assert torch.equal(position_ids_from_mask(torch.tensor([[0, 0, 1, 1]])), torch.tensor([[0, 0, 0, 1]]))
     short = encode_batch(tok, ["one two three four five six seven"], max_tokens=3)
     assert short["input_ids"].shape[1] == 3  # keeps the end of an over-long prompt
+
+
+@pytest.fixture(autouse=True)
+def _single_thread(one_thread):
+    yield

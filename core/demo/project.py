@@ -84,13 +84,19 @@ def create_demo_project(
     batch_size: int = 96,
     keep_open: bool = False,
     kdf: Optional[dict] = None,
+    threads: Optional[int] = 1,
     cancel: CancelToken = NEVER,
 ) -> Iterator[Progress]:
     """Job: a new encrypted project at `folder` with demo prompts, K candidates each, guidelines, tags.
 
+    threads: torch CPU threads while generating (restored after; None = leave as is). One is the default:
+    a ~1M-parameter model gains little from a second thread, and loses badly to OpenMP spin-waits when
+    the machine is busy (the GUI, other programs).
     Returns a `DemoReport`. A cancelled run leaves a valid project with the prompts and whatever
     batches were finished; `generate_candidates` on it completes the rest.
     """
+    import torch
+
     from core.demo.corpus import demo_prompts
     from core.demo.metrics import diversity
     from core.models.candidates import generate_candidates
@@ -121,7 +127,13 @@ def create_demo_project(
             project, model_dir, k=k, settings=demo_settings(seed), batch_size=batch_size,
             model=model, tokenizer=tokenizer, cancel=cancel,
         )
-        report.generation = yield from gen
+        previous_threads = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            report.generation = yield from gen
+        finally:
+            torch.set_num_threads(previous_threads)
 
         groups = [[r.text for r in project.responses(pid)] for pid in project.prompt_ids()]
         report.responses = sum(len(g) for g in groups)
