@@ -49,16 +49,26 @@ def _charset_bits(p: str) -> float:
     return effective * math.log2(max(pool, 2))
 
 
+def _word_bits(p: str) -> float:
+    """Letter runs of four or more count as dictionary words (~11 bits; 1 bit when repeated);
+    every other character counts as a random one of its class."""
+    bits, seen = 0.0, set()
+    for token in re.findall(r"[A-Za-z]{4,}|.", p, re.S):
+        if len(token) >= 4:
+            bits += 1.0 if token.lower() in seen else 11.0
+            seen.add(token.lower())
+        else:
+            bits += _charset_bits(token)
+    return bits
+
+
 def strength(passphrase: str) -> Strength:
     p = passphrase
     if not p:
         return Strength(0, 0.0, LABELS[0], "Type a passphrase.")
     if p.casefold() in COMMON:
         return Strength(0, 1.0, LABELS[0], "This is one of the most common passwords.")
-    bits = _charset_bits(p)
-    words = re.findall(r"[A-Za-z]{4,}", p)
-    if len(words) >= 3:
-        bits = min(bits, 11.0 * len(words) + 4.0 * len(re.findall(r"[^A-Za-z\s]", p)))
+    bits = min(_charset_bits(p), _word_bits(p))
     score = 0 if bits < 28 else 1 if bits < 40 else 2 if bits < 56 else 3 if bits < 72 else 4
     if len(p) < 12:  # short ones fall to offline guessing however mixed they look
         score = min(score, 2)

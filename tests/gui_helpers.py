@@ -47,22 +47,38 @@ def write_jsonl(path, n=8, k=4, offset=0):
     return path
 
 
-@pytest.fixture
-def window(qtbot, gui_settings):
-    """The real main window with its own settings file; closed (and its project with it) at the end."""
+@pytest.fixture(scope="module")
+def _module_window(qapp, tmp_path_factory):
+    """One real main window per test module (building the pages takes seconds), with its own settings."""
     from desktop.context import AppContext
     from desktop.main_window import MainWindow
     from desktop.theme import apply_theme
-    from PySide6.QtWidgets import QApplication
 
-    apply_theme(QApplication.instance())
-    ctx = AppContext(gui_settings)
-    win = MainWindow(ctx, detect_device=False)
-    qtbot.addWidget(win)
+    apply_theme(qapp)
+    settings = QSettings(str(tmp_path_factory.mktemp("gui") / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(AppContext(settings), detect_device=False)
     win.resize(1280, 800)
     win.show()
     yield win
     win.close()
+    win.deleteLater()
+
+
+@pytest.fixture
+def window(_module_window, qtbot):
+    """The module's main window, back on the start screen with no project and default settings."""
+    from desktop.context import DEFAULT_IDLE_MINUTES
+
+    win = _module_window
+    yield win
+    for dialog in (win.unlock_dialog, win.wizard):
+        if dialog is not None:
+            dialog.close()
+    win.unlock_dialog = win.wizard = None
+    win.close_project()
+    qtbot.waitUntil(lambda: not win.ctx.runner.active and not win.ctx._pending_close, timeout=15_000)
+    win.ctx.set_idle_minutes(DEFAULT_IDLE_MINUTES)
+    win.idle.set_minutes(DEFAULT_IDLE_MINUTES)
 
 
 def unlock(qtbot, win, path, passphrase=PASSPHRASE):

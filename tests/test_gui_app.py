@@ -6,7 +6,7 @@ import time
 
 import pytest
 from gui_helpers import (  # noqa: F401  (fixtures)
-    PASSPHRASE, create_through_wizard, gui_settings, unlock, wait_job, window, write_jsonl,
+    PASSPHRASE, _module_window, create_through_wizard, unlock, wait_job, window, write_jsonl,
 )
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox

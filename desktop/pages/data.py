@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import ImportFailed
-from core.search import prompt_text, search_prompts
+from core.search import prompt_status, prompt_text, search_prompts
 from desktop.pages.base import Page, error_text
 from desktop.worker import call_job
 
@@ -28,6 +28,14 @@ STATUS_FILTERS = ("All statuses", "unranked", "ranked", "skipped", "flagged")
 SPLIT_FILTERS = ("All splits", "train", "heldout")
 TEXT_CACHE = 4000  # decrypted one-line prompt previews kept in memory
 PREVIEW_CHARS = 240
+
+
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_FOREGROUND = Qt.ItemDataRole.ForegroundRole
+_ALIGN = Qt.ItemDataRole.TextAlignmentRole
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_STATUS_COLOURS = {"ranked": QColor("#3f9a45"), "skipped": QColor("#b07d12")}
+_FLAG_COLOUR = QColor("#d33c3c")
 
 
 class PromptTableModel(QAbstractTableModel):
@@ -83,31 +91,22 @@ class PromptTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        pid, position, split, status, n, flagged = self.row_tuple(index.row())
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
-                return position
+        # Called ~40 times per visible row per paint (one call per role): unused roles leave first.
+        if role == _DISPLAY:
+            pid, position, split, status, n, flagged = self.rows[self.shown[index.row()]]
+            col = index.column()
             if col == 1:
                 return self.preview(pid)
-            if col == 2:
-                return split
+            return (position, None, split, status, n, "flagged" if flagged else "")[col]
+        if role == _FOREGROUND:
+            col = index.column()
             if col == 3:
-                return status
-            if col == 4:
-                return n
-            return "flagged" if flagged else ""
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 4):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if col == 3 and status == "ranked":
-                return QColor("#3f9a45")
-            if col == 3 and status == "skipped":
-                return QColor("#b07d12")
-            if col == 5 and flagged:
-                return QColor("#d33c3c")
+                return _STATUS_COLOURS.get(self.rows[self.shown[index.row()]][3])
+            if col == 5 and self.rows[self.shown[index.row()]][5]:
+                return _FLAG_COLOUR
+            return None
+        if role == _ALIGN and index.column() in (0, 4):
+            return _RIGHT
         return None
 
     def preview(self, pid: int) -> str:
@@ -261,7 +260,7 @@ class DataPage(Page):
         if self._load_handle is not None and self._load_handle.running:
             return
         self._stale = False
-        self._load_handle = self.run_job(call_job(project.prompt_status, message="loading prompts"),
+        self._load_handle = self.run_job(call_job(prompt_status, project, message="loading prompts"),
                                          "Loading prompts",
                                          on_finished=lambda rows, p=project: self._loaded(p, rows),
                                          on_failed=self.show_error)
