@@ -123,7 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-len", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None, help="timed steps per block")
     ap.add_argument("--blocks", type=int, default=None, help="rotating timed blocks per loop")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch (default 1 on CPU: a shared machine's load swamps 2+ threads)")
     ap.add_argument("--no-paired", action="store_true", help="skip the chosen/rejected loop")
     args = ap.parse_args(argv)
 
@@ -141,8 +142,8 @@ def main(argv=None) -> int:
     max_len = args.max_len or (512 if cuda else 64)
     steps = args.steps or (2 if cuda else 1)
     args.blocks = args.blocks or (8 if cuda else 30)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads or not cuda:
+        torch.set_num_threads(args.threads or 1)
 
     t_init = time.perf_counter()
     model_ours = make_model(device, arch)

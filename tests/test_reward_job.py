@@ -64,9 +64,9 @@ def project(tmp_path_factory):
 
 
 def _config(base, **kw):
-    values = dict(base_model=base, device="cpu", learning_rate=1e-3, warmup_ratio=0.05, epochs=6,
+    values = dict(base_model=base, device="cpu", learning_rate=1e-3, warmup_ratio=0.05, epochs=4,
                   prompts_per_micro_batch=4, grad_accum_steps=1, max_length=48, val_fraction=0.2,
-                  eval_every=10, early_stopping_patience=0, checkpoint_every=25, min_pairs=20, seed=0)
+                  eval_every=12, early_stopping_patience=0, checkpoint_every=25, min_pairs=20, seed=0)
     values.update(kw)
     return RewardConfig(**values)
 
@@ -122,25 +122,27 @@ def test_learns_the_hidden_rule(project, tiny_base):
     assert min(good) > max(bad) or sum(good) / len(good) > sum(bad) / len(bad)
 
 
-def test_cancel_then_resume_continues(project, tiny_base, tmp_path):
-    cfg = _config(tiny_base, epochs=2, checkpoint_every=1000, eval_every=5)
+def test_cancel_then_resume_continues(tiny_base, tmp_path):
+    project = Project.create(tmp_path / "resume.rlhfproj", PASS)
+    _fill(project, n_train=30, n_heldout=0, seed=2)
+    cfg = _config(tiny_base, epochs=2, checkpoint_every=1000, eval_every=4)
     # The uninterrupted reference run.
     ref = run_job(train_reward_model(project, cfg))
     ref_loss = dict(project.metrics(ref.run_id)["loss/train"])
 
     token = CancelToken()
 
-    def cancel_at_7(event):
-        if event.step == 7 and "loss/train" in event.metrics:
+    def cancel_at_5(event):
+        if event.step == 5 and "loss/train" in event.metrics:
             token.cancel()
 
     with pytest.raises(Cancelled):
-        run_job(train_reward_model(project, cfg, cancel=token), cancel_at_7)
+        run_job(train_reward_model(project, cfg, cancel=token), cancel_at_5)
     run_id = max(r.id for r in project.runs(kind="reward"))
     run = project.run(run_id)
     assert run.status == "cancelled"
     assert project.has_artifact(run_id, "checkpoint") and not project.has_artifact(run_id, "final")
-    assert [s for s, _ in project.metrics(run_id)["loss/train"]] == list(range(1, 8))
+    assert [s for s, _ in project.metrics(run_id)["loss/train"]] == list(range(1, 6))
 
     # A consistent project: it closes and reopens, and the checkpoint decrypts.
     folder = project.path
@@ -153,7 +155,7 @@ def test_cancel_then_resume_continues(project, tiny_base, tmp_path):
         result = run_job(train_reward_model(reopened, {}, resume_run=run_id), events.append)
         assert result.run_id == run_id and reopened.run(run_id).status == "done"
         trained = [e for e in events if "loss/train" in e.metrics]
-        assert trained[0].step == 8  # the step counter carries on
+        assert trained[0].step == 6  # the step counter carries on
         loss = reopened.metrics(run_id)["loss/train"]
         assert [s for s, _ in loss] == list(range(1, result.steps + 1))  # one clean curve, no restart
         assert result.steps == ref.steps
@@ -162,6 +164,23 @@ def test_cancel_then_resume_continues(project, tiny_base, tmp_path):
             assert value == pytest.approx(ref_loss[step], rel=1e-4, abs=1e-5)
         with pytest.raises(UserError):
             run_job(train_reward_model(reopened, {}, resume_run=run_id))  # already finished
+
+        # A crash mid-run (here: the driver dies at step 6): resume from the step-4 checkpoint, and the
+        # metrics logged after it are replaced, not duplicated.
+        job = train_reward_model(reopened, dict(vars(cfg), checkpoint_every=4))
+        for event in job:
+            if event.step == 6 and "loss/train" in event.metrics:
+                break
+        job.close()
+        crashed = max(r.id for r in reopened.runs(kind="reward"))
+        assert reopened.run(crashed).status == "failed"
+        events = []
+        again = run_job(train_reward_model(reopened, {}, resume_run=crashed), events.append)
+        assert [e for e in events if "loss/train" in e.metrics][0].step == 5
+        loss = reopened.metrics(crashed)["loss/train"]
+        assert [s for s, _ in loss] == list(range(1, again.steps + 1))
+        for step, value in loss:
+            assert value == pytest.approx(ref_loss[step], rel=1e-4, abs=1e-5)
     finally:
         reopened.close()
 
@@ -172,3 +191,26 @@ def test_preflight_refuses_too_few_pairs(tiny_base, tmp_path):
         with pytest.raises(UserError, match="only 12 preference pairs"):
             run_job(train_reward_model(proj, _config(tiny_base)))
         assert proj.runs(kind="reward") == []
+
+
+@pytest.mark.parametrize("mode", ["lora", "freeze"])
+def test_lora_and_frozen_runs_load_back_for_scoring(project, tiny_base, mode):
+    cfg = _config(tiny_base, finetune=mode, lora_r=8, freeze_layers=1, learning_rate=3e-3, max_steps=4,
+                  eval_every=2)
+    result = run_job(train_reward_model(project, cfg))
+    files = project.load_artifact(result.run_id, "final")
+    assert set(files) == {"model.safetensors", "reward.json"}
+    rm = load_reward_model(project, result.run_id)
+    assert not hasattr(rm.model, "peft_config")  # LoRA merged for scoring
+    assert all(not p.requires_grad for p in rm.model.parameters())
+    # The reloaded model reproduces the trained one: its validation accuracy is the run's final figure.
+    data = collect_data(project, cfg)
+    correct = total = 0
+    for e in data.val:
+        texts = {r.id: r.text for r in project.responses(e.prompt_id)}
+        scores = rm.score([(project.prompt(e.prompt_id).prompt, texts[r]) for r in e.response_ids])
+        for w, l, _ in e.pairs:
+            correct += 1.0 if scores[w] > scores[l] else 0.5 if scores[w] == scores[l] else 0.0
+            total += 1
+    assert correct / total == pytest.approx(project.run(result.run_id).summary["final/accuracy/val"], abs=1e-9)
+    assert len(set(round(v, 6) for v in scores)) > 1

@@ -567,13 +567,13 @@ class RewardTrainer:
         return {f"loss/{prefix}": loss_sum / len(examples), f"accuracy/{prefix}": correct / max(1, n_pairs),
                 f"margin/{prefix}": diff_sum / max(1, n_pairs)}
 
-    def raw_scores(self, sequences: Sequence[list[int]], batch_size: int = 16) -> list[float]:
+    def raw_scores(self, sequences: Sequence[list[int]], batch_size: int = 32) -> list[float]:
         return score_sequences(self.model, sequences, self.pad_id, self.device, self.autocast, batch_size)
 
 
 @torch.no_grad()
 def score_sequences(model, sequences: Sequence[list[int]], pad_id: int, device, autocast: bool,
-                    batch_size: int = 16) -> list[float]:
+                    batch_size: int = 32) -> list[float]:
     """Uncentred rewards of token sequences, in order; batches similar lengths together to pad less."""
     model.eval()
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
@@ -861,7 +861,7 @@ class RewardModel:
         return self.score(list(zip(batch.prompts, batch.responses)))
 
     @torch.no_grad()
-    def score(self, items: Sequence[tuple[Any, str]], batch_size: int = 16) -> list[float]:
+    def score(self, items: Sequence[tuple[Any, str]], batch_size: int = 32) -> list[float]:
         """[(prompt, response)] -> centred rewards. Prompts are strings or chat message lists."""
         seqs = [encode_pair(self.tokenizer, p, r, self.config.max_length) for p, r in items]
         raw = score_sequences(self.model, seqs, self.tokenizer.pad_token_id, self.device,
