@@ -306,10 +306,26 @@ class AnnotationSession:
             self.project.prompt(self.history[self.index]).position if self.index >= 0 else 0)
         here = self.current.prompt_id if self.current else None
         for after, skipped in ((pos, False), (0, False), (pos, True), (0, True)):
-            pid = self.project.next_unjudged(after, self.split, include_skipped=skipped)
+            pid = self._next_unjudged(after, skipped)
             if pid is not None and pid != here:
                 return pid
         return None
+
+    def _next_unjudged(self, after_position: int, include_skipped: bool) -> Optional[int]:
+        """Project.next_unjudged with index hints. Without planner statistics SQLite probes the
+        (status, purpose) index in the correlated subquery, i.e. scans every current judgment for each
+        prompt it passes (~6 ms per call at 20k judgments, growing); unary + keeps it on
+        (prompt_id, status). Same semantics as the store's method (tested against it)."""
+        sql = (
+            "SELECT p.id FROM prompts p WHERE p.position > ? "
+            + ("AND p.split = ? " if self.split else "")
+            + "AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.prompt_id = p.id AND j.status='current' "
+            + "AND +j.purpose='annotation'" + (" AND j.kind != 'skip'" if include_skipped else "") + ") "
+            + "ORDER BY p.position LIMIT 1"
+        )
+        args: list = [after_position] + ([self.split] if self.split else [])
+        row = self._db.execute(sql, args).fetchone()
+        return row[0] if row else None
 
     def _pick_consistency(self) -> Optional[tuple[int, Optional[tuple[int, int]]]]:
         """A random already-judged prompt of this mode's kind, not re-checked yet this session.

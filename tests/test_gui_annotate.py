@@ -2,6 +2,8 @@
 what was typed is what is stored, after closing and reopening the project."""
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QPlainTextEdit, QTextEdit
@@ -58,10 +60,23 @@ def test_rank_five_with_keyboard_then_reopen(setup, qtbot):
         ([K.Key_3, "t", K.Key_1, "=", K.Key_2, K.Key_Return], [[2, 0, 1], [3]]),
         ([K.Key_1, K.Key_2, K.Key_3, K.Key_Return], [[0], [1], [2], [3]]),
     ]
+    # when the next item is shown, its predecessor's judgment is already committed: another
+    # connection (which sees only committed data) counts it
+    other = sqlite3.connect(path / "project.db")
+    committed_when_shown = []
+
+    def count_committed(_item):
+        committed_when_shown.append(
+            other.execute("SELECT count(*) FROM judgments WHERE status='current'").fetchone()[0])
+
+    page.item_shown.connect(count_committed)
     for seq, tiers in plans:
         ids = shown_ids(page)
         expected.append((page.item.prompt_id, [[ids[i] for i in t] for t in tiers]))
         keys(qtbot, page, seq)
+    page.item_shown.disconnect(count_committed)
+    other.close()
+    assert committed_when_shown == [1, 2, 3, 4, 5]
     assert [p for p, _ in expected] == pids[:5]  # queue: unranked, in project order
     assert page.item.prompt_id == pids[5]
     assert page.session.progress.judged == 5

@@ -203,6 +203,8 @@ class AnnotatePage(Page):
         self.rank_list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.rank_list.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.rank_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.rank_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.rank_list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.rank_list.setToolTip("Drag to reorder. A ticked box ties a candidate with the one above.")
         _no_focus(self.rank_list)
         self.rank_list.model().rowsMoved.connect(self._on_rows_moved)
@@ -315,6 +317,7 @@ class AnnotatePage(Page):
         self.share_spin.setToolTip("Share of items re-shown blindly to measure your consistency")
         self.share_spin.valueChanged.connect(self._on_share_changed)
         _no_focus(self.guidelines_button, self.split_combo)
+        self.share_spin.installEventFilter(self)
         tab = QWidget()
         layout = QVBoxLayout(tab)
         layout.setContentsMargins(8, 8, 8, 8)
@@ -384,6 +387,7 @@ class AnnotatePage(Page):
         self._set_enabled(False)
 
     def _set_enabled(self, on: bool) -> None:
+        self.guidelines_button.setEnabled(self.project is not None)
         for w in (self.submit_rank, self.submit_rate, self.skip_button, self.prev_button, self.next_button,
                   self.diff_button, *self.pair_buttons.values()):
             w.setEnabled(on)
@@ -513,14 +517,20 @@ class AnnotatePage(Page):
                     tie = " (tie)" if len(tier) > 1 else ""
                     it = QListWidgetItem(f"{k + 1}.  Candidate {idx + 1}{tie} — {self._snippet(idx)}")
                     it.setData(Qt.ItemDataRole.UserRole, idx)
-                    if row > 0:  # the box ties this one with the row above
+                    # the box ties this one with the row above (drawn on every row, so rows align;
+                    # only placed rows after the first can be ticked)
+                    it.setCheckState(Qt.CheckState.Checked if j > 0 else Qt.CheckState.Unchecked)
+                    if row > 0:
                         it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                        it.setCheckState(Qt.CheckState.Checked if j > 0 else Qt.CheckState.Unchecked)
+                    else:
+                        it.setFlags(it.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
                     self.rank_list.addItem(it)
                     row += 1
             for idx in self.builder.remaining:
                 it = QListWidgetItem(f"–   Candidate {idx + 1} (not placed) — {self._snippet(idx)}")
                 it.setData(Qt.ItemDataRole.UserRole, idx)
+                it.setCheckState(Qt.CheckState.Unchecked)
+                it.setFlags(it.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
                 it.setForeground(self.palette().color(self.palette().ColorRole.PlaceholderText))
                 self.rank_list.addItem(it)
         finally:
