@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--prompts", type=int, default=100_000)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--ranked-share", type=float, default=0.01)
+    ap.add_argument("--project", help="reuse a project this bench built before (passphrase as in the bench)")
     ap.add_argument("--device", default="cpu", help="unused (no GPU work here)")
     args = ap.parse_args(argv)
 
@@ -74,12 +75,21 @@ def main(argv=None) -> int:
     app = make_app()
     tmp = Path(tempfile.mkdtemp(prefix="rlhf-bench-data-"))
     t = time.perf_counter()
-    proj = build(tmp, args.prompts, args.k, args.ranked_share)
-    print(f"built project: {args.prompts:,} prompts x {args.k} candidates in {time.perf_counter() - t:.1f} s")
+    if args.project:
+        from core.project import Project
+
+        proj = Project.open(args.project, PASSPHRASE)
+        args.prompts = len(proj.prompt_ids())
+        print(f"opened project: {args.prompts:,} prompts in {time.perf_counter() - t:.1f} s (key derivation included)")
+    else:
+        proj = build(tmp, args.prompts, args.k, args.ranked_share)
+        print(f"built project: {args.prompts:,} prompts x {args.k} candidates in {time.perf_counter() - t:.1f} s")
+
+    from core.search import prompt_status
 
     t = time.perf_counter()
-    rows = proj.prompt_status()
-    print(f"prompt_status() alone: {1000 * (time.perf_counter() - t):.0f} ms for {len(rows):,} rows")
+    rows = prompt_status(proj)
+    print(f"status rows alone (core.search.prompt_status): {1000 * (time.perf_counter() - t):.0f} ms for {len(rows):,} rows")
 
     ctx = AppContext(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
     page = DataPage(ctx)

@@ -125,21 +125,37 @@ class PromptTableModel(QAbstractTableModel):
         return text
 
 
-def filter_rows(rows: list[tuple], status: str, split: str, ids: Optional[set[int]]) -> list[int]:
-    """Indices of rows passing the status / split filters and (when searching) the matching ids."""
-    out = []
-    for i, (pid, _pos, sp, st, _n, flagged) in enumerate(rows):
-        if split != SPLIT_FILTERS[0] and sp != split:
-            continue
-        if status == "flagged":
-            if not flagged:
-                continue
-        elif status != STATUS_FILTERS[0] and st != status:
-            continue
-        if ids is not None and pid not in ids:
-            continue
-        out.append(i)
+def filter_rows(rows: list[tuple], status: str, split: str, ids: Optional[set[int]],
+                index: Optional[dict[str, list[int]]] = None) -> list[int]:
+    """Indices of rows passing the status / split filters and (when searching) the matching ids.
+
+    index: `status_index(rows)`, so a filter on 100,000 rows walks only the rows it can keep."""
+    index = index if index is not None else status_index(rows)
+    if status == STATUS_FILTERS[0]:
+        out = list(range(len(rows)))
+    else:
+        out = index.get(status, [])
+    if split != SPLIT_FILTERS[0]:
+        out = [i for i in out if rows[i][2] == split]
+    if ids is not None:
+        out = [i for i in out if rows[i][0] in ids]
     return out
+
+
+def _load_rows(project) -> tuple[list[tuple], dict[str, list[int]]]:
+    """Worker side of a refresh: the status rows and their filter index."""
+    rows = prompt_status(project)
+    return rows, status_index(rows)
+
+
+def status_index(rows: list[tuple]) -> dict[str, list[int]]:
+    """{status or "flagged": row indices} in one pass."""
+    index: dict[str, list[int]] = {s: [] for s in STATUS_FILTERS[1:]}
+    for i, row in enumerate(rows):
+        index[row[3]].append(i)
+        if row[5]:
+            index["flagged"].append(i)
+    return index
 
 
 class DataPage(Page):
@@ -154,6 +170,8 @@ class DataPage(Page):
         self._search_handle = None
         self._load_handle = None
         self._stale = True
+        self._index: dict = {}
+        self._index_rows: Optional[list] = None
         self.last_import = None
         self.last_export = None
 
@@ -260,14 +278,16 @@ class DataPage(Page):
         if self._load_handle is not None and self._load_handle.running:
             return
         self._stale = False
-        self._load_handle = self.run_job(call_job(prompt_status, project, message="loading prompts"),
+        self._load_handle = self.run_job(call_job(_load_rows, project, message="loading prompts"),
                                          "Loading prompts",
                                          on_finished=lambda rows, p=project: self._loaded(p, rows),
                                          on_failed=self.show_error)
 
-    def _loaded(self, project, rows) -> None:
+    def _loaded(self, project, loaded) -> None:
         if project is not self.project:
             return  # closed or switched while loading
+        rows, self._index = loaded
+        self._index_rows = rows
         selected = self.current_prompt_id()
         self.model.set_rows(project, rows)
         self.apply_filters()
@@ -281,8 +301,10 @@ class DataPage(Page):
         super().showEvent(event)
 
     def apply_filters(self) -> None:
+        if self._index_rows is not self.model.rows:
+            self._index, self._index_rows = status_index(self.model.rows), self.model.rows
         shown = filter_rows(self.model.rows, self.status_filter.currentText(), self.split_filter.currentText(),
-                            self._search_ids)
+                            self._search_ids, self._index)
         self.model.set_shown(shown)
         total = len(self.model.rows)
         self.count.setText(f"{len(shown):,} of {total:,} prompts" if len(shown) != total else f"{total:,} prompts")
