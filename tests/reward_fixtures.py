@@ -25,3 +25,14 @@ def tiny_base(tmp_path_factory):
 def tiny_qwen_base(tmp_path_factory):
     return str(build_tiny_model(tmp_path_factory.mktemp("reward_base_qwen") / "qwen2", arch="qwen2", seed=0,
                                 corpus=CORPUS, hidden=64, layers=2, heads=4))
+
+
+@pytest.fixture
+def reward_one_thread():
+    """Tiny models gain nothing from a second thread, and lose a lot to OpenMP spin-waits on a busy box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

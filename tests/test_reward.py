@@ -19,7 +19,9 @@ from core.training.reward import (
     split_by_prompt,
     step_examples,
 )
-from tests.reward_fixtures import tiny_base, tiny_qwen_base  # noqa: F401 (fixtures)
+from tests.reward_fixtures import reward_one_thread, tiny_base, tiny_qwen_base  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("reward_one_thread")
 
 
 def _closed_form(rw, rl, m):

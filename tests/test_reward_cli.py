@@ -7,7 +7,9 @@ from core.cli import reward_cmds
 from core.errors import UserError
 from core.project import Project
 from core.training.presets import PRESETS, make_config
-from tests.reward_fixtures import tiny_base  # noqa: F401 (fixture)
+from tests.reward_fixtures import reward_one_thread, tiny_base  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("reward_one_thread")
 from tests.test_reward_job import PASS, _fill
 
 

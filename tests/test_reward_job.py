@@ -14,7 +14,9 @@ from core.training.reward import (
     score_prompt,
     train_reward_model,
 )
-from tests.reward_fixtures import tiny_base  # noqa: F401 (fixture)
+from tests.reward_fixtures import reward_one_thread, tiny_base  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("reward_one_thread")
 
 PASS = "correct horse"
 WORDS = ("please restart the router and check the light your order ships today a refund is on its way "
