@@ -14,7 +14,7 @@ from typing import Optional
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -321,7 +321,10 @@ class BlindJudgeView(QWidget):
 
 
 class ResultsCanvas(QWidget):
-    """The report's charts (the same drawing functions as the exported report) on one canvas."""
+    """The report's charts (the same drawing functions as the exported report) on one canvas.
+
+    Rebuilding five axes costs matplotlib a good fraction of a second, so `show_report` only records the
+    report; the figure is rebuilt once per event-loop turn, and only while the canvas is visible."""
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -332,14 +335,32 @@ class ResultsCanvas(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
         self.report: Optional[dict] = None
-        self.show_report(None)
+        self._drawn: object = ()  # the report the figure shows now (() = nothing drawn yet)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self.flush)
+        self.rebuilds = 0
 
     def show_report(self, report: Optional[dict]) -> None:
         self.report = report
+        if self.isVisible():
+            self._timer.start()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._timer.start()
+
+    def flush(self, force: bool = False) -> None:
+        """Rebuild the figure now if the report changed since it was drawn."""
+        if not force and self._drawn == self.report:
+            return
+        self._drawn = self.report
+        self.rebuilds += 1
         fig = self.figure
         fig.clear()
         grid = fig.add_gridspec(2, 3, width_ratios=[1, 1.1, 1.1])
-        rep = report or {}
+        rep = self.report or {}
         R.draw_outcomes(fig.add_subplot(grid[0, 0]), rep)
         R.draw_win_rate(fig.add_subplot(grid[0, 1]), rep)
         R.draw_rewards(fig.add_subplot(grid[0, 2]), rep)
@@ -371,7 +392,8 @@ class ResultsCanvas(QWidget):
                     text.set_color(fg)
 
     def changeEvent(self, event) -> None:
-        if event.type() == QEvent.Type.PaletteChange and self.report is not None:
+        if event.type() == QEvent.Type.PaletteChange and self._drawn != ():
+            self._drawn = ()
             self.show_report(self.report)
         super().changeEvent(event)
 
@@ -819,6 +841,8 @@ def render_evaluate_screens(out_dir, project, eval_run: int, compare_runs=(), me
         page.set_project(project)
         page.reload_runs(select_eval=eval_run)
         page.wait_idle(120)
+        _settle(app)
+        page.results.flush()
         _settle(app)
         paths.append(out / "evaluate.png")
         page.grab().save(str(paths[-1]))
