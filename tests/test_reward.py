@@ -150,3 +150,12 @@ def test_config_validation():
         RewardConfig(val_fraction=0.0)
     with pytest.raises(UserError):
         build_reward_model(RewardConfig(base_model="/nonexistent/model", device="cpu"))
+
+
+def test_every_hyperparameter_has_a_one_line_doc():
+    import dataclasses
+
+    docs = RewardConfig.field_docs()
+    names = [f.name for f in dataclasses.fields(RewardConfig)]
+    assert set(docs) == set(names)
+    assert all(docs[n].strip() and "\n" not in docs[n].strip() for n in names)

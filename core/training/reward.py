@@ -151,6 +151,13 @@ class RewardConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
+    @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        """{field: its one-line docstring}, for the advanced form and `--help` texts."""
+        from core.training.policy_config import field_docs
+
+        return field_docs(cls)
+
     @property
     def prompts_per_step(self) -> int:
         return self.prompts_per_micro_batch * self.grad_accum_steps
@@ -745,6 +752,7 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
     total = total_steps(len(data.train), config)
     start = resume_state["step"] if resume_state else 0
     summary = dict(proj.run(run_id).summary or {})
+    summary.pop("error", None)
     try:
         proj.update_run(run_id, status="running", summary=summary)
         yield Progress(start, total, "loading the base model", metrics={"run/id": float(run_id)})
@@ -807,8 +815,7 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
                 _save_checkpoint(proj, run_id, trainer, state, data, best)
             yield Progress(step, total, "training", metrics=metrics)
 
-        # Finish: best weights, centring, final figures, the "final" artifact.
-        cancel.raise_if_cancelled()
+        # Finish: best weights, centring, final figures, the "final" artifact (short; not cancellable).
         if config.restore_best and best is not None and state["best_step"] != step:
             ckpt.load_trainable_state(model, best)
         final = trainer.evaluate(data.val)
