@@ -298,3 +298,27 @@ def test_lock_clears_every_decrypted_text(setup, qtbot):
     # keys do nothing while locked
     keys(qtbot, page, [K.Key_1, K.Key_Return])
     assert proj.judgments() == []
+
+
+def test_consistency_recheck_through_the_page(setup, qtbot):
+    page, proj, path, pids = setup
+    keys(qtbot, page, [K.Key_1, K.Key_2, K.Key_3, K.Key_Return])  # judge two items
+    keys(qtbot, page, [K.Key_1, K.Key_2, K.Key_3, K.Key_Return])
+    page.session.history = page.session.history[-1:]  # let the judged items be re-shown
+    page.session.index = 0
+    page.session.consistency_share = 1.0
+    keys(qtbot, page, [K.Key_1, K.Key_2, K.Key_3, K.Key_Return])
+    item = page.item
+    assert item.purpose == "consistency" and item.prompt_id in pids[:2]
+    # blind: the page shows it like any other item (no marker), in a fresh order
+    assert "re-check" not in page.progress_label.text().lower()
+    original = proj.judgments(prompt_id=item.prompt_id)[0]
+    best = original.tiers[0][0]
+    first = item.index_of(best)
+    rest = [i for i in range(4) if i != first]
+    keys(qtbot, page, [K.Key_1 + first] + [K.Key_1 + i for i in rest[:2]] + [K.Key_Return])
+    assert page.item.purpose == "annotation"
+    assert len(proj.judgments(purpose="consistency")) == 1
+    assert proj.judgments(prompt_id=item.prompt_id)[0].id == original.id  # the original stays current
+    qtbot.keyClicks(page, "g")
+    assert "agreed with yourself on 100%" in page.consistency_label.text()

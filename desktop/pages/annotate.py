@@ -38,7 +38,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.annotation import MODES, PAIRWISE_KEYS, RATING_MAX, RATING_MIN, AnnotationSession, Item, RankingBuilder
+from core.annotation import (
+    MODES,
+    PAIRWISE_KEYS,
+    RATING_MAX,
+    RATING_MIN,
+    AnnotationSession,
+    Item,
+    RankingBuilder,
+    consistency_checks,
+    consistency_summary,
+)
 from core.errors import UserError
 from desktop.pages.base import Page
 from desktop.widgets.candidate_card import CandidateCard
@@ -183,6 +193,7 @@ class AnnotatePage(Page):
         _no_focus(self.tabs, self.tabs.tabBar())
         self.tabs.addTab(self._build_judge_tab(), "Judge")
         self.tabs.addTab(self._build_guidelines_tab(), "Guidelines (G)")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.tabs.setMinimumWidth(300)
         self.tabs.setMaximumWidth(420)
 
@@ -330,6 +341,9 @@ class AnnotatePage(Page):
         form.addWidget(QLabel("Consistency re-checks"), 1, 0)
         form.addWidget(self.share_spin, 1, 1)
         layout.addLayout(form)
+        self.consistency_label = QLabel()
+        self.consistency_label.setWordWrap(True)
+        layout.addWidget(self.consistency_label)
         return tab
 
     # ---- project ------------------------------------------------------------------------------
@@ -375,6 +389,7 @@ class AnnotatePage(Page):
         self.pair_existing.clear()
         self.progress_label.clear()
         self.message.clear()
+        self.consistency_label.clear()
         for cb in self.flag_checks:
             cb.deleteLater()
         self.flag_checks = []
@@ -659,6 +674,25 @@ class AnnotatePage(Page):
         if self.project is not None:
             self.session = AnnotationSession(self.project, mode=self.mode, split=self.split)
             self._show(self.session.start())
+
+    def _on_tab_changed(self, index: int) -> None:
+        if index == 1:
+            self.update_consistency()
+
+    def update_consistency(self) -> None:
+        """How often the expert agreed with themselves on blind re-checks (computed when shown)."""
+        if self.project is None:
+            self.consistency_label.clear()
+            return
+        summary = consistency_summary(consistency_checks(self.project))
+        if not summary["checks"]:
+            self.consistency_label.setText("No re-checks yet: a share of judged items comes back blindly "
+                                           "to measure your consistency.")
+            return
+        tau = f", mean Kendall τ {summary['mean_tau']:.2f}" if summary["mean_tau"] is not None else ""
+        self.consistency_label.setText(
+            f"Re-checks: {summary['checks']}; you agreed with yourself on {summary['agreement']:.0%} "
+            f"(same best answer / same choice){tau}.")
 
     def _on_share_changed(self, value: int) -> None:
         if self.session is not None:
