@@ -135,7 +135,7 @@ def render_all(out_dir: str | Path) -> list[Path]:
     window.resize(*SIZE)
     window.show()
     _wait(app, until=lambda: not ctx.runner.active)
-
+    _wait(app, 0.3)  # let the status bar lay out the device name
     save(window.grab(), "start.png")
 
     wizard = window.new_project()
@@ -164,6 +164,7 @@ def render_all(out_dir: str | Path) -> list[Path]:
     window.show_page("Data")
     _wait(app, until=lambda: data.model.rowCount() > 0)
     data.select_prompt(ctx.project.prompt_ids()[2])
+    _wait(app, until=lambda: not ctx.runner.active)  # other pages' loading jobs, shown in the status bar
     _wait(app)
     save(window.grab(), "data.png")
 
@@ -175,7 +176,7 @@ def render_all(out_dir: str | Path) -> list[Path]:
 
     window.show_page("Activity")
     act = window.page("Activity")
-    _wait(app, until=lambda: bool(act.entries))
+    _wait(app, until=lambda: bool(act.entries) and not ctx.runner.active)
     _wait(app)
     save(window.grab(), "activity.png")
 
