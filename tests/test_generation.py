@@ -191,3 +191,61 @@ def test_job_resumes_after_cancel_without_duplicates(tmp_path, tiny_gpt2):
 @pytest.fixture(autouse=True)
 def _single_thread(one_thread):
     yield
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line and the shared progress driver
+
+
+def test_cli_generate_fills_and_resumes(tmp_path, tiny_gpt2, capsys):
+    from core.cli import main
+
+    proj, pids = _project(tmp_path, n=3)
+    proj.close()
+    pw = tmp_path / "pw"
+    pw.write_text(PASS + "\n")
+    args = ["generate", str(tmp_path / "gen.rlhfproj"), "--model", tiny_gpt2, "-k", "2",
+            "--max-new-tokens", "8", "--temperatures", "0.8,1.2", "--passphrase-file", str(pw)]
+    assert main(args) == 0
+    assert "6 candidates added" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "0 candidates added" in capsys.readouterr().out
+    with Project.open(tmp_path / "gen.rlhfproj", PASS) as proj:
+        assert [len(proj.responses(p)) for p in pids] == [2, 2, 2]
+    assert main(["generate", str(tmp_path / "gen.rlhfproj"), "--model", str(tmp_path),
+                 "--passphrase-file", str(pw)]) == 2  # not a model folder: a clear error, exit 2
+    assert "not a Hugging Face model folder" in capsys.readouterr().err
+
+
+def test_progress_driver_turns_ctrl_c_into_cancel():
+    import os
+    import signal
+
+    from core.cli.progress import run_with_progress
+    from core.jobs import Progress
+
+    token = CancelToken()
+    steps = []
+
+    def job(cancel):
+        for i in range(100):
+            cancel.raise_if_cancelled()
+            steps.append(i)
+            if i == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C
+            yield Progress(i + 1, 100, "working", metrics={"loss/x": 1.0 / (i + 1)})
+        return "finished"
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(Cancelled):
+        run_with_progress(job(token), token, desc="t", disable=True)
+    assert token.cancelled and steps == [0, 1, 2, 3]
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
+
+    def quiet(cancel):
+        for i in range(3):
+            cancel.raise_if_cancelled()
+            yield Progress(i + 1, 3, "working")
+        return "finished"
+
+    assert run_with_progress(quiet(CancelToken()), CancelToken(), disable=True) == "finished"

@@ -57,7 +57,12 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _passphrase_args(parser) -> None:
-    if any(a.dest == "passphrase_file" for a in parser._actions):
+    try:
+        from core.cli.project_cmds import add_passphrase_args
+    except ImportError:
+        add_passphrase_args = None
+    if add_passphrase_args is not None:
+        add_passphrase_args(parser)
         return
     parser.add_argument("--passphrase-file", metavar="FILE",
                         help=f"read the passphrase from FILE (else ${PASSPHRASE_ENV}, else asked)")

@@ -123,14 +123,20 @@ def choose_tokens(
     settings: SamplingSettings,
     generator: Optional[torch.Generator],
     want_logprobs: bool = False,
+    all_greedy: Optional[bool] = None,
 ):
-    """Next token per row. logits (B, V); temperatures (B,), 0 = greedy. Returns (tokens (B,), logprobs)."""
+    """Next token per row. logits (B, V); temperatures (B,), 0 = greedy. Returns (tokens (B,), logprobs).
+
+    all_greedy: pass it when known, to save a host sync per step.
+    """
     logits = logits.float()
     greedy_rows = temperatures <= 0
     safe_t = torch.where(greedy_rows, torch.ones_like(temperatures), temperatures)
     scaled = logits / safe_t[:, None]  # (B, V)
     greedy_tok = logits.argmax(-1)
-    if bool(greedy_rows.all()):
+    if all_greedy is None:
+        all_greedy = bool(greedy_rows.all())
+    if all_greedy:
         tokens = greedy_tok
     else:
         filtered = filter_logits(scaled, settings.top_k, settings.top_p)
@@ -297,14 +303,17 @@ def _sample_static(model, tokenizer, input_ids, attention_mask, settings, temps,
     causal = slots[None, :] <= torch.arange(P, device=device)[:, None]  # (P, L)
     allowed = causal[None] & valid[:, None, :]  # (B, P, L)
     allowed |= (slots[None, :] == torch.arange(P, device=device)[:, None])[None]
-    out = model(
-        input_ids=input_ids,
-        attention_mask=_as_attention_mask(allowed[:, None], impl, dtype),
-        position_ids=position_ids,
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=1,
-    )
+    try:
+        out = model(
+            input_ids=input_ids,
+            attention_mask=_as_attention_mask(allowed[:, None], impl, dtype),
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+    except TypeError as exc:  # a wrapper or architecture whose forward lacks these arguments
+        raise _Unsupported(f"forward signature: {exc}") from exc
     logits = out.logits[:, -1]  # (B, V)
 
     # Static buffers the decode step reads; updated in place so a captured graph sees new values.
@@ -331,8 +340,9 @@ def _sample_static(model, tokenizer, input_ids, attention_mask, settings, temps,
     done = torch.zeros(B, dtype=torch.bool, device=device)
     eos_t = torch.tensor(eos_ids, device=device, dtype=torch.long)
     warmup_steps = 3
+    all_greedy = bool((temps <= 0).all())
     for t in range(T):
-        tok, lp = choose_tokens(logits, temps, settings, gen, want_logprobs)
+        tok, lp = choose_tokens(logits, temps, settings, gen, want_logprobs, all_greedy)
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         tokens[:, t] = tok
         if logps is not None:
