@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
+from desktop.ml_imports import ml_job
 from desktop.pages.base import error_text
 from desktop.worker import JobProgressWidget
 
@@ -107,6 +108,7 @@ class GenerateDialog(QDialog):
         form.addRow("Prompts:", self.scope)
 
         self.progress = JobProgressWidget(hide_when_idle=False)
+        self.progress.cancel_button.setEnabled(False)
         layout.addWidget(self.progress)
         self.result = QLabel("")
         self.result.setWordWrap(True)
@@ -160,8 +162,8 @@ class GenerateDialog(QDialog):
         proj, k = self.project, self.k.value()
         self.result.setText("")
         self.handle = self.app_context.run_job(
-            lambda cancel: generate_candidates(proj, model, k=k, settings=settings, split=split, prompt_ids=ids,
-                                               cancel=cancel),
+            ml_job(lambda cancel: generate_candidates(proj, model, k=k, settings=settings, split=split,
+                                                      prompt_ids=ids, cancel=cancel)),
             "Generating candidates", on_finished=lambda r: self._finished(model, r), on_failed=self._failed,
             on_cancelled=self._cancelled)
         self.handle.done.connect(self._update)

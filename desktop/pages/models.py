@@ -7,20 +7,23 @@ generation) runs as a job on the worker: the GUI thread never imports a model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
-    QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
+    QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from core.errors import UserError
 from core.jobs import NEVER, CancelToken, Progress
+from desktop.ml_imports import ml_job
 from desktop.pages.base import Page, error_text
+from desktop.worker import call_job
 
 MODELS_KEY = "models"
 COLUMNS = ("Model", "Type", "Parameters", "Device", "Dtype", "Inference", "Training", "Free", "Folder")
+TUNED_COLUMNS = ("Run", "Kind", "Method", "Base model", "Status", "Steps", "Result", "Checkpoints")
 
 
 # ---- the registry (an encrypted project setting) -------------------------------------------------------
@@ -108,6 +111,47 @@ def fmt_params(n: Optional[int]) -> str:
     return f"{n / 1e3:.0f} K"
 
 
+# ---- export (plaintext: always asked first) ----------------------------------------------------------
+
+
+def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
+                     on_started: Callable[[Any], None], on_status: Callable[[str], None]) -> QMessageBox:
+    """A warning first (the export is unencrypted); on yes, a folder; then the export runs as a job.
+
+    Returns the (open, non-blocking) message box; its `yes` button confirms.
+    """
+    box = QMessageBox(QMessageBox.Icon.Warning, "Export model",
+                      f"Export the tuned model of run {run_id} as a standard Hugging Face folder?\n\n"
+                      "The weights are written unencrypted, outside the project. Anyone who can read that "
+                      "folder can use the model, and a model can reveal parts of its training data.",
+                      QMessageBox.StandardButton.Cancel, parent)
+    box.yes = box.addButton("Export unencrypted…", QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+    def confirmed(button) -> None:
+        if button is not box.yes:
+            return
+        folder = QFileDialog.getExistingDirectory(parent, "Export into an empty folder", str(Path.home()))
+        if not folder:
+            return
+        from core.training.export import export_model
+
+        on_status(f"Exporting run {run_id}…")
+
+        def failed(exc: BaseException) -> None:
+            on_status(error_text(exc))
+            page.show_error(exc, "Export model")
+
+        on_started(page.run_job(
+            call_job(export_model, project, run_id, folder, plaintext=True, message="exporting the model"),
+            "Exporting model", on_finished=lambda out: on_status(f"Exported run {run_id} to {out}."),
+            on_failed=failed))
+
+    box.buttonClicked.connect(confirmed)
+    box.open()
+    return box
+
+
 # ---- the page ------------------------------------------------------------------------------------------
 
 
@@ -158,7 +202,38 @@ class ModelsPage(Page):
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.itemDoubleClicked.connect(lambda *_: self.open_generate_dialog())
-        layout.addWidget(self.table, 1)
+
+        tuned_box = QGroupBox("Trained in this project (encrypted checkpoints)")
+        tv = QVBoxLayout(tuned_box)
+        self.tuned = QTableWidget(0, len(TUNED_COLUMNS))
+        self.tuned.setHorizontalHeaderLabels(TUNED_COLUMNS)
+        self.tuned.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.tuned.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tuned.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.tuned.verticalHeader().setVisible(False)
+        self.tuned.setAlternatingRowColors(True)
+        th = self.tuned.horizontalHeader()
+        for i in range(len(TUNED_COLUMNS)):
+            th.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+        th.setStretchLastSection(True)
+        self.tuned.itemSelectionChanged.connect(self._update_buttons)
+        tv.addWidget(self.tuned)
+        trow = QHBoxLayout()
+        self.export_button = QPushButton("Export model…")
+        self.export_button.setToolTip("Write the selected policy run's tuned model as a Hugging Face folder "
+                                      "(unencrypted; you are asked first).")
+        self.export_button.clicked.connect(lambda: self.export_selected())
+        trow.addWidget(self.export_button)
+        trow.addStretch(1)
+        tv.addLayout(trow)
+        self.export_confirm = None
+        self.export_handle = None
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(tuned_box)
+        split.setSizes([360, 300])
+        layout.addWidget(split, 1)
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -167,7 +242,6 @@ class ModelsPage(Page):
         self.note = QLabel("Inference: weights plus KV cache at a moderate batch. Training: weights, gradients "
                            "and AdamW state for a full fine-tune (LoRA needs far less). Free: on that device now.")
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: palette(mid);")
         layout.addWidget(self.note)
         self._update_buttons()
 
@@ -178,6 +252,9 @@ class ModelsPage(Page):
         self._epoch += 1
         self.paths, self.info = [], {}
         self.table.setRowCount(0)
+        self.tuned.setRowCount(0)
+        if self.export_confirm is not None:
+            self.export_confirm.close()
         self.status.setText("")
         if self.generate_dialog is not None:
             self.generate_dialog.close()
@@ -192,12 +269,14 @@ class ModelsPage(Page):
             return
         self.paths = registered_models(self.project)
         self._fill()
+        self.refresh_tuned()
         if not self.paths:
             self.status.setText("No models yet. Add a model folder (config.json, weights, tokenizer).")
             return
         epoch = self._epoch
         self.status.setText("Estimating memory…")
-        self.run_job(lambda cancel: describe_models_job(list(self.paths), cancel), "Estimating model memory",
+        paths = list(self.paths)
+        self.run_job(ml_job(lambda cancel: describe_models_job(paths, cancel)), "Estimating model memory",
                      on_finished=lambda info: self._described(epoch, info),
                      on_failed=lambda e: self._failed(epoch, e))
 
@@ -228,7 +307,7 @@ class ModelsPage(Page):
         epoch = self._epoch
         self.status.setText(f"Checking {Path(folder).name}…")
         self.add_button.setEnabled(False)
-        return self.run_job(lambda cancel: validate_model_job(folder, cancel), "Checking model folder",
+        return self.run_job(ml_job(lambda cancel: validate_model_job(folder, cancel)), "Checking model folder",
                             on_finished=lambda info: self._added(epoch, info),
                             on_failed=lambda e: self._add_failed(epoch, e),
                             on_cancelled=lambda: self.add_button.setEnabled(self.project is not None))
@@ -333,8 +412,62 @@ class ModelsPage(Page):
             self._select(selected)
         self._update_buttons()
 
+    def refresh_tuned(self) -> None:
+        """Reward and policy runs with their checkpoints (sizes from the store: no decryption of weights)."""
+        if self.project is None:
+            return
+        runs = sorted((r for r in self.project.runs() if r.kind in ("reward", "policy")), key=lambda r: -r.id)
+        self.tuned.setRowCount(len(runs))
+        for i, run in enumerate(runs):
+            s, c = run.summary or {}, run.config or {}
+            if run.kind == "policy":
+                pc = c.get("policy", {})
+                method, base = f"{str(pc.get('algo', '')).upper()} ({pc.get('mode', '')})", pc.get("policy_path", "")
+                final = s.get("final") or {}
+                result = f"reward {final['reward/mean']:+.3f}" if "reward/mean" in final else ""
+            else:
+                method, base = f"{c.get('finetune', '')} ({c.get('preset', '')})", c.get("base_model", "")
+                acc = s.get("final/accuracy/val")
+                result = f"accuracy {100 * acc:.1f}%" if acc is not None else ""
+            arts = self.project.artifacts(run.id)
+            ckpt = ", ".join(f"{a.name} {fmt_bytes(a.size)}" for a in arts if a.name != "data")
+            steps = s.get("steps")
+            cells = [str(run.id), "reward model" if run.kind == "reward" else "policy", method, Path(base).name,
+                     run.status, "" if steps is None else f"{steps:,}", result, ckpt]
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col == 0:
+                    item.setData(Qt.ItemDataRole.UserRole, (run.id, run.kind, run.status))
+                if col == 3:
+                    item.setToolTip(base)
+                self.tuned.setItem(i, col, item)
+        self._update_buttons()
+
+    def selected_tuned(self) -> Optional[tuple]:
+        rows = self.tuned.selectionModel().selectedRows() if self.tuned.selectionModel() else []
+        return self.tuned.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole) if rows else None
+
+    def export_selected(self) -> Optional[QMessageBox]:
+        sel = self.selected_tuned()
+        if self.project is None or sel is None or sel[1] != "policy":
+            return None
+        self.export_confirm = ask_export_model(self, self, self.project, sel[0],
+                                               lambda h: setattr(self, "export_handle", h), self._status_if_open)
+        return self.export_confirm
+
+    def _status_if_open(self, text: str) -> None:
+        if self.project is not None:
+            self.status.setText(text)
+
+    def showEvent(self, event) -> None:  # runs finish on the Train page: show them when coming back
+        if self.project is not None:
+            self.refresh_tuned()
+        super().showEvent(event)
+
     def _update_buttons(self) -> None:
         on = self.project is not None
+        sel = self.selected_tuned() if on else None
+        self.export_button.setEnabled(sel is not None and sel[1] == "policy" and sel[2] in ("done", "cancelled"))
         self.add_button.setEnabled(on)
         self.refresh_button.setEnabled(on)
         self.generate_button.setEnabled(on)

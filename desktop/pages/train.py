@@ -23,9 +23,10 @@ from core.errors import UserError
 from core.jobs import NEVER, CancelToken, Progress
 from desktop.charts import LiveChart
 from desktop.config_form import ConfigDialog, changed_fields
+from desktop.ml_imports import ml_job
 from desktop.pages.base import Page, error_text
-from desktop.pages.models import fmt_bytes, fmt_params, registered_models
-from desktop.worker import JobHandle, JobProgressWidget, call_job
+from desktop.pages.models import ask_export_model, fmt_bytes, fmt_params, registered_models
+from desktop.worker import JobHandle, JobProgressWidget
 
 REWARD_PRESETS = (("quick", "Quick"), ("balanced", "Balanced"), ("thorough", "Thorough"))
 POLICY_PRESETS = REWARD_PRESETS
@@ -284,6 +285,12 @@ def _warn(label: QLabel, text: str, warn: bool) -> None:
     label.setStyleSheet(WARN_STYLE if warn else OK_STYLE)
 
 
+def _steps_text(done: Optional[int], total: Optional[int]) -> str:
+    if done is None:
+        return ""
+    return f"{done:,}" + (f" / {total:,}" if total and total != done else "")
+
+
 class _Tab(QWidget):
     """What both tabs share: the page (jobs, errors), the project epoch, the job handle, the runs list."""
 
@@ -320,6 +327,14 @@ class _Tab(QWidget):
                 self.runs.selectRow(r)
                 return
 
+    def _set_steps_cell(self, step: int, total: Optional[int]) -> None:
+        """The running run's Steps cell follows the job (no store read per step)."""
+        col = self.RUN_COLUMNS.index("Steps")
+        for r in range(self.runs.rowCount()):
+            if self.runs.item(r, 0).data(Qt.ItemDataRole.UserRole) == self.current_run:
+                self.runs.item(r, col).setText(_steps_text(step, total))
+                return
+
     def run_row(self, run_id: int) -> dict[str, str]:
         """The shown cells of a run's row by column name (tests and screenshots read them)."""
         for r in range(self.runs.rowCount()):
@@ -336,7 +351,7 @@ class _Tab(QWidget):
 
 class RewardTab(_Tab):
     kind = "reward"
-    RUN_COLUMNS = ("Run", "Status", "Steps", "Val. acc.", "Held-out", "Preset", "Base model")
+    RUN_COLUMNS = ("Run", "Status", "Steps", "Val. acc.", "Held-out", "Base model")
 
     def __init__(self, page: "TrainPage"):
         super().__init__(page)
@@ -411,6 +426,7 @@ class RewardTab(_Tab):
         charts.addWidget(self.acc_chart)
         rvl.addLayout(charts, 3)
         self.progress = JobProgressWidget(hide_when_idle=False)
+        self.progress.cancel_button.setEnabled(False)
         rvl.addWidget(self.progress)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -592,6 +608,8 @@ class RewardTab(_Tab):
             return
         self.loss_chart.add_metrics(ev.step, m, only=("loss/train", "loss/val"))
         self.acc_chart.add_metrics(ev.step, m, only=("accuracy/train", "accuracy/val"))
+        if "loss/train" in m:
+            self._set_steps_cell(ev.step, ev.total)
         if "accuracy/val" in m:
             self.status.setText(f"Step {ev.step:,} of {ev.total:,}: validation accuracy {_pct(m['accuracy/val'])}, "
                                 f"loss {_num(m.get('loss/val'))}.")
@@ -636,12 +654,13 @@ class RewardTab(_Tab):
             total = s.get("total_steps")
             cells = [
                 _item(str(run.id), run.id, right=True), _item(run.status),
-                _item(f"{steps:,}" + (f" / {total:,}" if total and total != steps else ""), right=True),
+                _item(_steps_text(steps, total), right=True),
                 _item(_pct(s.get("final/accuracy/val")), right=True),
                 _item(_pct(s.get("final/accuracy/heldout")), right=True),
-                _item(c.get("preset", "")), _item(Path(c.get("base_model", "")).name),
+                _item(Path(c.get("base_model", "")).name),
             ]
-            cells[0].setToolTip(c.get("base_model", ""))
+            cells[-1].setToolTip(f"{c.get('base_model', '')}\npreset: {c.get('preset', '')}, "
+                                 f"{c.get('finetune', '')} fine-tune")
             for col, item in enumerate(cells):
                 self.runs.setItem(i, col, item)
         self.runs.blockSignals(False)
@@ -854,6 +873,7 @@ class PolicyTab(_Tab):
             grid.addWidget(chart, i // 2, i % 2)
         rvl.addLayout(grid, 5)
         self.progress = JobProgressWidget(hide_when_idle=False)
+        self.progress.cancel_button.setEnabled(False)
         rvl.addWidget(self.progress)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -1076,6 +1096,7 @@ class PolicyTab(_Tab):
             return
         if m:
             self._route(ev.step, m)
+            self._set_steps_cell(ev.step, ev.total)
             parts = [f"Step {ev.step:,} of {ev.total:,}"]
             if "reward/mean" in m:
                 parts.append(f"reward {m['reward/mean']:+.3f}")
@@ -1164,7 +1185,7 @@ class PolicyTab(_Tab):
             steps = s.get("steps")
             cells = [_item(str(run.id), run.id, right=True), _item(str(cfg.get("algo", "")).upper()),
                      _item(run.status + (" (out of memory)" if s.get("error") == "out_of_memory" else "")),
-                     _item("" if steps is None else f"{steps:,} / {cfg.get('total_steps', '?')}", right=True),
+                     _item(_steps_text(steps, cfg.get("total_steps")), right=True),
                      _item("" if "reward/mean" not in final else f"{final['reward/mean']:+.3f}", right=True),
                      _item(_num(final.get("kl/mean")), right=True)]
             for col, item in enumerate(cells):
@@ -1202,32 +1223,13 @@ class PolicyTab(_Tab):
         run_id = run_id or self.selected_run()
         if self.project is None or run_id is None:
             return None
-        box = QMessageBox(QMessageBox.Icon.Warning, "Export model",
-                          f"Export the tuned model of run {run_id} as a standard Hugging Face folder?\n\n"
-                          "The weights are written unencrypted, outside the project. Anyone who can read "
-                          "that folder can use the model, and a model can reveal parts of its training data.",
-                          QMessageBox.StandardButton.Cancel, self)
-        self.export_yes = box.addButton("Export unencrypted…", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.buttonClicked.connect(lambda b: self._export_confirmed(run_id) if b is self.export_yes else None)
-        self.export_confirm = box
-        box.open()
-        return box
+        self.export_confirm = ask_export_model(self, self.page, self.project, run_id, self._export_started,
+                                               self._guard(self.status.setText))
+        self.export_yes = self.export_confirm.yes
+        return self.export_confirm
 
-    def _export_confirmed(self, run_id: int) -> Optional[JobHandle]:
-        folder = QFileDialog.getExistingDirectory(self, "Export into an empty folder", str(Path.home()))
-        if not folder or self.project is None:
-            return None
-        from core.training.export import export_model
-
-        proj = self.project
-        self.status.setText(f"Exporting run {run_id}…")
-        self.export_handle = self.page.run_job(
-            call_job(export_model, proj, run_id, folder, plaintext=True, message="exporting the model"),
-            "Exporting model",
-            on_finished=self._guard(lambda out: self.status.setText(f"Exported run {run_id} to {out}.")),
-            on_failed=self._guard(lambda e: (self.status.setText(error_text(e)), self.page.show_error(e, "Export"))))
-        return self.export_handle
+    def _export_started(self, handle: JobHandle) -> None:
+        self.export_handle = handle
 
     # ---- state -----------------------------------------------------------------------------------------
 
@@ -1263,6 +1265,12 @@ class TrainPage(Page):
         self.tabs.addTab(self.policy, "Policy")
         layout.addWidget(self.tabs)
         self._shown_epoch = None
+
+    def run_job(self, make_job, title: str = "", **callbacks) -> JobHandle:
+        if not callable(make_job):  # an already-built generator (call_job)
+            job = make_job
+            make_job = lambda _cancel: job  # noqa: E731
+        return super().run_job(ml_job(make_job), title, **callbacks)
 
     def set_project(self, project) -> None:
         super().set_project(project)
