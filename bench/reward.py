@@ -126,6 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads for torch (default 1 on CPU: a shared machine's load swamps 2+ threads)")
     ap.add_argument("--no-paired", action="store_true", help="skip the chosen/rejected loop")
+    ap.add_argument("--arch", choices=("gpt2-tiny", "qwen2-0.5b"), default=None,
+                    help="model shape (default: qwen2-0.5b on CUDA, gpt2-tiny on CPU)")
     args = ap.parse_args(argv)
 
     device = torch.device(args.device)
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    arch = "qwen2-0.5b" if cuda else "gpt2-tiny"
+    arch = args.arch or ("qwen2-0.5b" if cuda else "gpt2-tiny")
     prompts = args.prompts or 4
     min_len = args.min_len or (256 if cuda else 24)
     max_len = args.max_len or (512 if cuda else 64)

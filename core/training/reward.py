@@ -407,7 +407,9 @@ def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                       use_cache=False).last_hidden_state  # [N, T, H]
     last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]  # [N, H]
-    return head(last).squeeze(-1).float()  # [N]
+    # The head in fp32 even under autocast: rewards are compared and centred, bf16 would tie close ones.
+    with torch.autocast(last.device.type, enabled=False):
+        return head(last.float()).squeeze(-1)  # [N]
 
 
 def bradley_terry_loss(rewards, winners, losers, margins, groups, n_groups: int):
