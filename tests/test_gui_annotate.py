@@ -2,6 +2,7 @@
 what was typed is what is stored, after closing and reopening the project."""
 from __future__ import annotations
 
+import shutil
 import sqlite3
 
 import pytest
@@ -15,9 +16,17 @@ from tests.annotate_helpers import PASSPHRASE, make_project
 K = Qt.Key
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """One project built per module (Argon2id costs ~1 s a time); each test gets its own copy."""
+    return make_project(tmp_path_factory.mktemp("annotate-template"), n=8, k=4)
+
+
 @pytest.fixture
-def setup(tmp_path, qtbot):
-    path, pids = make_project(tmp_path, n=8, k=4)
+def setup(tmp_path, qtbot, template):
+    src, pids = template
+    path = tmp_path / src.name
+    shutil.copytree(src, path)
     proj = Project.open(path, PASSPHRASE)
     page = AnnotatePage()
     qtbot.addWidget(page)
