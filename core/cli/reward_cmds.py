@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from core.errors import UserError
 from core.jobs import CancelToken, Cancelled
