@@ -3,7 +3,7 @@ import argparse
 
 import pytest
 
-from core.cli import reward_cmds
+from core.cli import main, reward_cmds
 from core.errors import UserError
 from core.project import Project
 from core.training.presets import PRESETS, make_config
@@ -24,16 +24,17 @@ def test_train_reward_command(tiny_base, tmp_path, monkeypatch, capsys):
     with Project.create(folder, PASS) as proj:
         _fill(proj, n_train=24, n_heldout=4, seed=1)
     monkeypatch.setenv("RLHF_STUDIO_PASSPHRASE", PASS)
-    args = _parse(["train-reward", str(folder), "--base", tiny_base, "--preset", "quick", "--device", "cpu"])
-    assert args.func(args) == 0
+    assert main(["train-reward", str(folder), "--base", tiny_base, "--preset", "quick", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "run 1:" in out and "validation pairwise accuracy" in out and "held-out split" in out
     with Project.open(folder, PASS) as proj:
         run = proj.run(1)
         assert run.status == "done" and run.config["preset"] == "quick"
         assert proj.has_artifact(1, "final")
-    args = _parse(["train-reward", str(folder)])
-    with pytest.raises(UserError, match="--base"):
+    assert main(["train-reward", str(folder)]) == 2
+    assert "--base" in capsys.readouterr().err
+    args = _parse(["train-reward", str(folder), "--resume", "1"])
+    with pytest.raises(UserError, match="already finished"):
         args.func(args)
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from core.cli.project_cmds import add_passphrase_args, open_project_from_args
 from core.errors import UserError
 from core.jobs import CancelToken, Cancelled
-
-PASSPHRASE_ENV = "RLHF_STUDIO_PASSPHRASE"
 
 
 def register(subparsers) -> None:
@@ -24,50 +23,20 @@ def register(subparsers) -> None:
                    help="freeze the bottom N transformer layers (and the embeddings)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cuda or cpu")
     p.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled or crashed run")
-    p.add_argument("--passphrase-env", default=PASSPHRASE_ENV, metavar="VAR",
-                   help=f"environment variable holding the passphrase (default {PASSPHRASE_ENV}); "
-                        "asked for when unset")
+    add_passphrase_args(p)
     p.set_defaults(func=cmd_train_reward)
 
 
-# ---- helpers shared with other command modules when they exist ---------------------------------------
-def _open_project(args):
-    try:
-        from core.cli.project_cmds import open_project_from_args
-    except ImportError:
-        open_project_from_args = None
-    if open_project_from_args is not None:
-        return open_project_from_args(args)
-    from core.project import Project
-
-    return Project.open(args.project, _read_passphrase(args))
-
-
-def _read_passphrase(args) -> str:
-    try:
-        from core.cli.project_cmds import read_passphrase
-    except ImportError:
-        read_passphrase = None
-    if read_passphrase is not None:
-        return read_passphrase(args)
-    value = os.environ.get(getattr(args, "passphrase_env", PASSPHRASE_ENV) or PASSPHRASE_ENV)
-    if value:
-        return value
-    import getpass
-
-    return getpass.getpass("Passphrase: ")
-
-
 def cmd_train_reward(args: argparse.Namespace) -> int:
+    from core.cli.progress import run_with_progress
     from core.training.presets import config_for_project
     from core.training.reward import train_reward_model
 
     if args.resume is None and not args.base:
         raise UserError("--base PATH is required (the local model folder to start from), or --resume RUN")
-    from core.cli.progress import run_with_progress
 
     token = CancelToken()
-    with _open_project(args) as proj:
+    with open_project_from_args(args) as proj:
         if args.resume is not None:
             job = train_reward_model(proj, {}, cancel=token, resume_run=args.resume)
         else:
