@@ -312,20 +312,7 @@ class AnnotationSession:
         return None
 
     def _next_unjudged(self, after_position: int, include_skipped: bool) -> Optional[int]:
-        """Project.next_unjudged with index hints. Without planner statistics SQLite probes the
-        (status, purpose) index in the correlated subquery, i.e. scans every current judgment for each
-        prompt it passes (~6 ms per call at 20k judgments, growing); unary + keeps it on
-        (prompt_id, status). Same semantics as the store's method (tested against it)."""
-        sql = (
-            "SELECT p.id FROM prompts p WHERE p.position > ? "
-            + ("AND p.split = ? " if self.split else "")
-            + "AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.prompt_id = p.id AND j.status='current' "
-            + "AND +j.purpose='annotation'" + (" AND j.kind != 'skip'" if include_skipped else "") + ") "
-            + "ORDER BY p.position LIMIT 1"
-        )
-        args: list = [after_position] + ([self.split] if self.split else [])
-        row = self._db.execute(sql, args).fetchone()
-        return row[0] if row else None
+        return self.project.next_unjudged(after_position, self.split, include_skipped=include_skipped)
 
     def _pick_consistency(self) -> Optional[tuple[int, Optional[tuple[int, int]]]]:
         """A random already-judged prompt of this mode's kind, not re-checked yet this session.

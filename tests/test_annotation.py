@@ -242,18 +242,3 @@ def test_split_filter_and_progress(proj, tmp_path):
     s.submit_ranking([[0, 1, 2, 3]])
     assert s.progress.judged == 1 and s.progress.today == 1
     assert "1 of 7 judged" in s.progress.text()
-
-
-def test_queue_query_matches_the_store(proj):
-    s = AnnotationSession(proj, consistency_share=0.0, seed="q")
-    s.start()
-    s.submit_ranking([[0], [1], [2], [3]])
-    s.skip()
-    s.next()
-    s.submit_ranking([[0], [1], [2], [3]])
-    proj.set_split(proj.pids[5:7], "heldout")
-    for split in (None, "train", "heldout"):
-        s.split = split
-        for after in range(0, 11):
-            for skipped in (False, True):
-                assert s._next_unjudged(after, skipped) == proj.next_unjudged(after, split, include_skipped=skipped)

@@ -497,8 +497,8 @@ class Project:
             previous = None
             if purpose != "consistency":  # a consistency re-check never replaces the original
                 row = conn.execute(
-                    "SELECT id FROM judgments WHERE prompt_id=? AND kind=? AND subject=? AND purpose=? "
-                    "AND status='current' ORDER BY id DESC LIMIT 1",
+                    "SELECT id FROM judgments WHERE prompt_id=? AND kind=? AND subject=? AND +purpose=? "
+                    "AND +status='current' ORDER BY id DESC LIMIT 1",
                     (prompt_id, kind, subject, purpose),
                 ).fetchone()
                 if row:
@@ -507,8 +507,8 @@ class Project:
             if kind != "skip" and purpose == "annotation":
                 # A real judgment ends any skip of this prompt (kept as history).
                 conn.execute(
-                    "UPDATE judgments SET status='superseded' WHERE prompt_id=? AND kind='skip' "
-                    "AND status='current'", (prompt_id,))
+                    "UPDATE judgments SET status='superseded' WHERE prompt_id=? AND +kind='skip' "
+                    "AND +status='current'", (prompt_id,))
             enc = self._cipher
             conn.execute(
                 "INSERT INTO judgments(id, prompt_id, kind, subject, purpose, status, tiers, a, b, choice, "
@@ -636,6 +636,8 @@ class Project:
         return pairs
 
     # ---- annotation queue and status (fast paths for the GUI) -------------------------------------
+    # Unary `+` on status/purpose keeps SQLite on the (prompt_id, status) index: without planner
+    # statistics it would otherwise probe (status, purpose) and scan every current judgment per prompt.
 
     def next_unjudged(self, after_position: int = 0, split: Optional[str] = None,
                       include_skipped: bool = False) -> Optional[int]:
@@ -643,8 +645,8 @@ class Project:
         sql = (
             "SELECT p.id FROM prompts p WHERE p.position > ? "
             + ("AND p.split = ? " if split else "")
-            + "AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.prompt_id = p.id AND j.status='current' "
-            + "AND j.purpose='annotation'" + (" AND j.kind != 'skip'" if include_skipped else "") + ") "
+            + "AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.prompt_id = p.id AND +j.status='current' "
+            + "AND +j.purpose='annotation'" + (" AND j.kind != 'skip'" if include_skipped else "") + ") "
             + "ORDER BY p.position LIMIT 1"
         )
         args: list[Any] = [after_position] + ([split] if split else [])
@@ -656,11 +658,11 @@ class Project:
         status being unranked | ranked | skipped. No decryption: fast at 100,000 rows."""
         rows = self._conn().execute(
             "SELECT p.id, p.position, p.split, "
-            " (SELECT group_concat(kind) FROM judgments j WHERE j.prompt_id=p.id AND j.status='current' "
-            "  AND j.purpose='annotation'), "
+            " (SELECT group_concat(kind) FROM judgments j WHERE j.prompt_id=p.id AND +j.status='current' "
+            "  AND +j.purpose='annotation'), "
             " (SELECT count(*) FROM responses r WHERE r.prompt_id=p.id), "
-            " (SELECT count(*) FROM judgments j WHERE j.prompt_id=p.id AND j.status='current' "
-            "  AND j.purpose='annotation' AND j.flags IS NOT NULL) "
+            " (SELECT count(*) FROM judgments j WHERE j.prompt_id=p.id AND +j.status='current' "
+            "  AND +j.purpose='annotation' AND j.flags IS NOT NULL) "
             "FROM prompts p ORDER BY p.position"
         ).fetchall()
         out = []
