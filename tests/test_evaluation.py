@@ -19,7 +19,7 @@ from core.evaluation.blind import (
     record_evaluation,
 )
 from core.evaluation.report import build_report, export_report
-from core.jobs import CancelToken, Cancelled, run_job
+from core.jobs import CancelToken, Cancelled, Progress, run_job
 from tests.eval_fixtures import (  # noqa: F401 (fixture)
     N_HELDOUT,
     PASS,
@@ -191,7 +191,9 @@ def test_simulated_expert_judges_and_report_matches_direct_count(evaluated):
     assert evaluation_queue(proj, result.eval_run) == []
     assert len(proj.preference_pairs()) == pairs_before  # evaluation judgments never become training pairs
 
-    report = run_job(build_report(proj, result.eval_run))
+    events = []
+    report = run_job(build_report(proj, result.eval_run), on_progress=events.append)
+    assert events and all(isinstance(e, Progress) and e.total for e in events)  # drivable by the GUI worker
     ev = report["eval"]
     assert ev["outcomes"] == expected and ev["judged"] == len(queue) and ev["pending"] == 0
     n = sum(expected.values())

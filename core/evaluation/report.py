@@ -149,8 +149,8 @@ def expert_section(proj) -> dict:
     }
 
 
-def _score_all(model, proj, wanted: dict[int, set[int]], cancel) -> Iterator[dict[int, float]]:
-    """{response_id: reward} for the responses wanted per prompt; yields after each prompt batch."""
+def _score_all(model, proj, wanted: dict[int, set[int]], cancel, step: int, total: int) -> Iterator[Progress]:
+    """Returns {response_id: reward} for the responses wanted per prompt; yields after each prompt batch."""
     scores: dict[int, float] = {}
     pids = sorted(wanted)
     chunk = 32
@@ -165,7 +165,7 @@ def _score_all(model, proj, wanted: dict[int, set[int]], cancel) -> Iterator[dic
                     batch_ids.append(r.id)
         for rid, value in zip(batch_ids, model.score(batch_items)):
             scores[rid] = float(value)
-        yield scores
+        yield Progress(step, total, f"scoring with the reward model ({min(i + chunk, len(pids))}/{len(pids)} prompts)")
     return scores
 
 
@@ -200,7 +200,7 @@ def build_report(proj, eval_run_id: Optional[int] = None, *, reward_run: Optiona
     for it in items:
         wanted.setdefault(it["prompt"], set()).update((it["a"], it["b"]))
     yield Progress(2, total, "scoring with the reward model")
-    scores = yield from _score_all(model, proj, wanted, cancel)
+    scores = yield from _score_all(model, proj, wanted, cancel, 2, total)
     del model
 
     diffs = [scores[p.chosen_id] - scores[p.rejected_id] for p in heldout]
