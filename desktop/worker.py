@@ -40,15 +40,14 @@ GIL_SWITCH_INTERVAL = 0.001
 
 
 def tune_for_responsiveness() -> None:
-    """A full garbage collection holds the GIL for its whole pass: with a job building many objects
-    (an import's records) CPython's defaults run them often enough to freeze the window for ~100 ms.
-    Move everything alive at startup out of the collector's sight and collect the old generation
-    rarely; young collections stay small and quick."""
+    """A garbage collection holds the GIL for its whole pass: with a job building many objects (an
+    import's records) CPython's defaults run full passes often enough to freeze the window for ~100 ms.
+    Move everything alive at startup out of the collector's sight, keep young generations small (their
+    passes take a millisecond or two) and run full passes a hundred times less often."""
     sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
     gc.collect()
     gc.freeze()
-    gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, 5000), max(gen1, 20), max(gen2, 100))
+    gc.set_threshold(700, 10, 1000)
 
 
 def call_job(fn: Callable[..., Any], *args: Any, message: str = "", **kwargs: Any) -> Job:

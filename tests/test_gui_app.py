@@ -72,7 +72,8 @@ def test_create_import_rank_with_keyboard_reopen(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: sum(r[3] == "ranked" for r in data.model.rows) == 5, timeout=5000)
 
     win.close_project()
-    assert proj.closed and win.stack.currentWidget() is win.start
+    assert win.stack.currentWidget() is win.start and data.model.rowCount() == 0
+    qtbot.waitUntil(lambda: proj.closed, timeout=15_000)  # once running jobs have stopped
     assert str(path) in win.ctx.recent_projects()[0]
     reopened = unlock(qtbot, win, path)
     got = [(j.prompt_id, j.tiers) for j in sorted(reopened.judgments(kind="ranking"), key=lambda j: j.id)]
@@ -153,6 +154,9 @@ def test_gui_thread_responsive_during_long_import(qtbot, window, tmp_path):
     win = window
     Project.create(tmp_path / "big", PASSPHRASE).close()
     unlock(qtbot, win, tmp_path / "big.rlhfproj")
+    # other pages start their own loading jobs on unlock (some import torch: a C extension's import
+    # holds the GIL); measure the import alone
+    qtbot.waitUntil(lambda: not win.ctx.runner.active, timeout=60_000)
     data = win.page("Data")
     worst, elapsed, report = measure_import(qtbot, data, write_jsonl(tmp_path / "a.jsonl", n=6000, k=4))
     assert report.prompts_added == 6000
