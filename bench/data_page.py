@@ -85,11 +85,9 @@ def main(argv=None) -> int:
         proj = build(tmp, args.prompts, args.k, args.ranked_share)
         print(f"built project: {args.prompts:,} prompts x {args.k} candidates in {time.perf_counter() - t:.1f} s")
 
-    from core.search import prompt_status
-
     t = time.perf_counter()
-    rows = prompt_status(proj)
-    print(f"status rows alone (core.search.prompt_status): {1000 * (time.perf_counter() - t):.0f} ms for {len(rows):,} rows")
+    rows = proj.prompt_status()
+    print(f"status rows alone (Project.prompt_status): {1000 * (time.perf_counter() - t):.0f} ms for {len(rows):,} rows")
 
     ctx = AppContext(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
     page = DataPage(ctx)

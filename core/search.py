@@ -61,31 +61,3 @@ def search_prompts(project, query: str, *, responses: bool = False, ids: Optiona
         yield Progress(min(start + CHUNK, total), total, "searching")
     return found
 
-
-def prompt_status(project) -> list[tuple[int, int, str, str, int, int]]:
-    """Same rows as `Project.prompt_status()` — (id, position, split, status, n_responses, flagged) in
-    project order, no decryption — with two grouped joins instead of per-prompt subqueries.
-
-    Without ANALYZE statistics SQLite answers the store's correlated subqueries through the
-    (status, purpose) index, i.e. it scans every current judgment once per prompt: minutes at 100,000
-    prompts with 1,000 judgments. Grouping once is linear.
-    """
-    rows = project.db.execute(
-        "SELECT p.id, p.position, p.split, j.kinds, coalesce(r.n, 0), coalesce(j.flagged, 0) "
-        "FROM prompts p "
-        "LEFT JOIN (SELECT prompt_id, count(*) AS n FROM responses GROUP BY prompt_id) r ON r.prompt_id = p.id "
-        "LEFT JOIN (SELECT prompt_id, group_concat(kind) AS kinds, max(flags IS NOT NULL) AS flagged "
-        "           FROM judgments WHERE status = 'current' AND purpose = 'annotation' GROUP BY prompt_id) j "
-        "       ON j.prompt_id = p.id "
-        "ORDER BY p.position"
-    ).fetchall()
-    out = []
-    for pid, pos, split, kinds, n, flagged in rows:
-        if not kinds:
-            status = "unranked"
-        elif set(kinds.split(",")) == {"skip"}:
-            status = "skipped"
-        else:
-            status = "ranked"
-        out.append((pid, pos, split, status, n, 1 if flagged else 0))
-    return out

@@ -1,10 +1,10 @@
-"""core.search (the Data page's status rows and in-memory search) and core.passphrase."""
+"""core.search (the Data page's in-memory search) and core.passphrase."""
 import pytest
 
 from core.jobs import CancelToken, Cancelled, run_job
 from core.passphrase import strength
 from core.project import Project
-from core.search import prompt_status, prompt_text, search_prompts
+from core.search import prompt_text, search_prompts
 
 
 @pytest.fixture
@@ -12,34 +12,6 @@ def proj(tmp_path):
     p = Project.create(tmp_path / "s", "pw-for-tests")
     yield p
     p.close()
-
-
-def test_prompt_status_matches_store(proj):
-    ids = []
-    for i in range(12):
-        pid = proj.add_prompt(f"Question {i} about refunds" if i % 3 else [{"role": "user", "content": f"chat {i}"}],
-                              split="heldout" if i % 4 == 0 else "train")
-        rids = [proj.add_response(pid, f"answer {i}.{r}") for r in range(i % 4)]
-        ids.append((pid, rids))
-    p0, r0 = ids[1]
-    proj.record_ranking(p0, [[r0[0]]], flags=("harmful",))
-    p1, r1 = ids[2]
-    proj.record_ranking(p1, [[r1[0]], [r1[1]]])
-    proj.record_ranking(p1, [[r1[1]], [r1[0]]])  # supersedes
-    proj.record_skip(ids[3][0])
-    j = proj.record_ranking(ids[5][0], [[r] for r in ids[5][1]])
-    proj.undo_judgment(j)  # back to unranked
-    proj.record_ranking(ids[6][0], [[r] for r in ids[6][1]], purpose="consistency")  # not an annotation
-    p7, r7 = ids[7]
-    proj.record_skip(p7)
-    proj.record_pairwise(p7, a=r7[0], b=r7[1], result="a")  # judged after a skip
-    got = prompt_status(proj)
-    assert got == proj.prompt_status()
-    status = {row[0]: row[3] for row in got}
-    assert status[p0] == "ranked" and status[p1] == "ranked" and status[ids[3][0]] == "skipped"
-    assert status[ids[5][0]] == "unranked" and status[ids[6][0]] == "unranked" and status[p7] == "ranked"
-    assert [row[5] for row in got if row[0] == p0] == [1] and sum(row[5] for row in got) == 1
-    assert [row[4] for row in got] == [i % 4 for i in range(12)]
 
 
 def test_search_words_cache_responses_cancel(proj):

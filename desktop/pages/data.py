@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import ImportFailed
-from core.search import prompt_status, prompt_text, search_prompts
+from core.search import prompt_text, search_prompts
 from desktop.pages.base import Page, error_text
 from desktop.worker import call_job
 
@@ -144,7 +144,7 @@ def filter_rows(rows: list[tuple], status: str, split: str, ids: Optional[set[in
 
 def _load_rows(project) -> tuple[list[tuple], dict[str, list[int]]]:
     """Worker side of a refresh: the status rows and their filter index."""
-    rows = prompt_status(project)
+    rows = project.prompt_status()
     return rows, status_index(rows)
 
 
