@@ -349,6 +349,9 @@ class MainWindow(QMainWindow):
         """Drop the key, clear every view, ask for the passphrase."""
         if self.ctx.project is None:
             return
+        for dialog in self.findChildren(QDialog):  # import previews, export, wizards: nothing stays up
+            if dialog.isVisible():
+                dialog.reject()
         self.ctx.close_project(lock=True)
         self.ctx.after_closed(self.show_unlock_for_locked)
 

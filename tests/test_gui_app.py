@@ -112,12 +112,14 @@ def test_auto_lock_clears_views_and_asks_for_passphrase(qtbot, window, tmp_path)
     annotate = win.page("Annotate")
     qtbot.waitUntil(lambda: annotate.item is not None, timeout=5000)
 
+    preview = data.open_import_dialog(str(write_jsonl(tmp_path / "x.jsonl", n=2)))
+    qtbot.waitUntil(lambda: preview.preview_result is not None or win.ctx.locked, timeout=5000)
     t0 = time.monotonic()
     qtbot.waitUntil(lambda: win.ctx.locked, timeout=6000)
     assert time.monotonic() - t0 < 4.0
     # views cleared, key dropped, the unlock dialog is up
     assert data.model.rowCount() == 0 and data.detail.toPlainText() == ""
-    assert annotate.item is None and annotate.project is None
+    assert annotate.item is None and annotate.project is None and not preview.isVisible()
     qtbot.waitUntil(lambda: opened.closed, timeout=5000)
     assert win.stack.currentWidget() is win.locked_screen and win.lock_label.text() == "Locked"
     dialog = win.unlock_dialog
