@@ -125,6 +125,21 @@ def main(argv=None) -> int:
         prep = run_job(prepare_blind_eval(proj, policy.run_id, seed=0,
                                           settings=EvalSettings(device=args.device, dtype=dtype, batch_size=64)))
         timings["blind set"] = time.perf_counter() - t
+        app = None
+        if args.screenshots:  # the judging view while there is something to judge
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+            from PySide6.QtWidgets import QApplication
+
+            from desktop.pages.evaluate import render_judge_screen
+
+            app = QApplication.instance() or QApplication([])
+            try:
+                from desktop.theme import apply_theme
+
+                apply_theme(app)
+            except Exception:  # noqa: BLE001 - the theme is optional for a screenshot
+                pass
+            render_judge_screen(args.screenshots, proj, prep.eval_run)
         judged = judge_blind(proj, prep.eval_run, C.expert_score, proj.tags())
 
         t = time.perf_counter()
@@ -146,25 +161,15 @@ def main(argv=None) -> int:
         print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
 
         if args.screenshots:
-            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-            from PySide6.QtWidgets import QApplication
-
             from desktop.pages.evaluate import render_evaluate_screens
 
-            app = QApplication.instance() or QApplication([])
-            try:
-                from desktop.theme import apply_theme
-
-                apply_theme(app)
-            except Exception:  # noqa: BLE001 - the theme is optional for a screenshot
-                pass
             out = Path(args.screenshots)
             paths = write_report(report, out, stem="evaluation_report")
             (out / "evaluation_report.json").unlink()
             (out / "evaluation_report.pdf").unlink()
             shots = render_evaluate_screens(out, proj, prep.eval_run, compare_runs=[policy.run_id],
                                             metric="reward/mean")
-            print("wrote " + ", ".join(str(p) for p in [paths["png"], *shots]))
+            print("wrote " + ", ".join(str(p) for p in [paths["png"], *shots, out / "evaluate_judge.png"]))
     finally:
         proj.close()
     return 0

@@ -157,3 +157,18 @@ def test_report_job_result_matches_core(qtbot, page, project):
     direct = run_job(build_report(proj, page.selected_eval()))
     assert page.report["eval"]["outcomes"] == direct["eval"]["outcomes"]
     assert page.report["expert"] == direct["expert"]
+
+
+def test_screens_render_at_1280x800(qtbot, project, tmp_path):
+    from PySide6.QtGui import QImage
+
+    from desktop.pages.evaluate import render_evaluate_screens, render_judge_screen
+
+    proj, policy_run = project
+    eval_run = [r.id for r in proj.runs(kind="eval")][-1]
+    paths = [render_judge_screen(tmp_path, proj, eval_run),
+             *render_evaluate_screens(tmp_path, proj, eval_run, compare_runs=[policy_run], metric="reward/mean")]
+    assert [p.name for p in paths] == ["evaluate_judge.png", "evaluate.png", "evaluate_compare.png"]
+    for p in paths:
+        img = QImage(str(p))
+        assert (img.width(), img.height()) == (1280, 800)

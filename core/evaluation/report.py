@@ -344,7 +344,7 @@ def draw_rewards(ax, report: dict) -> None:
         vals = rw[f"{side}_values"]
         ax.hist(vals, bins=bins, alpha=0.55, color=COLORS[side], label=f"{side}  mean {rw[side]['mean']:+.2f}")
         ax.axvline(rw[side]["mean"], color=COLORS[side], linewidth=2)
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    ax.legend(fontsize=8, loc="best", framealpha=0.85)
     ax.set_xlabel("reward (centred)", fontsize=9)
     ax.set_ylabel("prompts", fontsize=9)
 

@@ -123,7 +123,7 @@ class BlindJudgeView(QWidget):
 
         self.prompt_view = MarkdownView()
         self.prompt_view.setMaximumHeight(130)
-        prompt_box = QGroupBox("Prompt")
+        prompt_box = self.prompt_box = QGroupBox("Prompt")
         pl = QVBoxLayout(prompt_box)
         pl.setContentsMargins(6, 4, 6, 4)
         pl.addWidget(self.prompt_view)
@@ -154,7 +154,9 @@ class BlindJudgeView(QWidget):
         self.comment.setClearButtonEnabled(True)
         self.comment.returnPressed.connect(self.setFocus)
         self.comment.installEventFilter(self)
-        flags_line = QHBoxLayout()
+        self.flags_widget = QWidget()
+        flags_line = QHBoxLayout(self.flags_widget)
+        flags_line.setContentsMargins(0, 0, 0, 0)
         flags_line.addLayout(self.flags_row)
         flags_line.addStretch(1)
         flags_line.addWidget(self.comment, 1)
@@ -170,7 +172,7 @@ class BlindJudgeView(QWidget):
         layout.addWidget(prompt_box)
         layout.addLayout(cards, 1)
         layout.addWidget(self.done_label, 1)
-        layout.addLayout(flags_line)
+        layout.addWidget(self.flags_widget)
         layout.addLayout(row)
         _no_focus(self.back, self.undo_button, *self.buttons.values(), self.card_a, self.card_b)
 
@@ -224,10 +226,13 @@ class BlindJudgeView(QWidget):
         for c in self.flag_checks:
             c.setChecked(False)
         judged = self.total - len(self.queue)
-        self.progress.setText(f"<b>Blind pair {min(judged + 1, self.total)} of {self.total}</b> · "
-                              f"{len(self.queue)} left")
+        if item is None:
+            self.progress.setText(f"<b>All {self.total} blind pairs judged</b>")
+        else:
+            self.progress.setText(f"<b>Blind pair {min(judged + 1, self.total)} of {self.total}</b> · "
+                                  f"{len(self.queue)} left")
         has = item is not None
-        for w in (self.card_a, self.card_b, *self.buttons.values()):
+        for w in (self.prompt_box, self.flags_widget, self.card_a, self.card_b, *self.buttons.values()):
             w.setVisible(has)
         self.done_label.setVisible(not has)
         self.undo_button.setEnabled(bool(self._undo))
@@ -826,19 +831,49 @@ class EvaluatePage(Page):
 # ---- screenshots -----------------------------------------------------------------------------------------
 
 
-def render_evaluate_screens(out_dir, project, eval_run: int, compare_runs=(), metric: Optional[str] = None,
-                            size=(1280, 800)) -> list[Path]:
-    """Save `evaluate.png` (results), `evaluate_compare.png` (training curves) and `evaluate_judge.png`
-    (the blind judging view) from the real page. Records nothing."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    app = QApplication.instance()
+def _screen_page(project, size):
     page = EvaluatePage()
     page.resize(*size)
     page.show()
+    page.set_project(project)
+    return page
+
+
+def _close_screen_page(page) -> None:
+    page.wait_idle(30)
+    page.set_project(None)
+    page.close()
+    page.deleteLater()
+
+
+def render_judge_screen(out_dir, project, eval_run: int, size=(1280, 800)) -> Path:
+    """Save `evaluate_judge.png`: the blind judging view on the first pending pair. Records nothing."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance()
+    page = _screen_page(project, size)
+    try:
+        page.reload_runs(select_eval=eval_run)
+        page.wait_idle(120)
+        page.open_judging()
+        _settle(app)
+        path = out / "evaluate_judge.png"
+        page.grab().save(str(path))
+    finally:
+        _close_screen_page(page)
+    return path
+
+
+def render_evaluate_screens(out_dir, project, eval_run: int, compare_runs=(), metric: Optional[str] = None,
+                            size=(1280, 800)) -> list[Path]:
+    """Save `evaluate.png` (results) and `evaluate_compare.png` (training curves of `compare_runs`)
+    from the real page. Records nothing."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance()
+    page = _screen_page(project, size)
     paths = []
     try:
-        page.set_project(project)
         page.reload_runs(select_eval=eval_run)
         page.wait_idle(120)
         _settle(app)
@@ -854,16 +889,8 @@ def render_evaluate_screens(out_dir, project, eval_run: int, compare_runs=(), me
         _settle(app)
         paths.append(out / "evaluate_compare.png")
         page.grab().save(str(paths[-1]))
-        page.tabs.setCurrentIndex(0)
-        page.open_judging()
-        _settle(app)
-        paths.append(out / "evaluate_judge.png")
-        page.grab().save(str(paths[-1]))
     finally:
-        page.wait_idle(30)
-        page.set_project(None)
-        page.close()
-        page.deleteLater()
+        _close_screen_page(page)
     return paths
 
 
