@@ -9,7 +9,7 @@ import torch
 from core.demo import corpus as C
 from core.demo.build_model import BuildConfig, build
 from core.demo.metrics import distinct_n, diversity, unique_share
-from core.demo.project import DEMO_TAGS, GUIDELINES, create_demo_project, demo_model_dir
+from core.demo.project import DEMO_TAGS, GUIDELINES, create_demo_project, demo_model_dir, demo_settings
 from core.jobs import run_job
 from core.models.candidates import generate_candidates
 from core.models.generation import SamplingSettings, generate_texts
@@ -40,9 +40,9 @@ def test_demo_candidates_differ_in_quality():
     """The temperature mix spreads candidates: per prompt, the expert's scores are not all equal."""
     model, tok = load_model(DEMO, device="cpu")
     prompts = C.demo_prompts(10, seed=5)
-    s = SamplingSettings(temperature=1.0, top_p=0.98, max_new_tokens=112, seed=3)
+    s = demo_settings(seed=3)
     rows = [p for p in prompts for _ in range(4)]
-    temps = [0.7, 1.0, 1.3, 1.6] * len(prompts)
+    temps = [s.temperature_for(i) for i in range(4)] * len(prompts)
     from core.models.loading import encode_batch
     from core.models.generation import sample
 
@@ -52,6 +52,33 @@ def test_demo_candidates_differ_in_quality():
     spread = [len({C.expert_score(p, t) for t in g}) > 1 for p, g in zip(prompts, groups)]
     assert sum(spread) >= 0.75 * len(prompts)
     assert unique_share(groups) > 0.9
+
+
+def test_dropping_finished_rows_changes_nothing():
+    """Row compaction (finished rows leave the batch) gives the same greedy tokens and exact log-probs."""
+    from core.models.generation import sample
+    from core.models.loading import encode_batch, position_ids_from_mask
+
+    model, tok = load_model(DEMO, device="cpu")
+    batch = encode_batch(tok, C.demo_prompts(12, seed=8))
+    s = SamplingSettings(temperature=0, max_new_tokens=112)
+    full = sample(model, tok, batch["input_ids"], batch["attention_mask"], s, compact_rows=False)
+    lengths = full.response_mask.sum(1)
+    assert lengths.min() < 40 < lengths.max()  # rows really finish at different steps
+    temps = [0.0, 1.0] * 6
+    out = sample(model, tok, batch["input_ids"], batch["attention_mask"], s, temperatures=temps,
+                 compact_rows=True, return_logprobs=True)
+    def ids(o, i):
+        return o.response_ids[i, : int(o.response_mask[i].sum())].tolist()
+
+    assert all(ids(out, i) == ids(full, i) for i in range(0, 12, 2))
+    mask = torch.cat([batch["attention_mask"], out.response_mask], 1)
+    with torch.no_grad():
+        logits = model(input_ids=out.sequences, attention_mask=mask, position_ids=position_ids_from_mask(mask)).logits
+    P = batch["input_ids"].shape[1]
+    scale = torch.tensor([t or 1.0 for t in temps])[:, None, None]
+    lp = (logits[:, P - 1 : -1] / scale).log_softmax(-1).gather(-1, out.response_ids[..., None]).squeeze(-1)
+    assert torch.allclose(lp * out.response_mask, out.logprobs, atol=1e-4)
 
 
 def test_build_script_regenerates_a_model_reproducibly(tmp_path):

@@ -49,7 +49,7 @@ def demo_settings(seed: int = 0):
 
     # A wide temperature mix: the low ones give mostly clean replies, the high ones slips and mix-ups,
     # so each prompt's four candidates spread out in quality.
-    return SamplingSettings(temperature=1.0, top_p=0.98, top_k=0, max_new_tokens=112, seed=seed,
+    return SamplingSettings(temperature=1.0, top_p=0.98, top_k=50, max_new_tokens=112, seed=seed,
                             temperatures=DEMO_TEMPERATURES)
 
 

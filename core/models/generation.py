@@ -103,18 +103,32 @@ def eos_token_ids(model, tokenizer) -> list[int]:
 
 
 def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
-    """Set logits outside top-k / the top-p nucleus to -inf. logits: (B, V) float, already tempered."""
-    if top_k and 0 < top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and 0.0 < top_p < 1.0:
-        sorted_logits, sorted_idx = torch.sort(logits, descending=True, dim=-1)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
+    """Set logits outside top-k / the top-p nucleus to -inf. logits: (B, V) float, already tempered.
+
+    With top-k on, the nucleus is found among those k only (sorting k values, not the vocabulary).
+    """
+    V = logits.shape[-1]
+    use_k = bool(top_k) and 0 < top_k < V
+    use_p = top_p is not None and 0.0 < top_p < 1.0
+    if not (use_k or use_p):
+        return logits
+    if use_k:
+        values, idx = torch.topk(logits, top_k, dim=-1)  # (B, k), sorted descending
+    else:
+        values, idx = torch.sort(logits, descending=True, dim=-1)
+    if use_p:
+        probs = values.softmax(-1)
         # drop a token when the mass before it already reaches top_p (the top token always stays)
-        drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, sorted_idx, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
+        drop = (probs.cumsum(-1) - probs) >= top_p
+        values = values.masked_fill(drop, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, idx, values)
+
+
+def sample_categorical(probs: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """One draw per row from probs (B, V): argmax(p / E) with E ~ Exp(1) is an exact categorical sample
+    (the exponential race), and much faster than torch.multinomial on CPU; no host sync on GPU."""
+    race = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    return (probs / race).argmax(-1)
 
 
 def choose_tokens(
@@ -140,8 +154,7 @@ def choose_tokens(
         tokens = greedy_tok
     else:
         filtered = filter_logits(scaled, settings.top_k, settings.top_p)
-        probs = filtered.softmax(-1)
-        sampled = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        sampled = sample_categorical(filtered.softmax(-1), generator)
         tokens = torch.where(greedy_rows, greedy_tok, sampled)
     logprobs = None
     if want_logprobs:
@@ -164,12 +177,15 @@ def sample(
     backend: str = "auto",
     compile: bool = False,
     cuda_graph: bool = True,
+    compact_rows: bool = True,
     return_logprobs: bool = False,
 ) -> SampleOutput:
     """Generate one response per row of a left-padded batch.
 
     input_ids, attention_mask: (B, P) on the model's device, left-padded (see `encode_batch`).
     temperatures: optional per-row temperatures (B,), overriding `settings.temperature`.
+    compact_rows: in the eager static loop, drop finished rows once half the batch is done (not with
+    CUDA graphs or compile, whose shapes are fixed).
     The model is put in eval mode for sampling and its previous mode restored afterwards.
     """
     if attention_mask[:, -1].min() == 0:
@@ -194,7 +210,8 @@ def sample(
                 try:
                     return _sample_static(
                         model, tokenizer, input_ids, attention_mask, settings, temps,
-                        compile=compile, cuda_graph=cuda_graph, want_logprobs=return_logprobs,
+                        compile=compile, cuda_graph=cuda_graph, compact_rows=compact_rows,
+                        want_logprobs=return_logprobs,
                     )
                 except _Unsupported as exc:
                     if backend == "static":
@@ -271,7 +288,9 @@ def _as_attention_mask(allowed: torch.Tensor, impl: str, dtype) -> torch.Tensor:
     return torch.where(allowed, zero, neg)
 
 
-def _sample_static(model, tokenizer, input_ids, attention_mask, settings, temps, *, compile, cuda_graph, want_logprobs):
+def _sample_static(
+    model, tokenizer, input_ids, attention_mask, settings, temps, *, compile, cuda_graph, compact_rows, want_logprobs
+):
     from transformers import StaticCache
 
     impl = _attention_kind(model)
@@ -341,17 +360,34 @@ def _sample_static(model, tokenizer, input_ids, attention_mask, settings, temps,
     eos_t = torch.tensor(eos_ids, device=device, dtype=torch.long)
     warmup_steps = 3
     all_greedy = bool((temps <= 0).all())
+    rows = None  # after compaction: original row of each live row
+    may_compact = compact_rows and not compile and not use_graph
     for t in range(T):
         tok, lp = choose_tokens(logits, temps, settings, gen, want_logprobs, all_greedy)
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
-        tokens[:, t] = tok
+        where = slice(None) if rows is None else rows
+        tokens[where, t] = tok
         if logps is not None:
-            logps[:, t] = lp
+            logps[where, t] = lp
         done |= torch.isin(tok, eos_t)
         if t == T - 1:
             break
-        if t % 8 == 7 and bool(done.all()):  # host sync only every few steps
-            break
+        if t % 8 == 7:  # host sync only every few steps
+            n_live = int((~done).sum())
+            if n_live == 0:
+                break
+            if may_compact and n_live <= done.shape[0] // 2:
+                # Drop finished rows from the batch and the cache: a few long replies then don't cost
+                # the whole batch's compute.
+                keep = (~done).nonzero().squeeze(-1)
+                rows = keep if rows is None else rows[keep]
+                tok, done, temps = tok[keep], done[keep], temps[keep]
+                step_ids, step_pos, valid = step_ids[keep], step_pos[keep], valid[keep]
+                step_mask = valid[:, None, None, :]
+                for layer in cache.layers:
+                    layer.keys = layer.keys.index_select(0, keep)
+                    layer.values = layer.values.index_select(0, keep)
+                    layer.batch_size = len(keep)
         step_ids.copy_(tok[:, None])
         step_pos.add_(1)
         valid[:, P + t] = True
