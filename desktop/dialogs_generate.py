@@ -37,6 +37,15 @@ def parse_temperatures(text: str) -> Optional[tuple[float, ...]]:
     return temps
 
 
+def generation_job(proj, model: str, k: int, settings: dict, split, prompt_ids, cancel):
+    """core.models.candidates.generate_candidates, with its imports on the worker thread."""
+    from core.models.candidates import generate_candidates
+    from core.models.generation import SamplingSettings
+
+    return (yield from generate_candidates(proj, model, k=k, settings=SamplingSettings.from_dict(settings),
+                                           split=split, prompt_ids=prompt_ids, cancel=cancel))
+
+
 class GenerateDialog(QDialog):
     model_used = Signal(str)  # the model folder, after a run that added candidates
     generated = Signal(object)  # the GenerationReport
@@ -137,17 +146,15 @@ class GenerateDialog(QDialog):
         self.model_combo.setCurrentIndex(i)
         self._update()
 
-    def settings(self):
-        from core.models.generation import SamplingSettings
-
-        return SamplingSettings(temperature=self.temperature.value(), top_p=self.top_p.value(),
-                                max_new_tokens=self.max_new_tokens.value(), seed=self.seed.value(),
-                                temperatures=parse_temperatures(self.temperature_mix.text()))
+    def settings(self) -> dict:
+        """SamplingSettings fields (the dataclass is built on the worker: its module imports torch)."""
+        temps = parse_temperatures(self.temperature_mix.text())
+        return {"temperature": self.temperature.value(), "top_p": self.top_p.value(),
+                "max_new_tokens": self.max_new_tokens.value(), "seed": self.seed.value(),
+                "temperatures": list(temps) if temps else None}
 
     def start(self):
         """Start the generation job; returns its handle (None when a setting is wrong)."""
-        from core.models.candidates import generate_candidates
-
         model = self.model_combo.currentData()
         if not model or self.project is None or (self.handle is not None and self.handle.running):
             return None
@@ -162,8 +169,7 @@ class GenerateDialog(QDialog):
         proj, k = self.project, self.k.value()
         self.result.setText("")
         self.handle = self.app_context.run_job(
-            ml_job(lambda cancel: generate_candidates(proj, model, k=k, settings=settings, split=split,
-                                                      prompt_ids=ids, cancel=cancel)),
+            ml_job(lambda cancel: generation_job(proj, model, k, settings, split, ids, cancel)),
             "Generating candidates", on_finished=lambda r: self._finished(model, r), on_failed=self._failed,
             on_cancelled=self._cancelled)
         self.handle.done.connect(self._update)

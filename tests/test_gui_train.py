@@ -170,13 +170,15 @@ def test_advanced_form_has_every_field_with_its_docstring(qtbot, page):
     assert tab.config.preset == "balanced" and tab.config.max_steps == 7
     # the policy form holds the nested reward terms too
     ptab = page.policy
+    wait_ready(qtbot, ptab)
     pdialog = ptab.open_advanced()
     assert "reward" in pdialog.form.groups and "rouge_weight" in pdialog.form.groups["reward"].fields
     assert "KL" in pdialog.form.widget_for("kl_coef").toolTip()
     pdialog.form.widget_for("reward.length_weight").setText("0.5")
     pdialog.accept()
     assert ptab.overrides == {"reward": {"length_weight": 0.5}}
-    assert ptab.config().reward.length_weight == 0.5
+    wait_ready(qtbot, ptab)
+    assert ptab.config.reward.length_weight == 0.5
 
 
 def test_policy_run_samples_cancel_resume_export(qtbot, page, tmp_path, monkeypatch):
@@ -250,3 +252,69 @@ def test_failed_policy_run_shows_message_and_gui_stays_up(qtbot, page, tmp_path)
     tab.run_preflight()
     wait_ready(qtbot, tab)
     assert tab.start_button.isEnabled()
+
+
+GUI_THREAD_SCRIPT = r'''
+import sys, threading, time, importlib.abc
+sys.path.insert(0, sys.argv[1])
+heavy = ("torch", "transformers", "peft")
+on_gui = []
+
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in heavy and threading.current_thread() is threading.main_thread():
+            on_gui.append(name)
+        return None
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+from PySide6.QtTest import QTest
+app = QApplication([])
+from tests.train_gui_helpers import make_project
+from desktop.context import AppContext
+from desktop.pages.models import ModelsPage
+from desktop.pages.train import TrainPage
+proj = make_project(sys.argv[2], n_prompts=8, n_heldout=2)
+proj.set_setting("models", [sys.argv[3]])
+sys.meta_path.insert(0, Watch())
+ctx = AppContext(settings=QSettings(sys.argv[2] + ".ini", QSettings.Format.IniFormat))
+train, models = TrainPage(ctx), ModelsPage(ctx)
+for page in (train, models):
+    page.show()
+    page.set_project(proj)
+deadline = time.monotonic() + 200
+while (ctx.runner.active or not models.info) and time.monotonic() < deadline:
+    QTest.qWait(50)
+train.reward.open_advanced()
+train.policy.open_advanced()
+dialog = models.open_generate_dialog()
+dialog.k.setValue(1); dialog.max_new_tokens.setValue(4)
+handle = dialog.start()
+while handle.running and time.monotonic() < deadline:
+    QTest.qWait(50)
+assert handle.state == "finished", handle.error
+assert "torch" in sys.modules and train.policy.config is not None and models.info
+print("GUI-THREAD-IMPORTS:", sorted(set(on_gui)))
+ctx.runner.cancel_all()
+ctx.runner.wait(60000)
+for page in (train, models):
+    page.set_project(None)
+proj.close()
+'''
+
+
+def test_gui_thread_never_imports_torch_or_transformers(tmp_path, tiny_model):
+    """Pre-flight checks, memory estimates, config building and generation import the ML stack on the
+    worker: a first import on the GUI thread would freeze the window for seconds."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", GUI_THREAD_SCRIPT, str(root), str(tmp_path / "p.rlhfproj"),
+                          tiny_model], capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("GUI-THREAD-IMPORTS:")]
+    assert out.returncode == 0 and lines, out.stderr[-3000:]
+    assert lines[0] == "GUI-THREAD-IMPORTS: []"

@@ -19,7 +19,6 @@ from core.errors import UserError
 from core.jobs import NEVER, CancelToken, Progress
 from desktop.ml_imports import ml_job
 from desktop.pages.base import Page, error_text
-from desktop.worker import call_job
 
 MODELS_KEY = "models"
 COLUMNS = ("Model", "Type", "Parameters", "Device", "Dtype", "Inference", "Training", "Free", "Folder")
@@ -114,6 +113,14 @@ def fmt_params(n: Optional[int]) -> str:
 # ---- export (plaintext: always asked first) ----------------------------------------------------------
 
 
+def export_job(project, run_id: int, folder: str, cancel: CancelToken = NEVER) -> Iterator[Progress]:
+    """core.training.export.export_model (plaintext: the user confirmed), imported on the worker."""
+    from core.training.export import export_model
+
+    yield Progress(0, None, "exporting the model")
+    return export_model(project, run_id, folder, plaintext=True)
+
+
 def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
                      on_started: Callable[[Any], None], on_status: Callable[[str], None]) -> QMessageBox:
     """A warning first (the export is unencrypted); on yes, a folder; then the export runs as a job.
@@ -134,8 +141,6 @@ def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
         folder = QFileDialog.getExistingDirectory(parent, "Export into an empty folder", str(Path.home()))
         if not folder:
             return
-        from core.training.export import export_model
-
         on_status(f"Exporting run {run_id}…")
 
         def failed(exc: BaseException) -> None:
@@ -143,7 +148,7 @@ def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
             page.show_error(exc, "Export model")
 
         on_started(page.run_job(
-            call_job(export_model, project, run_id, folder, plaintext=True, message="exporting the model"),
+            export_job(project, run_id, folder),
             "Exporting model", on_finished=lambda out: on_status(f"Exported run {run_id} to {out}."),
             on_failed=failed))
 

@@ -110,31 +110,74 @@ def policy_memory_estimate(cfg, device=None) -> dict:
             "free": available_memory(dev), "need_fn": need}
 
 
-def policy_preflight_job(proj, cfg, cancel: CancelToken = NEVER) -> Iterator[Progress]:
-    """Data and memory check of a policy config; returns {"ok", "message", "suggestion": overrides or None}."""
+def json_copy(value):
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def build_policy_config(inputs: dict):
+    """(config, preset config) from the page's inputs: preset, then the setup fields, then the overrides."""
+    from core.training.policy_config import PolicyConfig, preset
+
+    base = preset(inputs["preset"])
+    base.algo, base.policy_path, base.reward_run = inputs["algo"], inputs["policy_path"], inputs["reward_run"]
+    values = dataclasses.asdict(base)
+    for key, value in inputs.get("overrides", {}).items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    return PolicyConfig.from_dict(values), base
+
+
+def policy_train_job(proj, config, resume_run: Optional[int], cancel: CancelToken = NEVER):
+    """core.training.policy_job.train_policy, imported on the worker."""
+    from core.training.policy_job import train_policy
+
+    return (yield from train_policy(proj, config, cancel=cancel, resume_run=resume_run))
+
+
+def reward_train_job(proj, config, resume_run: Optional[int], cancel: CancelToken = NEVER):
+    """core.training.reward.train_reward_model, imported on the worker."""
+    from core.training.reward import train_reward_model
+
+    return (yield from train_reward_model(proj, config, cancel=cancel, resume_run=resume_run))
+
+
+def policy_preflight_job(proj, inputs: dict, cancel: CancelToken = NEVER) -> Iterator[Progress]:
+    """Build the config and check data and memory.
+
+    Returns {"config", "preset_config", "ok", "message", "suggestion": overrides or None}.
+    """
     from core.training.policy_job import collect_ids
 
     yield Progress(0, None, "checking data and memory")
-    cfg.validate()
+    cfg, preset_cfg = build_policy_config(inputs)
+    out = {"config": cfg, "preset_config": preset_cfg, "ok": False, "suggestion": None}
+    try:
+        cfg.validate()
+    except UserError as exc:
+        return {**out, "message": str(exc)}
     if not cfg.policy_path:
-        raise UserError("Choose the policy's base model folder (Models page, or Browse…).")
+        return {**out, "message": "Choose the policy's base model folder (Models page, or Browse…)."}
     r = cfg.reward
     auto = any(w > 0 for w in (r.length_weight, r.pattern_weight, r.repetition_weight, r.rouge_weight,
                                r.bleu_weight))
     if cfg.algo != "dpo" and cfg.reward_run is None and not auto:
-        return {"ok": False, "suggestion": None,
+        return {**out,
                 "message": f"{cfg.algo.upper()} needs a reward: train a reward model first (Reward model tab) "
                            "and choose its run, or switch on an automatic reward term under Advanced…"}
     try:
         ids = collect_ids(proj, cfg)
     except UserError as exc:
-        return {"ok": False, "suggestion": None, "message": str(exc)}
+        return {**out, "message": str(exc)}
     cancel.raise_if_cancelled()
     est = policy_memory_estimate(cfg)
     what = (f"{len(ids['pairs']):,} preference pairs" if cfg.algo == "dpo"
             else f"{len(ids['prompt_ids']):,} training prompts")
     if est["need"] <= est["free"]:
-        return {"ok": True, "suggestion": None,
+        return {**out, "ok": True,
                 "message": f"Ready: {what}; {cfg.total_steps:,} steps, {cfg.mode} on {est['device']} "
                            f"({fmt_params(est['n_params'])} parameters): about {fmt_bytes(est['need'])} of "
                            f"{fmt_bytes(est['free'])} free."}
@@ -153,7 +196,7 @@ def policy_preflight_job(proj, cfg, cancel: CancelToken = NEVER) -> Iterator[Pro
         options.append(f"use {'LoRA with ' if mode != cfg.mode else ''}batch size {batch} "
                        f"(about {fmt_bytes(need_fn(mode, batch))})")
     advice = " or ".join(options) if options else "choose a smaller model, or shorter responses"
-    return {"ok": False, "suggestion": suggestion,
+    return {**out, "suggestion": suggestion,
             "message": f"Not enough memory on {est['device']}: this run needs about {fmt_bytes(est['need'])} "
                        f"and {fmt_bytes(est['free'])} is free. Suggestion: {advice}."}
 
@@ -305,11 +348,18 @@ class _Tab(QWidget):
         self.preflight_handle: Optional[JobHandle] = None
         self.current_run: Optional[int] = None
         self.overrides: dict = {}
+        self._preflight_seq = 0  # bumped by each pre-flight start; see _latest
 
     # jobs whose results belong to the project they started with
     def _guard(self, fn: Callable) -> Callable:
         epoch = self.epoch
         return lambda *a: fn(*a) if epoch == self.epoch and self.project is not None else None
+
+    def _latest(self, fn: Callable) -> Callable:
+        """Like _guard, and only for the newest pre-flight: an older check finishing late (the inputs
+        changed meanwhile) must not overwrite the newer verdict and config."""
+        seq = self._preflight_seq
+        return self._guard(lambda *a: fn(*a) if seq == self._preflight_seq else None)
 
     @property
     def training(self) -> bool:
@@ -524,9 +574,10 @@ class RewardTab(_Tab):
         self.preflight_label.setStyleSheet(OK_STYLE)
         self.preflight_label.setText("Checking data and memory…")
         self._update_buttons()
+        self._preflight_seq += 1
         self.preflight_handle = self.page.run_job(
             lambda cancel: reward_preflight_job(proj, base, preset, overrides, cancel), "Reward pre-flight",
-            on_finished=self._guard(self._preflight_done), on_failed=self._guard(self._preflight_failed))
+            on_finished=self._latest(self._preflight_done), on_failed=self._latest(self._preflight_failed))
         self.preflight_handle.done.connect(self._update_buttons)
         return self.preflight_handle
 
@@ -564,23 +615,19 @@ class RewardTab(_Tab):
 
     def start(self, config=None) -> Optional[JobHandle]:
         """Start a new run with `config` (default: the checked preset + advanced settings)."""
-        from core.training.reward import train_reward_model
-
         config = config or self.config
         if self.project is None or config is None or self.training:
             return None
         proj = self.project
-        return self._launch(lambda cancel: train_reward_model(proj, config, cancel=cancel), "Training reward model")
+        return self._launch(lambda cancel: reward_train_job(proj, config, None, cancel), "Training reward model")
 
     def resume(self, run_id: Optional[int] = None) -> Optional[JobHandle]:
-        from core.training.reward import train_reward_model
-
         run_id = run_id or self.selected_run()
         if self.project is None or run_id is None or self.training:
             return None
         proj = self.project
         self._show_history(run_id)
-        return self._launch(lambda cancel: train_reward_model(proj, None, cancel=cancel, resume_run=run_id),
+        return self._launch(lambda cancel: reward_train_job(proj, None, run_id, cancel),
                             f"Resuming reward run {run_id}", clear=False)
 
     def _launch(self, make_job, title: str, clear: bool = True) -> JobHandle:
@@ -785,6 +832,8 @@ class PolicyTab(_Tab):
     def __init__(self, page: "TrainPage"):
         super().__init__(page)
         self.preflight_ok = False
+        self.config = None  # the PolicyConfig Start uses, built and checked by the last pre-flight job
+        self.preset_config = None
         self.suggestion: Optional[dict] = None
         self.export_confirm: Optional[QMessageBox] = None
         self.export_handle: Optional[JobHandle] = None
@@ -901,6 +950,7 @@ class PolicyTab(_Tab):
         self.epoch += 1
         self.overrides = {}
         self.preflight_ok = False
+        self.config = self.preset_config = None
         self.suggestion = None
         self.current_run = None
         for chart in self.charts():
@@ -947,26 +997,12 @@ class PolicyTab(_Tab):
 
     # ---- config ----------------------------------------------------------------------------------------
 
-    def preset_config(self):
-        from core.training.policy_config import preset
-
-        cfg = preset(self.preset.currentData())
-        cfg.algo = self.algo.currentData()
-        cfg.policy_path = self.base.path()
-        cfg.reward_run = self.reward_run.currentData()
-        return cfg
-
-    def config(self):
-        """The config Start uses: preset, the setup fields, then the advanced overrides."""
-        from core.training.policy_config import PolicyConfig
-
-        values = dataclasses.asdict(self.preset_config())
-        for key, value in self.overrides.items():
-            if isinstance(value, dict) and isinstance(values.get(key), dict):
-                values[key] = {**values[key], **value}
-            else:
-                values[key] = value
-        return PolicyConfig.from_dict(values)
+    def inputs(self) -> dict:
+        """What the setup fields and the advanced form say; the config is built from it on the worker
+        (core.training.policy_config imports torch, which must never load on the GUI thread)."""
+        return {"preset": self.preset.currentData(), "algo": self.algo.currentData(),
+                "policy_path": self.base.path(), "reward_run": self.reward_run.currentData(),
+                "overrides": json_copy(self.overrides)}
 
     def run_preflight(self) -> Optional[JobHandle]:
         if self.project is None:
@@ -974,13 +1010,8 @@ class PolicyTab(_Tab):
         self.preflight_ok = False
         self.suggestion = None
         self.apply_button.setVisible(False)
-        try:
-            cfg = self.config().validate()
-        except UserError as exc:
-            _warn(self.preflight_label, str(exc), True)
-            self._update_buttons()
-            return None
-        if not cfg.policy_path:
+        inputs = self.inputs()
+        if not inputs["policy_path"]:
             _warn(self.preflight_label, "Choose a base model: add one on the Models page, or Browse… for a "
                                         "Hugging Face folder.", True)
             self._update_buttons()
@@ -988,16 +1019,18 @@ class PolicyTab(_Tab):
         self.preflight_label.setStyleSheet(OK_STYLE)
         self.preflight_label.setText("Checking data and memory…")
         proj = self.project
+        self._preflight_seq += 1
         self.preflight_handle = self.page.run_job(
-            lambda cancel: policy_preflight_job(proj, cfg, cancel), "Policy pre-flight",
-            on_finished=self._guard(self._preflight_done),
-            on_failed=self._guard(lambda e: (_warn(self.preflight_label, error_text(e), True),
-                                             self._update_buttons())))
+            lambda cancel: policy_preflight_job(proj, inputs, cancel), "Policy pre-flight",
+            on_finished=self._latest(self._preflight_done),
+            on_failed=self._latest(lambda e: (_warn(self.preflight_label, error_text(e), True),
+                                              self._update_buttons())))
         self.preflight_handle.done.connect(self._update_buttons)
         self._update_buttons()
         return self.preflight_handle
 
     def _preflight_done(self, result: dict) -> None:
+        self.config, self.preset_config = result["config"], result["preset_config"]
         self.preflight_ok = result["ok"]
         self.suggestion = result["suggestion"]
         _warn(self.preflight_label, result["message"], not result["ok"])
@@ -1011,14 +1044,9 @@ class PolicyTab(_Tab):
             self.run_preflight()
 
     def open_advanced(self) -> Optional[ConfigDialog]:
-        if self.project is None:
+        if self.project is None or self.config is None:
             return None
-        try:
-            cfg = self.config()
-        except UserError as exc:
-            self.page.show_error(exc)
-            return None
-        dialog = ConfigDialog("Policy: advanced settings", cfg, self.preset_config(),
+        dialog = ConfigDialog("Policy: advanced settings", self.config, self.preset_config,
                               hidden={"algo", "policy_path", "reward_run"},
                               note="Hover a setting for what it does. Values start from the preset; changed "
                                    "ones stay changed when you switch presets.", parent=self)
@@ -1028,7 +1056,7 @@ class PolicyTab(_Tab):
         return dialog
 
     def _apply_advanced(self, values: dict) -> None:
-        self.overrides = changed_fields(values, self.preset_config())
+        self.overrides = changed_fields(values, self.preset_config)
         self._mark_advanced()
         self.run_preflight()
 
@@ -1039,27 +1067,21 @@ class PolicyTab(_Tab):
     # ---- training --------------------------------------------------------------------------------------
 
     def start(self, config=None) -> Optional[JobHandle]:
-        from core.training.policy_job import train_policy
-
-        if self.project is None or self.training:
-            return None
-        try:
-            cfg = config or self.config().validate()
-        except UserError as exc:
-            self.page.show_error(exc)
+        """Start a new run with `config` (default: the checked preset + setup + advanced settings)."""
+        cfg = config or self.config
+        if self.project is None or self.training or cfg is None:
             return None
         proj = self.project
-        return self._launch(lambda cancel: train_policy(proj, cfg, cancel=cancel), f"Training policy ({cfg.algo.upper()})")
+        return self._launch(lambda cancel: policy_train_job(proj, cfg, None, cancel),
+                            f"Training policy ({cfg.algo.upper()})")
 
     def resume(self, run_id: Optional[int] = None) -> Optional[JobHandle]:
-        from core.training.policy_job import train_policy
-
         run_id = run_id or self.selected_run()
         if self.project is None or run_id is None or self.training:
             return None
         proj = self.project
         self._show_history(run_id)
-        return self._launch(lambda cancel: train_policy(proj, None, cancel=cancel, resume_run=run_id),
+        return self._launch(lambda cancel: policy_train_job(proj, None, run_id, cancel),
                             f"Resuming policy run {run_id}", clear=False)
 
     def _launch(self, make_job, title: str, clear: bool = True) -> JobHandle:
@@ -1243,8 +1265,9 @@ class PolicyTab(_Tab):
         self.resume_button.setEnabled(on and not training and status in RESUMABLE)
         self.export_button.setEnabled(on and run_id is not None and status in ("done", "cancelled")
                                       and not (training and run_id == self.current_run))
-        for w in (self.algo, self.base, self.reward_run, self.preset, self.advanced):
+        for w in (self.algo, self.base, self.reward_run, self.preset):
             w.setEnabled(on and not training)
+        self.advanced.setEnabled(on and not training and self.config is not None)
 
 
 # ======================================================================================================
