@@ -172,3 +172,25 @@ def test_screens_render_at_1280x800(qtbot, project, tmp_path):
     for p in paths:
         img = QImage(str(p))
         assert (img.width(), img.height()) == (1280, 800)
+
+
+def test_hidden_page_defers_the_report_and_picks_up_new_runs(qtbot, project):
+    """Opening a project must not load the reward model for a page nobody looks at; showing the page
+    builds the report and lists runs created meanwhile."""
+    from desktop.pages.evaluate import EvaluatePage
+
+    proj, policy_run = project
+    page = EvaluatePage()
+    qtbot.addWidget(page)
+    page.set_project(proj)  # hidden: counts only, no job
+    assert page.handle is None and page._stale == (page.selected_eval() is not None)
+    n_evals = page.eval_combo.count()
+    from core.evaluation.blind import prepare_blind_eval
+    from core.jobs import run_job
+
+    made = run_job(prepare_blind_eval(proj, policy_run, seed=21, settings={"max_new_tokens": 4}))
+    page.show()
+    page.wait_idle()
+    assert page.eval_combo.count() == n_evals + 1 and page.selected_eval() == made.eval_run
+    assert page.report is not None and "expert" in page.report
+    page.set_project(None)

@@ -415,6 +415,8 @@ class EvaluatePage(Page):
         self.report: Optional[dict] = None
         self.handle = None
         self._refresh_wanted = False
+        self._stale = False
+        self._runs_seen: tuple = ()
         self._build()
         self.set_project(None)
 
@@ -552,6 +554,8 @@ class EvaluatePage(Page):
         if self.handle is not None and self.handle.running:
             self.handle.cancel()
         self._refresh_wanted = False
+        self._stale = False
+        self._runs_seen = ()
         self.judge_view.clear()
         self.stack.setCurrentWidget(self.main)
         self.report = None
@@ -571,6 +575,7 @@ class EvaluatePage(Page):
         """Fill the run choosers from the project (numbers and names only)."""
         if self.project is None:
             return
+        self._runs_seen = self._runs_signature()
         current = self.selected_policy()
         self.policy_combo.blockSignals(True)
         self.policy_combo.clear()
@@ -624,7 +629,24 @@ class EvaluatePage(Page):
             self._update_buttons()
             return
         self.show_report(self._quick_report(ev))
-        self.refresh_report()
+        if self.isVisible():
+            self.refresh_report()
+        else:  # the full report loads the reward model: only once someone looks at this page
+            self._stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.project is None:
+            return
+        if self._runs_seen != self._runs_signature():  # e.g. a policy run finished on the Train page
+            seen = {rid for rid, _ in self._runs_seen}
+            new_evals = [r.id for r in self.project.runs(kind=EVAL_KIND) if r.id not in seen]
+            self.reload_runs(select_eval=new_evals[-1] if new_evals else self.selected_eval())
+        elif self._stale:
+            self.refresh_report()
+
+    def _runs_signature(self) -> tuple:
+        return tuple((r.id, r.status) for r in self.project.runs()) if self.project is not None else ()
 
     def _quick_report(self, eval_run: int) -> dict:
         """Counts only (no model): instant, so the page follows each judgment at once."""
@@ -716,6 +738,7 @@ class EvaluatePage(Page):
         ev = self.selected_eval()
         if self.project is None or ev is None:
             return None
+        self._stale = False
         if self.handle is not None and self.handle.running:
             self._refresh_wanted = True  # once the running job ends
             return None
