@@ -318,3 +318,28 @@ def test_gui_thread_never_imports_torch_or_transformers(tmp_path, tiny_model):
     lines = [line for line in out.stdout.splitlines() if line.startswith("GUI-THREAD-IMPORTS:")]
     assert out.returncode == 0 and lines, out.stderr[-3000:]
     assert lines[0] == "GUI-THREAD-IMPORTS: []"
+
+
+def test_policy_preflight_suggests_lora_or_smaller_batch_and_applies_it(qtbot, page):
+    """A run far too big for this machine (huge batch of long sequences, full fine-tune): the check says
+    so before anything loads, suggests LoRA and a batch that fits, and one click applies it."""
+    tab = page.policy
+    page.tabs.setCurrentWidget(tab)
+    wait_ready(qtbot, tab)
+    tab.overrides = {"mode": "full", "batch_size": 1_000_000, "minibatch_size": 1_000_000,
+                     "max_prompt_tokens": 8192, "max_new_tokens": 8192,
+                     "reward": {"model_weight": 0.0, "length_weight": 1.0}}
+    tab.run_preflight()
+    wait_ready(qtbot, tab)
+    text = tab.preflight_label.text()
+    assert not tab.preflight_ok and not tab.start_button.isEnabled()
+    assert "Not enough memory" in text and "batch size" in text, text
+    assert tab.apply_button.isVisibleTo(tab)
+    suggestion = dict(tab.suggestion)
+    assert suggestion["mode"] == "lora" and 1 <= suggestion["batch_size"] < 1_000_000
+    tab.apply_button.click()
+    wait_ready(qtbot, tab)
+    assert tab.preflight_ok, tab.preflight_label.text()
+    assert tab.config.mode == "lora" and tab.config.batch_size == suggestion["batch_size"]
+    assert tab.start_button.isEnabled() and not tab.apply_button.isVisibleTo(tab)
+    assert tab.advanced.text().startswith("Advanced… (")
