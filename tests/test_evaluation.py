@@ -304,3 +304,36 @@ def test_cli_evaluate_and_report(tmp_path, eval_base, monkeypatch, capsys):
     assert (tmp_path / "rep" / f"eval-run-{eval_run}.png").read_bytes()[:4] == b"\x89PNG"
     with Project.open(folder, PASS) as proj:
         assert any(e["event"] == "exported" and e["details"].get("what") == "report" for e in proj.audit_log())
+
+
+def _is_acyclic(edges) -> bool:
+    """Kahn's algorithm: the graph is a DAG when every node can be removed."""
+    nodes = {x for e in edges for x in e}
+    indeg = {n: 0 for n in nodes}
+    for _, v in set(edges):
+        indeg[v] += 1
+    ready = [n for n in nodes if indeg[n] == 0]
+    removed = 0
+    unique = set(edges)
+    while ready:
+        n = ready.pop()
+        removed += 1
+        for u, v in unique:
+            if u == n:
+                indeg[v] -= 1
+                if indeg[v] == 0:
+                    ready.append(v)
+    return removed == len(nodes)
+
+
+def test_cycles_exactly_when_not_a_dag():
+    rng = random.Random(0)
+    for _ in range(500):  # random small preference graphs, some cyclic, some not
+        edges = [(rng.randint(0, 5), rng.randint(0, 5)) for _ in range(rng.randint(0, 10))]
+        edges = [e for e in edges if e[0] != e[1]]
+        cycles = stats.find_cycles(edges)
+        assert (cycles == []) == _is_acyclic(edges), edges
+        edge_set = set(edges)
+        for cyc in cycles:  # each reported cycle is a real cycle of the graph
+            assert len(set(cyc)) == len(cyc) >= 2
+            assert all((cyc[i], cyc[(i + 1) % len(cyc)]) in edge_set for i in range(len(cyc)))
