@@ -6,6 +6,10 @@ OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
 if [ -d .gpu/wheels ]; then
   python3 -m pip install --quiet --no-index --find-links .gpu/wheels sqlite-utils cryptography filelock 2>&1 | tail -2
+  # The versions the project is tested with (the image's transformers 5.17 lays out static-cache
+  # prefill differently).
+  python3 -m pip install --quiet --no-deps --no-index --find-links .gpu/wheels transformers==5.24.0 \
+    huggingface_hub peft==0.21.2 2>&1 | tail -2
 fi
 export PYTHONPATH=$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
