@@ -6,6 +6,7 @@ touched. Dialogs are drawn over the window they belong to, as a user would see t
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -184,11 +185,29 @@ def render_all(out_dir: str | Path) -> list[Path]:
     return written
 
 
+def render_other_screens(out_dir: str | Path) -> list[Path]:
+    """The other pages' own renderers (training trains for real: minutes on a CPU)."""
+    written: list[Path] = []
+    try:
+        from desktop.training_screens import render_training_screens
+    except ImportError:
+        return written
+    written += render_training_screens(out_dir)
+    return written
+
+
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    out = argv[0] if argv else "docs/screenshots"
-    for path in render_all(out):
+    ap = argparse.ArgumentParser(description="Render the app's screens offscreen at 1280x800 into PNGs.")
+    ap.add_argument("out", nargs="?", default="docs/screenshots")
+    ap.add_argument("--training", action="store_true",
+                    help="also the Train/Models pages' screens (desktop.training_screens: they train for real, "
+                         "many minutes on a busy CPU)")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    for path in render_all(args.out):
         print(path)
+    if args.training:
+        for path in render_other_screens(args.out):
+            print(path)
     return 0
 
 
