@@ -72,6 +72,11 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--prompts", type=int, default=120, help="demo prompts (20%% held out)")
     ap.add_argument("--steps", type=int, default=16, help="PPO steps")
+    ap.add_argument("--lr", type=float, default=5e-4, help="PPO learning rate")
+    ap.add_argument("--kl", type=float, default=0.02, help="initial KL coefficient")
+    ap.add_argument("--eval-temperature", type=float, default=0.7,
+                    help="decoding of the blind set for both models (0 = greedy; default: the PPO sampling "
+                         "temperature)")
     ap.add_argument("--model", default=None, help="demo model folder (default: resources/demo_model)")
     ap.add_argument("--keep", type=Path, help="keep the project here (default: a temporary folder)")
     ap.add_argument("--screenshots", type=Path, help="also render the Evaluate page and the report here")
@@ -116,14 +121,15 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         pcfg = PolicyConfig(algo="ppo", policy_path=model, reward_run=reward.run_id, mode="full", device=args.device,
                             dtype=dtype, total_steps=args.steps, batch_size=16, minibatch_size=8, ppo_epochs=2,
-                            learning_rate=5e-4, temperature=0.7, max_new_tokens=112, kl_coef=0.02,
+                            learning_rate=args.lr, temperature=0.7, max_new_tokens=112, kl_coef=args.kl,
                             log_samples_every=8, checkpoint_every=0, seed=0)
         policy = run_job(train_policy(proj, pcfg))
         timings["policy (PPO)"] = time.perf_counter() - t
 
         t = time.perf_counter()
         prep = run_job(prepare_blind_eval(proj, policy.run_id, seed=0,
-                                          settings=EvalSettings(device=args.device, dtype=dtype, batch_size=64)))
+                                          settings=EvalSettings(device=args.device, dtype=dtype, batch_size=64,
+                                                                temperature=args.eval_temperature)))
         timings["blind set"] = time.perf_counter() - t
         app = None
         if args.screenshots:  # the judging view while there is something to judge

@@ -77,6 +77,7 @@ def test_blind_judging_with_keys_records_evaluation_judgments(qtbot, page, proje
     for word in ORIGIN_WORDS:
         assert word not in shown, word
     assert "which model wrote which is hidden" in shown  # the one mention: that it is hidden
+    assert page.minimumSizeHint().width() <= 1280 - 150  # fits beside the main window's navigation
 
     qtbot.keyClick(view, Qt.Key.Key_F1)  # flag, then A
     qtbot.keyClick(view, Qt.Key.Key_A)

@@ -113,7 +113,7 @@ class BlindJudgeView(QWidget):
         self.back.clicked.connect(self.close_view)
         self.progress = QLabel()
         self.progress.setObjectName("blindProgress")
-        hint = _muted(QLabel("Blind: the two answers come in random order; which model wrote which is hidden."))
+        hint = _muted(QLabel("Blind: random order; which model wrote which is hidden."))
         top = QHBoxLayout()
         top.addWidget(self.back)
         top.addSpacing(12)
@@ -424,7 +424,8 @@ class EvaluatePage(Page):
 
     def _build(self) -> None:
         self.policy_combo = QComboBox()
-        self.policy_combo.setMinimumWidth(280)
+        self.policy_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.policy_combo.setMinimumContentsLength(22)
         self.policy_combo.currentIndexChanged.connect(self._on_policy_changed)
         self.max_prompts = QSpinBox()
         self.max_prompts.setRange(0, 100_000)
@@ -456,7 +457,8 @@ class EvaluatePage(Page):
         row1.addWidget(self.prepare_button)
 
         self.eval_combo = QComboBox()
-        self.eval_combo.setMinimumWidth(280)
+        self.eval_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.eval_combo.setMinimumContentsLength(22)
         self.eval_combo.currentIndexChanged.connect(self._on_eval_changed)
         self.judge_button = QPushButton("Judge blind pairs")
         self.judge_button.clicked.connect(self.open_judging)
@@ -466,13 +468,14 @@ class EvaluatePage(Page):
         self.export_button = QPushButton("Export report…")
         self.export_button.clicked.connect(self.export_dialog)
         self.job_widget = JobProgressWidget(None, hide_when_idle=True)
+        # a long progress message must never widen the page (it sits beside the navigation)
+        self.job_widget.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         row2 = QHBoxLayout()
         row2.addWidget(QLabel("Evaluation:"))
         row2.addWidget(self.eval_combo, 1)
         row2.addWidget(self.judge_button)
         row2.addWidget(self.refresh_button)
         row2.addWidget(self.export_button)
-        row2.addWidget(self.job_widget)
 
         # results tab
         self.summary = QLabel()
@@ -491,6 +494,8 @@ class EvaluatePage(Page):
         self.run_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.run_list.itemChanged.connect(self._refresh_curves)
         self.metric_combo = QComboBox()
+        self.metric_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.metric_combo.setMinimumContentsLength(12)
         self.metric_combo.currentIndexChanged.connect(self._draw_curves)
         self.curves = LiveChart(title="", xlabel="step")
         left = QWidget()
@@ -515,6 +520,7 @@ class EvaluatePage(Page):
         ml.setContentsMargins(8, 8, 8, 8)
         ml.addLayout(row1)
         ml.addLayout(row2)
+        ml.addWidget(self.job_widget)
         ml.addWidget(self.tabs, 1)
 
         self.judge_view = BlindJudgeView()
