@@ -30,7 +30,7 @@ screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m desktop.screenshots docs/screenshots
 
 demo-model: $(STAMP)
-	$(BIN)/python -m core.demo_model.build resources/demo_model
+	$(BIN)/python -m core.demo.build_model resources/demo_model
 
 bench: $(STAMP)
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
