@@ -28,6 +28,7 @@ def _cfg(path, **kw):
 @pytest.fixture(scope="module")
 def done_run(tmp_path_factory, policy_gpt2):
     """A finished 4-step PPO LoRA run with rule + length rewards (shared by the export tests)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("pjob") / "p.rlhfproj"
     proj = make_project(folder, with_reference=True)
@@ -36,6 +37,7 @@ def done_run(tmp_path_factory, policy_gpt2):
     result = run_job(train_policy(proj, cfg, reward_fn=low_id_share), on_progress=events.append)
     yield proj, result, events, policy_gpt2
     proj.close()
+    torch.set_num_threads(threads)
 
 
 def test_job_logs_metrics_samples_provenance_and_artifacts(done_run):
