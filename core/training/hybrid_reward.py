@@ -16,7 +16,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where used: the CLI reads configs without loading it
+    import torch
 
 
 @dataclass
@@ -38,6 +41,8 @@ def score(fn: RewardFn, batch: RewardBatch) -> tuple[torch.Tensor, dict[str, tor
         total, parts = out
     else:
         total, parts = out, {}
+    import torch
+
     total = torch.as_tensor(total, dtype=torch.float32).reshape(-1).cpu()
     parts = {k: torch.as_tensor(v, dtype=torch.float32).reshape(-1).cpu() for k, v in parts.items()}
     if total.numel() != len(batch.responses):
@@ -175,6 +180,8 @@ class HybridReward:
 
     def __call__(self, batch: RewardBatch):
         c, B = self.config, len(batch.responses)
+        import torch
+
         parts: dict[str, torch.Tensor] = {}
         total = torch.zeros(B)
         terms = []
