@@ -70,10 +70,10 @@ def judge_blind(proj, eval_run: int, expert_score, tags) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--prompts", type=int, default=120, help="demo prompts (20%% held out)")
+    ap.add_argument("--prompts", type=int, default=240, help="demo prompts (20%% held out)")
     ap.add_argument("--steps", type=int, default=16, help="PPO steps")
-    ap.add_argument("--lr", type=float, default=5e-4, help="PPO learning rate")
-    ap.add_argument("--kl", type=float, default=0.02, help="initial KL coefficient")
+    ap.add_argument("--lr", type=float, default=3e-4, help="PPO learning rate")
+    ap.add_argument("--kl", type=float, default=0.05, help="initial KL coefficient")
     ap.add_argument("--eval-temperature", type=float, default=0.7,
                     help="decoding of the blind set for both models (0 = greedy; default: the PPO sampling "
                          "temperature)")
