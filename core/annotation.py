@@ -254,7 +254,8 @@ class AnnotationSession:
     # ---- loading items ------------------------------------------------------------------------
 
     def _shuffled(self, pid: int, purpose: str) -> list[Response]:
-        candidates = self.project.responses(pid)
+        # Blind-evaluation answers are judged only in the evaluation queue, never as ordinary candidates.
+        candidates = [r for r in self.project.responses(pid) if r.origin.get("kind") != "eval"]
         # A re-check uses another order, so the expert cannot answer from where things were.
         random.Random(f"{self.seed}:{pid}:{purpose}").shuffle(candidates)
         return candidates

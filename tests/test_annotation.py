@@ -242,3 +242,12 @@ def test_split_filter_and_progress(proj, tmp_path):
     s.submit_ranking([[0, 1, 2, 3]])
     assert s.progress.judged == 1 and s.progress.today == 1
     assert "1 of 7 judged" in s.progress.text()
+
+
+def test_blind_eval_answers_are_not_ordinary_candidates(proj):
+    first = proj.pids[0]
+    proj.add_response(first, "an answer made for a blind A/B", origin={"kind": "eval", "run": 1, "side": "tuned"})
+    item = AnnotationSession(proj, consistency_share=0.0, seed="e").start()
+    assert item.prompt_id == first
+    assert len(item.candidates) == 4
+    assert all(r.origin.get("kind") != "eval" for r in item.candidates)

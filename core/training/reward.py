@@ -813,7 +813,7 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
                         state["stopped_early"] = True
             state["step"] = step
             proj.log_metrics(run_id, step, metrics)
-            if step % config.checkpoint_every == 0 and step < total:
+            if config.checkpoint_every > 0 and step % config.checkpoint_every == 0 and step < total:
                 _save_checkpoint(proj, run_id, trainer, state, data, best)
             yield Progress(step, total, "training", metrics=metrics)
 
