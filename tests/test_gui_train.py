@@ -13,7 +13,7 @@ from core.project import Project
 from desktop.config_form import field_docs
 from desktop.pages.train import TrainPage
 from tests.train_gui_helpers import (  # noqa: F401 (fixtures)
-    PASSPHRASE, app_context, fill_project, gui_settings, make_project, tiny_model,
+    PASSPHRASE, app_context, gui_settings, make_demo_project, make_project, tiny_model,
 )
 
 # A short run: enough steps to cancel in the middle and still see the curve go on after the resume.
@@ -32,9 +32,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture
-def page(qtbot, app_context, tmp_path, tiny_model):
-    proj = make_project(tmp_path / "train.rlhfproj", n_prompts=24, n_heldout=4)
+def _page(qtbot, app_context, proj, tiny_model):
     proj.set_setting("models", [tiny_model])
     page = TrainPage(app_context)
     qtbot.addWidget(page)
@@ -48,6 +46,18 @@ def page(qtbot, app_context, tmp_path, tiny_model):
     proj.close()
 
 
+@pytest.fixture
+def page(qtbot, app_context, tmp_path, tiny_model):
+    yield from _page(qtbot, app_context, make_project(tmp_path / "train.rlhfproj", n_prompts=24, n_heldout=4),
+                     tiny_model)
+
+
+@pytest.fixture
+def demo_page(qtbot, app_context, tmp_path, tiny_model):
+    """The Train page on the demo project (candidates from the demo model, ranked by the simulated expert)."""
+    yield from _page(qtbot, app_context, make_demo_project(tmp_path / "demo.rlhfproj"), tiny_model)
+
+
 def wait_ready(qtbot, tab, timeout=30_000):
     """Wait for the pre-flight job to settle (Start enabled or a verdict shown)."""
     qtbot.waitUntil(lambda: tab.preflight_handle is not None and not tab.preflight_handle.running, timeout=timeout)
@@ -59,7 +69,8 @@ def wait_done(qtbot, handle, timeout=120_000):
             pass
 
 
-def test_reward_run_chart_cancel_resume_finish_and_score(qtbot, page):
+def test_reward_run_chart_cancel_resume_finish_and_score(qtbot, demo_page):
+    page = demo_page
     tab = page.reward
     proj = page.project
     wait_ready(qtbot, tab)
@@ -266,10 +277,16 @@ class Watch(importlib.abc.MetaPathFinder):
             on_gui.append(name)
         return None
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
-from PySide6.QtTest import QTest
 app = QApplication([])
+
+def spin(ms=50):
+    # a real event loop, as in the app (QTest.qWait keeps the GIL and starves the worker threads)
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
 from tests.train_gui_helpers import make_project
 from desktop.context import AppContext
 from desktop.pages.models import ModelsPage
@@ -284,14 +301,14 @@ for page in (train, models):
     page.set_project(proj)
 deadline = time.monotonic() + 200
 while (ctx.runner.active or not models.info) and time.monotonic() < deadline:
-    QTest.qWait(50)
+    spin()
 train.reward.open_advanced()
 train.policy.open_advanced()
 dialog = models.open_generate_dialog()
 dialog.k.setValue(1); dialog.max_new_tokens.setValue(4)
 handle = dialog.start()
 while handle.running and time.monotonic() < deadline:
-    QTest.qWait(50)
+    spin()
 assert handle.state == "finished", handle.error
 assert "torch" in sys.modules and train.policy.config is not None and models.info
 print("GUI-THREAD-IMPORTS:", sorted(set(on_gui)))

@@ -38,7 +38,7 @@ def build_model(folder, seed: int = 0) -> str:
 def fill_project(proj, n_prompts: int = 40, n_heldout: int = 6, k: int = 4, seed: int = 0,
                  rank: bool = True) -> list[int]:
     """Prompts with k replies each; ranked best-first by the simulated expert (equal scores tie)."""
-    from core.demo.corpus import expert_score, make_reply, make_request
+    from core.demo.corpus import make_reply, make_request
 
     rng = random.Random(seed)
     pids = []
@@ -53,15 +53,37 @@ def fill_project(proj, n_prompts: int = 40, n_heldout: int = 6, k: int = 4, seed
                 reply = make_reply(rng, topic, slots, rng.choice(TONES), kind, rng.choice(("short", "medium")))
                 proj.add_response(pid, reply, origin={"kind": "import"})
     if rank:
-        for pid in pids:
-            prompt = proj.prompt(pid).prompt
-            scored: dict[float, list[int]] = {}
-            for r in proj.responses(pid):
-                scored.setdefault(round(expert_score(prompt, r.text), 3), []).append(r.id)
-            tiers = [scored[s] for s in sorted(scored, reverse=True)]
-            if len(tiers) > 1:
-                proj.record_ranking(pid, tiers=tiers)
+        rank_by_expert(proj, pids)
     return pids
+
+
+def rank_by_expert(proj, pids=None) -> int:
+    """Record the simulated expert's ranking of every prompt's candidates (equal scores tie). Returns
+    how many prompts were ranked (a prompt whose candidates all score the same gives no ranking)."""
+    from core.demo.corpus import expert_score
+
+    n = 0
+    for pid in pids if pids is not None else proj.prompt_ids():
+        prompt = proj.prompt(pid).prompt
+        scored: dict[float, list[int]] = {}
+        for r in proj.responses(pid):
+            scored.setdefault(round(expert_score(prompt, r.text), 3), []).append(r.id)
+        tiers = [scored[s] for s in sorted(scored, reverse=True)]
+        if len(tiers) > 1:
+            proj.record_ranking(pid, tiers=tiers)
+            n += 1
+    return n
+
+
+def make_demo_project(folder, n_prompts: int = 28):
+    """The real demo project (core.demo.project: prompts, candidates sampled from the committed demo
+    model, held-out split, guidelines), small, ranked by the simulated expert."""
+    from core.demo.project import create_demo_project
+    from core.jobs import run_job
+
+    report = run_job(create_demo_project(folder, PASSPHRASE, n_prompts=n_prompts, keep_open=True))
+    rank_by_expert(report.project)
+    return report.project
 
 
 def make_project(folder, **kw):
