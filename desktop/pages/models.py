@@ -476,4 +476,6 @@ class ModelsPage(Page):
         self.add_button.setEnabled(on)
         self.refresh_button.setEnabled(on)
         self.generate_button.setEnabled(on)
-        self.remove_button.setEnabled(on and self.selected_path() is not None)
+        stored = [str(p) for p in (self.project.get_setting(MODELS_KEY, []) or [])] if on else []
+        # the demo project's own model is listed from its "demo" setting, not registered: nothing to remove
+        self.remove_button.setEnabled(on and self.selected_path() in stored)
