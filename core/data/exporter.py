@@ -93,7 +93,7 @@ def _to_csv(rows: list[dict], what: str) -> str:
         header = ["prompt", "reference", "split"]
         flat = [{"prompt": _csv_cell(r["prompt"]), "reference": r.get("reference") or "", "split": r["split"]}
                 for r in rows]
-    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\r\n")  # RFC 4180; also quotes a bare \r
     writer.writeheader()
     writer.writerows(flat)
     return buf.getvalue()
