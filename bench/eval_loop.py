@@ -5,11 +5,17 @@
     python bench/eval_loop.py --keep /tmp/loop.rlhfproj --screenshots docs/screenshots
 
 A simulated expert (core.demo.corpus.expert_score, which the product never sees) ranks the demo project's
-candidates; a reward model learns the rankings; PPO tunes the demo model against it; the blind set is
+candidates; a reward model learns the rankings; RLOO (or --algo ppo/grpo/dpo) tunes the demo model against it;
+the blind set is
 prepared on the held-out prompts (core.evaluation.blind) and judged by the same simulated expert through
 the same queue the Evaluate page uses. Prints the reward model's held-out accuracy, the win rate with its
 Wilson 95% interval and both models' mean reward (quality bar: win rate >= 80%). With --screenshots it
 also renders the Evaluate page and the exported report from this project.
+
+The reward model's held-out accuracy is over the pairs the expert distinguishes (tied replies give no pair);
+`--tie-within 0.5` makes the simulated expert tie replies one politeness phrase apart, as a person would.
+It learns the request/reply topic match (off-topic answers that look helpful are its main error) from
+data: on 240 prompts it reaches ~0.75, on --prompts 960 ~0.83.
 """
 from __future__ import annotations
 
@@ -25,16 +31,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 PASS = "bench"
 
 
-def rank_like_the_expert(proj, expert_score) -> int:
-    """Tiers best first; replies the expert scores the same are tied. Returns prompts ranked."""
+def expert_tiers(scored: list[tuple[float, int]], tie_within: float = 0.0) -> list[list[int]]:
+    """[(expert score, response id)] -> tiers best first. A reply joins the current tier when its score is
+    within `tie_within` of that tier's best score (anchored at the top, so ties never chain down); 0 ties
+    only equal scores. A real expert ranks near-equal replies as ties rather than flipping a coin."""
+    tiers: list[list[int]] = []
+    top = None
+    for s, rid in sorted(scored, key=lambda x: -x[0]):
+        if top is None or top - s > tie_within + 1e-9:
+            tiers.append([])
+            top = s
+        tiers[-1].append(rid)
+    return tiers
+
+
+def rank_like_the_expert(proj, expert_score, tie_within: float = 0.0) -> int:
+    """Tiers best first by the expert's score (near-equal ones tied, see `expert_tiers`). Returns prompts
+    ranked."""
     n = 0
     for pid in proj.prompt_ids():
         prompt = proj.prompt(pid).prompt
-        by_score: dict[float, list[int]] = {}
-        for r in proj.responses(pid):
-            by_score.setdefault(expert_score(prompt, r.text), []).append(r.id)
-        if len(by_score) > 1:
-            proj.record_ranking(pid, tiers=[by_score[s] for s in sorted(by_score, reverse=True)])
+        tiers = expert_tiers([(expert_score(prompt, r.text), r.id) for r in proj.responses(pid)], tie_within)
+        if len(tiers) > 1:
+            proj.record_ranking(pid, tiers=tiers)
             n += 1
     return n
 
@@ -71,9 +90,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--prompts", type=int, default=240, help="demo prompts (20%% held out)")
-    ap.add_argument("--steps", type=int, default=16, help="PPO steps")
-    ap.add_argument("--lr", type=float, default=3e-4, help="PPO learning rate")
+    ap.add_argument("--algo", default="rloo", choices=["rloo", "grpo", "ppo", "dpo"],
+                    help="policy algorithm (default rloo: on the demo it beats PPO, whose value head lets it "
+                         "exploit the reward model by shortening replies)")
+    ap.add_argument("--steps", type=int, default=None, help="policy steps (default: 32 rloo/grpo, 16 ppo, 120 dpo)")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="policy learning rate (default: 1e-4 rloo/grpo, 3e-4 ppo, 5e-4 dpo)")
     ap.add_argument("--kl", type=float, default=0.05, help="initial KL coefficient")
+    ap.add_argument("--rloo-k", type=int, default=4, help="RLOO/GRPO samples per prompt (8 prompts a step)")
+    ap.add_argument("--tie-within", type=float, default=0.0,
+                    help="the simulated expert ties replies whose scores differ by at most this (0 = equal "
+                         "scores only); pairs it ties are neither trained on nor counted in the accuracy")
+    ap.add_argument("--reward-epochs", type=float, default=4, help="reward-model epochs")
     ap.add_argument("--eval-temperature", type=float, default=0.7,
                     help="decoding of the blind set for both models (0 = greedy; default: the PPO sampling "
                          "temperature)")
@@ -108,23 +136,28 @@ def main(argv=None) -> int:
     timings["demo project"] = time.perf_counter() - t
     try:
         rng = random.Random(0)
-        ranked = rank_like_the_expert(proj, C.expert_score)
+        ranked = rank_like_the_expert(proj, C.expert_score, args.tie_within)
         recheck_some(proj, rng, n=12, slip=0.2)
 
         t = time.perf_counter()
-        rcfg = RewardConfig(base_model=model, device=args.device, learning_rate=1e-3, epochs=4,
+        rcfg = RewardConfig(base_model=model, device=args.device, learning_rate=1e-3, epochs=args.reward_epochs,
                             prompts_per_micro_batch=8, max_length=160, val_fraction=0.15, eval_every=20,
                             early_stopping_patience=0, checkpoint_every=100, seed=0)
         reward = run_job(train_reward_model(proj, rcfg))
         timings["reward model"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        pcfg = PolicyConfig(algo="ppo", policy_path=model, reward_run=reward.run_id, mode="full", device=args.device,
-                            dtype=dtype, total_steps=args.steps, batch_size=16, minibatch_size=8, ppo_epochs=2,
-                            learning_rate=args.lr, temperature=0.7, max_new_tokens=112, kl_coef=args.kl,
-                            log_samples_every=8, checkpoint_every=0, seed=0)
+        group = args.algo in ("rloo", "grpo")
+        steps = args.steps or {"ppo": 16, "dpo": 120}.get(args.algo, 32)
+        lr = args.lr or {"ppo": 3e-4, "dpo": 5e-4}.get(args.algo, 1e-4)
+        # RLOO/GRPO: 8 prompts x k samples a step, so a step sees as many samples as PPO's 16 x 2 epochs.
+        pcfg = PolicyConfig(algo=args.algo, policy_path=model, reward_run=reward.run_id, mode="full",
+                            device=args.device, dtype=dtype, total_steps=steps, batch_size=8 if group else 16,
+                            minibatch_size=8, ppo_epochs=2, rloo_k=args.rloo_k, learning_rate=lr, temperature=0.7,
+                            max_new_tokens=112, kl_coef=args.kl, dpo_eval_every=0, log_samples_every=8,
+                            checkpoint_every=0, seed=0)
         policy = run_job(train_policy(proj, pcfg))
-        timings["policy (PPO)"] = time.perf_counter() - t
+        timings[f"policy ({args.algo.upper()})"] = time.perf_counter() - t
 
         t = time.perf_counter()
         prep = run_job(prepare_blind_eval(proj, policy.run_id, seed=0,
@@ -156,7 +189,7 @@ def main(argv=None) -> int:
         print(f"demo project: {demo.prompts} prompts ({demo.heldout} held out), {ranked} ranked by the expert")
         print(f"reward model run {reward.run_id}: held-out accuracy {rm['accuracy']['rate']:.3f} "
               f"on {rm['heldout_pairs']} pairs")
-        print(f"policy run {policy.run_id}: {policy.steps} PPO steps; eval run {prep.eval_run}: {judged} blind pairs "
+        print(f"policy run {policy.run_id}: {policy.steps} {args.algo.upper()} steps; eval run {prep.eval_run}: {judged} blind pairs "
               f"judged, {prep.identical} identical")
         wr = ev["win_rate"]
         print(f"win rate (ties as half) {wr['rate']:.3f}  95% CI [{wr['low']:.3f}, {wr['high']:.3f}]  "
