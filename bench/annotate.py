@@ -185,6 +185,11 @@ def main() -> None:
     page.set_project(None)
     page.close()
     proj.close()
+    # The Data page's figures on the same project (its own process: a fresh QApplication and caches).
+    print("\nData page on the same project (bench/data_page.py):", flush=True)
+    import subprocess
+    subprocess.run([sys.executable, str(Path(__file__).with_name("data_page.py")), "--project", str(path)],
+                   check=False)
     tmp.cleanup()
 
 
