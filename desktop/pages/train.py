@@ -385,6 +385,49 @@ class _Tab(QWidget):
                 self.runs.item(r, col).setText(_steps_text(step, total))
                 return
 
+    # ---- training runs: launch, resume, outcome (the same for both tabs) ---------------------------------
+
+    def resume(self, run_id: Optional[int] = None) -> Optional[JobHandle]:
+        run_id = run_id or self.selected_run()
+        if self.project is None or run_id is None or self.training:
+            return None
+        proj, train_job = self.project, self.train_job
+        self._show_history(run_id)
+        return self._launch(lambda cancel: train_job(proj, None, run_id, cancel),
+                            f"Resuming {self.kind} run {run_id}", clear=False)
+
+    def _launch(self, make_job, title: str, clear: bool = True) -> JobHandle:
+        if clear:
+            self._clear_views()
+        self.status.setText("")
+        self._t0 = time.monotonic()
+        self.handle = self.page.run_job(make_job, title, on_progress=self._guard(self._on_progress),
+                                        on_finished=self._guard(self._finished),
+                                        on_failed=self._guard(self._failed),
+                                        on_cancelled=self._guard(self._cancelled))
+        self.handle.done.connect(self._update_buttons)
+        self.progress.follow(self.handle)
+        self._update_buttons()
+        return self.handle
+
+    def _cancelled(self) -> None:
+        self.refresh_runs()
+        if self.current_run is not None:
+            self.select_run(self.current_run)
+        self.status.setText("Cancelled. The last checkpoint is kept: select the run and press Resume to continue.")
+
+    def _failed(self, exc: BaseException) -> None:
+        # Out of memory arrives as a UserError with advice: the run is marked failed, the GUI stays up.
+        self.status.setText(error_text(exc))
+        self.refresh_runs()
+        self.page.show_error(exc, self.error_title)
+
+    def _run_selected(self) -> None:
+        self._update_buttons()
+        run_id = self.selected_run()
+        if run_id is not None and not self.training:
+            self._show_history(run_id)
+
     def run_row(self, run_id: int) -> dict[str, str]:
         """The shown cells of a run's row by column name (tests and screenshots read them)."""
         for r in range(self.runs.rowCount()):
@@ -401,6 +444,8 @@ class _Tab(QWidget):
 
 class RewardTab(_Tab):
     kind = "reward"
+    train_job = staticmethod(reward_train_job)
+    error_title = "Reward model training"
     RUN_COLUMNS = ("Run", "Status", "Steps", "Val. acc.", "Held-out", "Base model")
 
     def __init__(self, page: "TrainPage"):
@@ -621,29 +666,6 @@ class RewardTab(_Tab):
         proj = self.project
         return self._launch(lambda cancel: reward_train_job(proj, config, None, cancel), "Training reward model")
 
-    def resume(self, run_id: Optional[int] = None) -> Optional[JobHandle]:
-        run_id = run_id or self.selected_run()
-        if self.project is None or run_id is None or self.training:
-            return None
-        proj = self.project
-        self._show_history(run_id)
-        return self._launch(lambda cancel: reward_train_job(proj, None, run_id, cancel),
-                            f"Resuming reward run {run_id}", clear=False)
-
-    def _launch(self, make_job, title: str, clear: bool = True) -> JobHandle:
-        if clear:
-            self.loss_chart.clear()
-            self.acc_chart.clear()
-        self.status.setText("")
-        self.handle = self.page.run_job(make_job, title, on_progress=self._guard(self._on_progress),
-                                        on_finished=self._guard(self._finished),
-                                        on_failed=self._guard(self._failed),
-                                        on_cancelled=self._guard(self._cancelled))
-        self.handle.done.connect(self._update_buttons)
-        self.progress.follow(self.handle)
-        self._update_buttons()
-        return self.handle
-
     def _on_progress(self, ev: Progress) -> None:
         m = ev.metrics
         if "run/id" in m:
@@ -672,17 +694,6 @@ class RewardTab(_Tab):
         self.refresh_runs()
         self.select_run(result.run_id)
         self.refresh_score_runs(select=result.run_id)
-
-    def _cancelled(self) -> None:
-        self.refresh_runs()
-        if self.current_run is not None:
-            self.select_run(self.current_run)
-        self.status.setText("Cancelled. The last checkpoint is kept: select the run and press Resume to continue.")
-
-    def _failed(self, exc: BaseException) -> None:
-        self.status.setText(error_text(exc))
-        self.refresh_runs()
-        self.page.show_error(exc, "Reward model training")
 
     # ---- runs ------------------------------------------------------------------------------------------
 
@@ -716,11 +727,9 @@ class RewardTab(_Tab):
         self.refresh_score_runs()
         self._update_buttons()
 
-    def _run_selected(self) -> None:
-        self._update_buttons()
-        run_id = self.selected_run()
-        if run_id is not None and not self.training:
-            self._show_history(run_id)
+    def _clear_views(self) -> None:
+        self.loss_chart.clear()
+        self.acc_chart.clear()
 
     def _show_history(self, run_id: int) -> None:
         """A past run's curves (metrics are plain numbers in the store: no decryption, quick)."""
@@ -826,6 +835,8 @@ class RewardTab(_Tab):
 
 class PolicyTab(_Tab):
     kind = "policy"
+    train_job = staticmethod(policy_train_job)
+    error_title = "Policy training"
     RUN_COLUMNS = ("Run", "Algorithm", "Status", "Steps", "Reward", "KL")
     SAMPLE_COLUMNS = ("Step", "Prompt", "Response", "Reward", "KL")
 
@@ -1075,31 +1086,6 @@ class PolicyTab(_Tab):
         return self._launch(lambda cancel: policy_train_job(proj, cfg, None, cancel),
                             f"Training policy ({cfg.algo.upper()})")
 
-    def resume(self, run_id: Optional[int] = None) -> Optional[JobHandle]:
-        run_id = run_id or self.selected_run()
-        if self.project is None or run_id is None or self.training:
-            return None
-        proj = self.project
-        self._show_history(run_id)
-        return self._launch(lambda cancel: policy_train_job(proj, None, run_id, cancel),
-                            f"Resuming policy run {run_id}", clear=False)
-
-    def _launch(self, make_job, title: str, clear: bool = True) -> JobHandle:
-        if clear:
-            for chart in self.charts():
-                chart.clear()
-            self._clear_samples()
-        self.status.setText("")
-        self._t0 = time.monotonic()
-        self.handle = self.page.run_job(make_job, title, on_progress=self._guard(self._on_progress),
-                                        on_finished=self._guard(self._finished),
-                                        on_failed=self._guard(self._failed),
-                                        on_cancelled=self._guard(self._cancelled))
-        self.handle.done.connect(self._update_buttons)
-        self.progress.follow(self.handle)
-        self._update_buttons()
-        return self.handle
-
     def _route(self, step: float, m: dict[str, float]) -> None:
         self.reward_chart.add_points({k: (step, v) for k, v in m.items()
                                       if k.startswith("reward/") and k not in ("reward/std", "reward/with_kl")})
@@ -1179,18 +1165,6 @@ class PolicyTab(_Tab):
         self.refresh_runs()
         self.select_run(result.run_id)
 
-    def _cancelled(self) -> None:
-        self.refresh_runs()
-        if self.current_run is not None:
-            self.select_run(self.current_run)
-        self.status.setText("Cancelled. The last checkpoint is kept: select the run and press Resume to continue.")
-
-    def _failed(self, exc: BaseException) -> None:
-        # Out of memory arrives as a UserError with advice: the run is marked failed, the GUI stays up.
-        self.status.setText(error_text(exc))
-        self.refresh_runs()
-        self.page.show_error(exc, "Policy training")
-
     # ---- runs ------------------------------------------------------------------------------------------
 
     def refresh_runs(self) -> None:
@@ -1217,11 +1191,10 @@ class PolicyTab(_Tab):
             self.select_run(selected)
         self._update_buttons()
 
-    def _run_selected(self) -> None:
-        self._update_buttons()
-        run_id = self.selected_run()
-        if run_id is not None and not self.training:
-            self._show_history(run_id)
+    def _clear_views(self) -> None:
+        for chart in self.charts():
+            chart.clear()
+        self._clear_samples()
 
     def _show_history(self, run_id: int) -> None:
         if self.project is None:
