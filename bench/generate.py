@@ -10,9 +10,7 @@ a CUDA graph; `--no-graph` measures the same loop without it, `--compile` adds a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -22,11 +20,7 @@ import torch  # noqa: E402
 
 from core.models.generation import SamplingSettings, eos_token_ids, sample  # noqa: E402
 
-QWEN2_05B = dict(
-    hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-    intermediate_size=4864, vocab_size=151936, max_position_embeddings=4096, tie_word_embeddings=True,
-    rope_theta=1_000_000.0,
-)
+from common import QWEN2_05B, timed  # noqa: E402
 
 
 class IdsOnlyTokenizer:
@@ -38,24 +32,6 @@ class IdsOnlyTokenizer:
 
     def batch_decode(self, rows, skip_special_tokens=True):
         return ["" for _ in rows]
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device, repeats):
-    """Best of `repeats` runs after one warm-up: (seconds, result)."""
-    result = fn()
-    best = float("inf")
-    for _ in range(repeats):
-        sync(device)
-        t = time.perf_counter()
-        result = fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best, result
 
 
 def hf_generate(model, input_ids, attention_mask, settings, pad_id, eos_ids):

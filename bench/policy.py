@@ -27,16 +27,12 @@ import core.offline  # noqa: E402,F401
 import torch  # noqa: E402
 
 from core.training.policy_common import (  # noqa: E402
-    PolicyWithReference, disable_dropout, encode_prompts, generate_rollout, masked_mean, minibatches, sync,
+    PolicyWithReference, disable_dropout, encode_prompts, generate_rollout, masked_mean, minibatches,
 )
 from core.training.policy_config import PolicyConfig  # noqa: E402
 from core.training.ppo import PPOTrainer  # noqa: E402
 
-QWEN2_05B = dict(
-    hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-    intermediate_size=4864, vocab_size=151936, max_position_embeddings=4096, tie_word_embeddings=True,
-    rope_theta=1_000_000.0,
-)
+from common import QWEN2_05B, timed  # noqa: E402
 PROMPT_TEXT = [
     "My order has not arrived and it has been two weeks. Could you check where it is and tell me "
     "when it will come? The tracking page shows nothing since last Monday.",
@@ -92,19 +88,6 @@ def build_policy(args, device):
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     disable_dropout(model)
     return model, tokenizer
-
-
-def timed(fn, device, repeats):
-    """Best of `repeats` runs after one warm-up: (seconds, last result)."""
-    result = fn()
-    best = float("inf")
-    for _ in range(repeats):
-        sync(device)
-        t = time.perf_counter()
-        result = fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best, result
 
 
 def plain_update(model, head, optimizer, exp, advantages, returns, cfg, order):

@@ -33,6 +33,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from core.training.reward import PromptExample, RewardConfig, RewardTrainer, collate  # noqa: E402
 
+from common import QWEN2_05B  # noqa: E402
+
 PAD = 0
 
 
@@ -40,9 +42,7 @@ def make_model(device: torch.device, arch: str):
     from transformers import GPT2Config, Qwen2Config, AutoModelForSequenceClassification
 
     if arch == "qwen2-0.5b":
-        cfg = Qwen2Config(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-                          intermediate_size=4864, vocab_size=151936, max_position_embeddings=4096,
-                          tie_word_embeddings=True, pad_token_id=PAD, eos_token_id=1, attention_dropout=0.0)
+        cfg = Qwen2Config(**QWEN2_05B, pad_token_id=PAD, eos_token_id=1, attention_dropout=0.0)
     else:  # a small GPT-2 that still does real matmuls on a CPU
         cfg = GPT2Config(n_embd=128, n_layer=4, n_head=4, n_positions=512, vocab_size=2048, pad_token_id=PAD,
                          eos_token_id=1, bos_token_id=1, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
