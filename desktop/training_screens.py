@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -52,18 +51,10 @@ def build_ranked_project(folder: Path, n_prompts: int = 48, n_heldout: int = 8, 
 
 
 def _wait(app, until=None, seconds: float = 0.0, timeout: float = 3600.0) -> None:
-    """Run the event loop until `until()` is true (or for `seconds`), so jobs, signals and paints land."""
-    from PySide6.QtCore import QEventLoop, QTimer
+    """The screenshot script's event-loop wait, with room for real training runs (up to an hour)."""
+    from desktop.screenshots import _wait as wait_events
 
-    deadline = time.monotonic() + timeout
-    t_end = time.monotonic() + seconds
-    while True:
-        loop = QEventLoop()
-        QTimer.singleShot(20, loop.quit)
-        loop.exec()
-        now = time.monotonic()
-        if (until() if until is not None else now >= t_end) or now > deadline:
-            return
+    wait_events(app, seconds=seconds, until=until, timeout=timeout)
 
 
 def _settle(app) -> None:
