@@ -187,7 +187,7 @@ def test_drag_and_drop_reorders(setup, qtbot):
     keys(qtbot, page, [K.Key_1, K.Key_2, K.Key_3, K.Key_4])
     model = page.rank_list.model()
     assert model.moveRow(QModelIndex(), 3, QModelIndex(), 0)  # drag the last to the top
-    qtbot.waitUntil(lambda: page.builder.tiers == [[3], [0], [1], [2]], timeout=2000)
+    qtbot.waitUntil(lambda: page.builder.tiers == [[3], [0], [1], [2]], timeout=30_000)
     # ticking the box on the second row ties it with the first
     page.rank_list.item(1).setCheckState(Qt.CheckState.Checked)
     assert page.builder.tiers == [[3, 0], [1], [2]]

@@ -114,9 +114,9 @@ def test_auto_lock_clears_views_and_asks_for_passphrase(qtbot, window, tmp_path)
 
     preview = data.open_import_dialog(str(write_jsonl(tmp_path / "x.jsonl", n=2)))
     qtbot.waitUntil(lambda: preview.preview_result is not None or win.ctx.locked, timeout=5000)
-    t0 = time.monotonic()
-    qtbot.waitUntil(lambda: win.ctx.locked, timeout=6000)
-    assert time.monotonic() - t0 < 4.0
+    # The lock comes from the idle timer, however late a loaded machine runs it; the bound only catches
+    # a lock that never comes (the idle period itself is 1.5 s).
+    qtbot.waitUntil(lambda: win.ctx.locked, timeout=60_000)
     # views cleared, key dropped, the unlock dialog is up
     assert data.model.rowCount() == 0 and data.detail.toPlainText() == ""
     assert annotate.item is None and annotate.project is None and not preview.isVisible()

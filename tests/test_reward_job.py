@@ -1,6 +1,5 @@
 """The reward-model job on a real encrypted project: learning, held-out split, cancel and resume."""
 import random
-import time
 
 import pytest
 
@@ -87,11 +86,8 @@ def test_split_by_prompt_and_heldout_never_trained(project, tiny_base):
 
 
 def test_learns_the_hidden_rule(project, tiny_base):
-    t0 = time.monotonic()
-    events = []
+    events = []  # (how long training takes is a bench figure, bench/reward.py, not a test bound)
     result = run_job(train_reward_model(project, _config(tiny_base), cancel=CancelToken()), events.append)
-    elapsed = time.monotonic() - t0
-    assert elapsed < 180
     assert result.metrics["accuracy/val"] >= 0.85, result.metrics
     assert result.metrics["accuracy/heldout"] >= 0.85, result.metrics
     run = project.run(result.run_id)
