@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: venv run test screenshots bench demo-model clean
+.PHONY: venv run test reliability screenshots bench demo-model clean
 
 venv: $(STAMP)
 
@@ -24,7 +24,13 @@ run: $(STAMP)
 	$(BIN)/rlhf-studio gui --demo
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider -m "not reliability"
+
+# The reliability battery at full strength (SIGKILLs, fuzzed imports, disk full, whole-workflow canary
+# and socket guard): the marked tests, then the script that prints every figure (docs/security.md).
+reliability: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider -m reliability
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/reliability.py
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m desktop.screenshots docs/screenshots
