@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -45,6 +46,14 @@ class ImportRecord:
         if self.ratings is not None:
             return "rated"
         return "responses" if self.responses else "prompts"
+
+
+def _loads(text: str) -> Any:
+    """json.loads, with nesting too deep for the parser reported as a ValueError (no traceback)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 class RecordError(ValueError):
@@ -208,6 +217,8 @@ def record_from_object(obj: Any, line: int) -> ImportRecord:
             score = c.get("rating", c.get("score"))
             if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
                 raise RecordError(f"{where}.rating", f"must be a number, not {_type(score)}")
+            if score is not None and not math.isfinite(score):
+                raise RecordError(f"{where}.rating", f"must be a finite number, not {score}")
             texts.append(text)
             ratings.append(None if score is None else float(score))
         if len(set(texts)) != len(texts):
@@ -250,6 +261,12 @@ def iter_records(path: str | Path, fmt: Optional[str] = None) -> Iterator[tuple[
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark (Windows tools)
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield None, f"{name}: not valid UTF-16 (byte offset {exc.start})"
+            return
     if not data.strip():
         yield None, f"{name}: the file is empty"
         return
@@ -275,7 +292,7 @@ def _jsonl(data: bytes, name: str):
                                  f"{MAX_RECORD_BYTES // 2**20} MB limit for one record")
             text = _decode_line(raw, name, i)
             try:
-                obj = json.loads(text)
+                obj = _loads(text)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
             yield record_from_object(obj, i), None
@@ -311,6 +328,9 @@ def _json_array(data: bytes, name: str):
         except json.JSONDecodeError as exc:
             yield None, f"{name}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})"
             return
+        except RecursionError:
+            yield None, f"{name}:{line_of(start)}: the JSON is nested too deeply"
+            return
         line = line_of(start)
         try:
             if pos - start > MAX_RECORD_BYTES:
@@ -324,9 +344,9 @@ def _csv_prompt(cell: str) -> Any:
     stripped = cell.strip()
     if stripped.startswith("[{"):
         try:
-            value = json.loads(stripped)
+            value = _loads(stripped)
             return _check_messages(value, "prompt")
-        except (json.JSONDecodeError, RecordError):
+        except ValueError:  # not chat messages after all (RecordError and JSONDecodeError are ValueErrors)
             pass
     return cell
 
@@ -344,7 +364,16 @@ def _csv(data: bytes, name: str):
         except ValueError as exc:
             yield None, _error(name, i, exc)
             return
+    if csv.field_size_limit() < MAX_RECORD_BYTES:  # one field may be as long as one record
+        csv.field_size_limit(MAX_RECORD_BYTES)
     reader = csv.DictReader(io.StringIO("\n".join(decoded), newline=""))
+    try:
+        yield from _csv_rows(reader, name)
+    except csv.Error as exc:  # e.g. a quoted field running past the limit: stop at that line
+        yield None, f"{name}:{reader.line_num}: the CSV is malformed ({exc})"
+
+
+def _csv_rows(reader: csv.DictReader, name: str):
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header
     if "prompt" not in header:
@@ -380,8 +409,8 @@ def _csv(data: bytes, name: str):
                     obj["responses"] = texts
                 if row.get("ranking"):
                     try:
-                        obj["ranking"] = json.loads(row["ranking"])
-                    except json.JSONDecodeError:
+                        obj["ranking"] = _loads(row["ranking"])
+                    except ValueError:
                         raise RecordError("ranking", "must be a JSON list like [2, 0, 1] or [[2], [0, 1]]") from None
             yield record_from_object(obj, line), None
         except ValueError as exc:
