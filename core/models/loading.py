@@ -273,10 +273,13 @@ def load_model(
     dtype=None,
     training: bool = False,
     check_memory: bool = True,
+    quantization: str = "none",
 ):
     """Load (model, tokenizer) from a local folder, on `device` (default: `pick_device()`).
 
     The model is in eval mode unless `training`; its config and generation config know the pad token.
+    `quantization` "4bit"/"8bit" loads the base through bitsandbytes (CUDA only; see
+    core/training/quantization.py); the memory check is then the caller's plan.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -287,11 +290,14 @@ def load_model(
     device = torch.device(device) if device is not None else pick_device()
     dtype = dtype or pick_dtype(device)
     config = load_config(path)
-    if check_memory:
+    from core.training.quantization import quantized_load_kwargs
+
+    quant = quantized_load_kwargs(quantization, device, dtype)  # {} unless 4-bit/8-bit
+    if check_memory and not quant:
         check_fits(estimate_memory(config, training=training, dtype=dtype), device, name=f"The model in {path}")
     tokenizer = load_tokenizer(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype, **quant)
     except ValueError as exc:
         raise UserError(f"{path} does not hold a causal language model: {exc}") from exc
     except OSError as exc:
@@ -301,7 +307,8 @@ def load_model(
     model.config.pad_token_id = tokenizer.pad_token_id
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.to(device)
+    if not quant:  # a quantized model is placed by its device_map and cannot be moved
+        model.to(device)
     model.train(training)
     return model, tokenizer
 

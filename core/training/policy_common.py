@@ -249,7 +249,7 @@ class Rollout:
 
 @torch.no_grad()
 def generate_rollout(model, tokenizer, input_ids, attention_mask, *, temperature: float,
-                     max_new_tokens: int, seed: Optional[int] = None) -> Rollout:
+                     max_new_tokens: int, seed: Optional[int] = None, engine: str = "static") -> Rollout:
     """Sample one response per row of (left-padded) prompts, pure sampling (top-k 0, top-p 1).
 
     Uses the project's batched static-KV-cache sampler; `seed` makes a step's samples reproducible,
@@ -259,7 +259,12 @@ def generate_rollout(model, tokenizer, input_ids, attention_mask, *, temperature
 
     settings = SamplingSettings(temperature=temperature, top_p=1.0, top_k=0,
                                 max_new_tokens=max_new_tokens, seed=seed)
-    out = sample(model, tokenizer, input_ids, attention_mask, settings)
+    if engine == "vllm":  # optional engine (core/models/vllm_engine.py); weights synced before sampling
+        from core.models.vllm_engine import sample_with_vllm
+
+        out = sample_with_vllm(model, tokenizer, input_ids, attention_mask, settings)
+    else:  # "static" (CUDA graph on a GPU) or "compiled" (torch.compile of the decode step)
+        out = sample(model, tokenizer, input_ids, attention_mask, settings, compile=engine == "compiled")
     response_ids = out.response_ids
     if response_ids.shape[1] == 0:  # nothing generated at all; keep one column so shapes stay sane
         response_ids = torch.full((input_ids.shape[0], 1), tokenizer.eos_token_id, device=input_ids.device)
@@ -277,7 +282,8 @@ def generate_rollout(model, tokenizer, input_ids, attention_mask, *, temperature
 # --------------------------------------------------------------------------------------------------
 
 
-def load_policy_model(path: str, device: Optional[str] = None, dtype: Optional[str] = None):
+def load_policy_model(path: str, device: Optional[str] = None, dtype: Optional[str] = None,
+                      quantization: str = "none"):
     """A local causal LM and its tokenizer (left padding, pad distinct from EOS), with no network."""
     from core.models.loading import load_model, pick_device, pick_dtype
 
@@ -288,7 +294,8 @@ def load_policy_model(path: str, device: Optional[str] = None, dtype: Optional[s
         dt = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
               "bf16": torch.bfloat16, "float16": torch.float16}[dtype]
     # Our own pre-flight (below) knows the training mode and batch; skip the loader's generic check.
-    model, tokenizer = load_model(path, device=dev, dtype=dt, training=False, check_memory=False)
+    model, tokenizer = load_model(path, device=dev, dtype=dt, training=False, check_memory=False,
+                                  quantization=quantization)
     disable_dropout(model)
     return model, tokenizer
 
@@ -653,7 +660,8 @@ class TrainerBase:
         ids, mask = encode_prompts(self.tokenizer, prompts, prompt_budget(model, cfg), self.device)
         ro = generate_rollout(model, self.tokenizer, ids, mask, temperature=cfg.temperature,
                               max_new_tokens=cfg.max_new_tokens,
-                              seed=cfg.seed * 1_000_003 + self.step_count)
+                              seed=cfg.seed * 1_000_003 + self.step_count,
+                              engine=getattr(cfg, "rollout_engine", "static"))
         sync(self.device)
         t1 = time.perf_counter()
         batch = RewardBatch(prompts=list(prompts), responses=ro.texts,

@@ -33,6 +33,16 @@ class PolicyConfig:
     """cuda, mps, cpu or auto."""
     dtype: str = "auto"
     """bfloat16 where supported, else float32 (auto); or name one."""
+    quantization: Literal["auto", "none", "8bit", "4bit"] = "auto"
+    """Base weights: auto (pre-flight picks full precision, else 4-bit QLoRA if that fits), none, 8bit, 4bit."""
+    gradient_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass to save memory (slower)."""
+    reward_device: str = "auto"
+    """Where the reward model scores: auto (the policy's device) or cpu (frees GPU memory; slower)."""
+    rollout_engine: Literal["static", "compiled", "vllm"] = "static"
+    """Rollout sampler: static-KV-cache loop, the same under torch.compile, or vLLM when installed."""
+    gpus: int = 1
+    """DPO data-parallel processes (one per GPU, NCCL; gloo processes on a CPU); 1 = this process only."""
     seed: int = 0
     """Seeds sampling, minibatch order and initialisation."""
 
@@ -113,6 +123,15 @@ class PolicyConfig:
             raise UserError(f"Unknown algorithm {self.algo!r}; choose one of {', '.join(ALGOS)}.")
         if self.mode not in MODES:
             raise UserError(f"Unknown training mode {self.mode!r}; choose one of {', '.join(MODES)}.")
+        if self.quantization not in ("auto", "none", "8bit", "4bit"):
+            raise UserError(f"quantization must be auto, none, 8bit or 4bit, not {self.quantization!r}.")
+        if self.rollout_engine not in ("static", "compiled", "vllm"):
+            raise UserError(f"rollout_engine must be static, compiled or vllm, not {self.rollout_engine!r}.")
+        if self.gpus < 1 or (self.gpus > 1 and self.algo != "dpo"):
+            raise UserError("gpus must be 1, or more for DPO (data-parallel PPO/RLOO/GRPO is not supported).")
+        if self.value_init == "reward" and self.reward_device not in ("auto", "", self.device):
+            raise UserError("value_init=reward copies the reward model into the critic, so it must be on the "
+                            "policy's device: keep reward_device=auto or use value_init=head.")
         if self.algo in ("rloo", "grpo") and self.rloo_k < 2:
             raise UserError("RLOO and GRPO need at least 2 samples per prompt (rloo_k).")
         for name in ("total_steps", "batch_size", "minibatch_size", "ppo_epochs", "max_new_tokens"):

@@ -76,7 +76,8 @@ def build_reward(proj, cfg: PolicyConfig, device: torch.device, reward_fn: Optio
         run = proj.run(cfg.reward_run)
         if run.kind != "reward":
             raise UserError(f"Run {cfg.reward_run} is a {run.kind} run, not a reward-model run.")
-        rm = load_reward_model(proj, cfg.reward_run, device=str(device))
+        rm = load_reward_model(proj, cfg.reward_run,
+                               device=str(device) if cfg.reward_device in ("auto", "") else cfg.reward_device)
         model_fn, scale, reward_model = rm, float(rm.scale or 1.0), rm.model
         reward_model._rlhf_vocab = rm.tokenizer.get_vocab()  # checked before it becomes the critic
     if model_fn is None and not HybridReward._any_auto(cfg.reward):
@@ -119,7 +120,10 @@ def make_trainer(cfg: PolicyConfig, policy: PolicyWithReference, tokenizer, rewa
 
 
 def build_policy(cfg: PolicyConfig) -> tuple[PolicyWithReference, Any]:
-    model, tokenizer = load_policy_model(cfg.policy_path, cfg.device, cfg.dtype)
+    from core.training.quantization import prepare_policy_base
+
+    model, tokenizer = load_policy_model(cfg.policy_path, cfg.device, cfg.dtype, quantization=cfg.quantization)
+    model = prepare_policy_base(model, cfg)  # 4-/8-bit base for QLoRA, gradient checkpointing
     torch.manual_seed(cfg.seed)  # LoRA's initialisation
     policy = PolicyWithReference(model, cfg.mode, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                  freeze_layers=cfg.freeze_layers)
@@ -150,10 +154,14 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
         cfg = (PolicyConfig.from_dict(config) if isinstance(config, dict) else config).validate()
         if not cfg.policy_path:
             raise UserError("Choose the policy's base model folder (policy_path).")
+        from core.training.quantization import resolve_policy_plan
+
+        cfg, plan = resolve_policy_plan(cfg, proj)  # concrete quantization/checkpointing, or a UserError
         ids = collect_ids(proj, cfg)
         provenance = {"data_hash": _hash(ids), "n_prompts": len(ids["prompt_ids"]),
                       "n_pairs": len(ids.get("pairs", [])), "reward_run": cfg.reward_run,
-                      "reward_function": "custom" if reward_fn is not None else None}
+                      "reward_function": "custom" if reward_fn is not None else None,
+                      "memory_plan": plan.describe()}
         if cfg.reward_run is not None:
             rrun = proj.run(cfg.reward_run)
             provenance["reward_data_hash"] = rrun.summary.get("data_hash")
@@ -170,9 +178,10 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
         device = next(policy.model.parameters()).device
         n_trainable = sum(p.numel() for _, p in policy.trainable_named_parameters())
         rows = cfg.batch_size * (cfg.rloo_k if cfg.algo in ("rloo", "grpo") else 2 if cfg.algo == "dpo" else 1)
-        summary["memory"] = preflight_memory(
-            policy.model, device, cfg.mode, batch_size=min(rows, cfg.minibatch_size * 2),
-            seq_len=cfg.max_prompt_tokens + cfg.max_new_tokens, n_trainable=n_trainable)
+        if cfg.quantization in ("none", "auto"):  # quantized: the plan above is the estimate
+            summary["memory"] = preflight_memory(
+                policy.model, device, cfg.mode, batch_size=min(rows, cfg.minibatch_size * 2),
+                seq_len=cfg.max_prompt_tokens + cfg.max_new_tokens, n_trainable=n_trainable)
         reward, reward_model = build_reward(proj, cfg, device, reward_fn)
         cancel.raise_if_cancelled()
 

@@ -131,8 +131,16 @@ class RewardConfig:
     """bf16 autocast on CUDA (weights and optimizer stay fp32)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory (slower)."""
+    quantization: Literal["auto", "none", "8bit", "4bit"] = "auto"
+    """Base weights: auto (pre-flight picks full precision, else 4-bit QLoRA if that fits), none, 8bit, 4bit."""
+    gpus: int = 1
+    """Data-parallel processes (one per GPU, NCCL; gloo processes on a CPU); 1 = this process only."""
 
     def __post_init__(self) -> None:
+        if self.quantization not in ("auto", "none", "8bit", "4bit"):
+            raise UserError(f"quantization must be auto, none, 8bit or 4bit, not {self.quantization!r}")
+        if self.gpus < 1:
+            raise UserError("gpus must be at least 1")
         if self.finetune not in ("full", "lora", "freeze"):
             raise UserError(f"finetune must be full, lora or freeze, not {self.finetune!r}")
         if self.lr_schedule not in ("cosine", "linear", "constant"):
@@ -342,6 +350,7 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     from core.models.loading import check_model_folder
+    from core.training.quantization import prepare_quantized, quantized_load_kwargs
 
     path = config.base_model
     if not path or not os.path.isdir(path):
@@ -356,7 +365,9 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
         mcfg.pad_token_id = tokenizer.pad_token_id
         _disable_dropout(mcfg)
         torch.manual_seed(config.seed)  # the new score head's initialisation
-        model = AutoModelForSequenceClassification.from_pretrained(path, config=mcfg, dtype=torch.float32)
+        quant = quantized_load_kwargs(config.quantization, device)  # {} unless 4-bit/8-bit (QLoRA)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, config=mcfg, dtype=torch.bfloat16 if quant else torch.float32, **quant)
     if added:
         old = model.get_input_embeddings().weight.shape[0]
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
@@ -366,7 +377,9 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
     for m in model.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
-    if config.gradient_checkpointing:
+    if quant:
+        model = prepare_quantized(model, config.gradient_checkpointing)
+    elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
     if config.finetune == "lora":
@@ -389,7 +402,8 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
         for p in model.parameters():
             if id(p) in frozen:
                 p.requires_grad_(False)
-    model.to(device)
+    if not quant:  # a quantized model is placed by its device_map and cannot be moved
+        model.to(device)
     return model, tokenizer
 
 
@@ -667,14 +681,12 @@ def preflight(config: RewardConfig, data: RewardData, device: torch.device) -> d
             f"only {n_prompts} prompts have judgments: rank candidates for at least 2 training prompts "
             "(whole prompts are kept aside for validation)")
     n_params = _param_count(config.base_model)
-    need = estimate_memory(n_params, config)
-    have = available_memory(device)
-    if need > have:
-        hint = "use LoRA (--lora) or freeze layers" if config.finetune == "full" else "use a smaller base model"
-        raise UserError(
-            f"training this {n_params / 1e6:.0f}M-parameter model needs about {need / 2**30:.1f} GiB on "
-            f"{device.type}, only {have / 2**30:.1f} GiB is free: {hint}")
-    return {"n_params": n_params, "memory_needed": need, "memory_free": have}
+    from core.training.quantization import plan_for_reward
+
+    # The memory plan (quantization, checkpointing) that fits, or a UserError saying what was tried.
+    plan = plan_for_reward(config, device, n_params, available_memory(device))
+    return {"n_params": n_params, "memory_needed": plan.need_bytes, "memory_free": plan.free_bytes,
+            **plan.as_dict()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -744,12 +756,15 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
         device = resolve_device(config.device)
         data = collect_data(proj, config)
         pre = preflight(config, data, device)
+        # The run records the concrete plan (never "auto"), so a resume loads the model the same way.
+        config = dataclasses.replace(config, quantization=pre["quantization"],
+                                     gradient_checkpointing=pre["gradient_checkpointing"])
         run_id = proj.create_run("reward", asdict(config))
         proj.update_run(run_id, status="running", summary={
             "data_hash": data.snapshot_hash, "pairs_train": sum(len(e.pairs) for e in data.train),
             "pairs_val": sum(len(e.pairs) for e in data.val), "prompts_train": len(data.train),
             "prompts_val": len(data.val), "prompts_heldout": len(data.heldout),
-            "n_params": pre["n_params"]})
+            "n_params": pre["n_params"], "memory_plan": pre["plan"]})
 
     total = total_steps(len(data.train), config)
     start = resume_state["step"] if resume_state else 0
@@ -890,7 +905,9 @@ def load_reward_model(proj, run_id: int, *, device: str | None = None, name: str
     dev = resolve_device(config.device)
     model, tokenizer = build_reward_model(config, dev)
     ckpt.load_trainable_state(model, ckpt.bytes_to_tensors(files["model.safetensors"]))
-    if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters in for faster scoring
+    from core.training.quantization import is_quantized
+
+    if hasattr(model, "merge_and_unload") and not is_quantized(model):  # LoRA: fold adapters in to score faster
         model = model.merge_and_unload()
     for p in model.parameters():
         p.requires_grad_(False)
