@@ -8,6 +8,7 @@ own locking serialises writers and WAL lets readers (the GUI) run beside a write
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -208,6 +209,12 @@ class Project:
             raise ProjectLocked(
                 f"{folder.name} is already open in another window or program. Close it there first."
             ) from None
+        except OSError as exc:  # a read-only disk or folder, a full disk, no permission
+            raise UserError(
+                f"{folder}: cannot be written ({exc.strerror or exc}). A project is opened for writing: "
+                "if the folder is read-only (a read-only disk, a CD, a shared folder), copy it somewhere "
+                "writable first."
+            ) from None
         return lock
 
     def _initialise(self) -> None:
@@ -296,12 +303,22 @@ class Project:
         self._local.depth = 1
         try:
             yield conn
-        except BaseException:
+        except BaseException as exc:
             self._local.depth = 0
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # after some errors (a full disk) SQLite has already rolled back
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            _raise_storage_error(self.path, exc)
             raise
         self._local.depth = 0
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            _raise_storage_error(self.path, exc)
+            raise
 
     def _next_id(self, conn: sqlite3.Connection, table: str) -> int:
         return conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
@@ -913,6 +930,20 @@ class Project:
 
 
 DEFAULT_TAGS = ["harmful", "toxic", "hallucination", "off-topic"]
+
+
+def _raise_storage_error(folder: Path, exc: BaseException) -> None:
+    """Turn a full or read-only disk into a plain message; anything else is left as it is."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc).lower()
+    if (isinstance(exc, sqlite3.OperationalError) and (code == 13 or "disk is full" in text)) or \
+            (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        raise UserError(f"{folder}: the disk is full. This change was not saved (everything saved before "
+                        "it is safe). Free some space and try again.") from None
+    if (isinstance(exc, sqlite3.OperationalError) and (code == 8 or "readonly" in text)) or \
+            (isinstance(exc, OSError) and exc.errno == errno.EROFS):
+        raise UserError(f"{folder}: the project cannot be written (read-only disk or folder). "
+                        "This change was not saved.") from None
 
 
 def _check_prompt(prompt: Any) -> None:
