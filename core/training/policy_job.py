@@ -140,7 +140,12 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
     """Train a policy on the project; returns `PolicyResult`. See the module docstring.
 
     reward_fn: use this callable as the reward (instead of `config.reward_run`'s model), e.g. a rule.
+    DPO with `gpus` > 1 trains data-parallel in worker processes (core/training/distributed.py).
     """
+    from core.training import distributed
+
+    if reward_fn is None and distributed.wants_data_parallel(config, proj, resume_run, key="policy"):
+        return (yield from distributed.train_dpo_dp(proj, config, cancel=cancel, resume_run=resume_run))
     if resume_run is not None:
         run = proj.run(resume_run)
         if run.kind != "policy":

@@ -732,7 +732,12 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
     `margin/train`, `grad/norm`, `lr`, plus `loss/val`, `accuracy/val`, `margin/val` on evaluation
     steps. The first event carries `run/id`. Cancel: a checkpoint is saved at the step boundary, the run
     is marked "cancelled" and `Cancelled` propagates; `resume_run=run_id` continues from it.
+    With `gpus` > 1 the same run trains data-parallel in worker processes (core/training/distributed.py).
     """
+    from core.training import distributed
+
+    if distributed.wants_data_parallel(config, proj, resume_run):
+        return (yield from distributed.train_reward_model_dp(proj, config, cancel=cancel, resume_run=resume_run))
     resume_state: Optional[dict] = None
     resume_files: Optional[dict] = None
     if resume_run is not None:
