@@ -57,3 +57,23 @@ def test_reward_model_two_gloo_processes_match_one(project, tiny_base):
     # The data-parallel run's artifact loads and scores like any other.
     rm = load_reward_model(project, dp.run_id, device="cpu")
     assert len(rm.score([("Question 0: where is my order?", "sorry")])) == 1
+
+
+def test_dpo_two_gloo_processes_match_one(project, tiny_base):
+    from core.training.policy_config import PolicyConfig
+    from core.training.policy_job import train_policy
+
+    cfg = dict(algo="dpo", policy_path=tiny_base, mode="lora", device="cpu", dtype="float32", total_steps=3,
+               batch_size=5, minibatch_size=2, learning_rate=1e-2, dpo_eval_every=0, checkpoint_every=0,
+               log_samples_every=0, max_new_tokens=12, max_prompt_tokens=24, seed=0)
+    single = run_job(train_policy(project, PolicyConfig(**cfg)))
+    dp = run_job(train_policy(project, PolicyConfig(**cfg, gpus=2)))
+    assert project.run(dp.run_id).status == "done"
+    a, b = _losses(project, single.run_id, "loss/policy"), _losses(project, dp.run_id, "loss/policy")
+    assert len(a) == len(b) == 3 and a[0] != a[-1]
+    assert b == pytest.approx(a, rel=1e-4, abs=1e-5)
+    wa = ckpt.bytes_to_tensors(project.load_artifact(single.run_id, "policy")["policy.safetensors"])
+    wb = ckpt.bytes_to_tensors(project.load_artifact(dp.run_id, "policy")["policy.safetensors"])
+    assert wa.keys() == wb.keys() and wa
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-5), k
