@@ -176,12 +176,16 @@ def kill_battery(workdir: Path, kills: int, seed: int = 0) -> dict:
         fig["reopened_after_kill"] += round_ > 0
         ready = child.stdout.readline()
         assert ready == "ready\n", f"round {round_} ({op}): {ready!r} {child.stderr.read()}"
+        early = []  # wait for the first acknowledged operation, so every round has one however slow the machine
+        while not early or early[-1].startswith("start"):
+            early.append(child.stdout.readline())
+            assert early[-1], f"round {round_} ({op}): the child died: {child.stderr.read()}"
         time.sleep(rng.uniform(0.0, KILL_DELAY[op]))
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         fig["kills"] += 1
         fig[f"kills_{op}"] += 1
-        lines = [ln.split() for ln in child.stdout.read().splitlines(keepends=True) if ln.endswith("\n")]
+        lines = [ln.split() for ln in early + child.stdout.read().splitlines(keepends=True) if ln.endswith("\n")]
         child.stdout.close()
         child.stderr.close()
         in_flight = bool(lines) and lines[-1][0] == "start"
@@ -623,3 +627,144 @@ def read_only_battery(workdir: Path) -> dict:
         return {"read_only_error": message.splitlines()[0][:160]}
     finally:
         _umount(mnt)
+
+
+# ---- the whole workflow: canary and socket guard ---------------------------------------------------
+
+WORKFLOW_CHILD = textwrap.dedent('''
+    import json, os, socket, sys
+    attempts = []
+
+    def refuse(*args, **kwargs):  # every way to open a connection or resolve a name is counted and fails
+        attempts.append(repr(args[:2])[:80])
+        raise OSError("network access is disabled in this run")
+
+    socket.socket.connect = refuse
+    socket.socket.connect_ex = refuse
+    socket.create_connection = refuse
+    socket.getaddrinfo = refuse
+    from pathlib import Path
+    import torch
+    torch.set_num_threads(1)
+    import core.cli
+    from core.cli import policy_cmds
+    from core.demo import corpus as C
+    from core.demo.project import demo_model_dir
+    from core.evaluation.blind import evaluation_queue, record_evaluation
+    from core.jobs import Cancelled, CancelToken, run_job
+    from core.project import Project
+    from core.training.policy_job import train_policy
+
+    work, canary, pw = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    os.environ["RLHF_STUDIO_PASSPHRASE"] = pw
+    demo, proj_dir, exports = str(demo_model_dir()), work / "demo.rlhfproj", work / "exports"
+    steps = []
+
+    def cli(*args, ok=(0,)):
+        rc = core.cli.main([str(a) for a in args])
+        assert rc in ok, (args, rc)
+        steps.append(str(args[0]))
+        return rc
+
+    cli("demo", proj_dir, "--prompts", "24", "-k", "4", "--seed", "1")
+    with Project.open(proj_dir, pw) as p:
+        for i in range(4):
+            p.add_prompt(f"My order {i} for {canary} never arrived, what now?")
+        p.add_prompt(f"Held-out question about {canary}", split="heldout")
+        p.set_setting("guidelines", f"Be kind to {canary}")
+    cli("generate", proj_dir, "--model", demo, "-k", "4", "--max-new-tokens", "24", "--device", "cpu")
+    with Project.open(proj_dir, pw) as p:  # a simulated expert ranks, and comments with the canary
+        for pid in p.prompt_ids(split="train"):
+            prompt = p.prompt(pid).prompt
+            scored = sorted(p.responses(pid), key=lambda r: -C.expert_score(str(prompt), r.text))
+            p.record_ranking(pid, [[r.id] for r in scored], comment=f"note on {canary}", flags=["off-topic"])
+    cli("train-reward", proj_dir, "--base", demo, "--preset", "quick", "--device", "cpu")
+    with Project.open(proj_dir, pw) as p:
+        reward_run = p.runs(kind="reward")[-1].id
+    common = ["--policy", demo, "--steps", "2", "--batch-size", "4", "--max-new-tokens", "12", "--device", "cpu",
+              "--preset", "quick"]
+    runs = {}
+    for algo in ("ppo", "rloo", "grpo", "dpo"):
+        extra = ["--reward", reward_run] if algo != "dpo" else []
+        extra += ["-k", "2"] if algo in ("rloo", "grpo") else []
+        cli("train-policy", proj_dir, "--algo", algo, *common, *extra)
+        with Project.open(proj_dir, pw) as p:
+            runs[algo] = p.runs(kind="policy")[-1].id
+    # an interrupted run (cancelled after its first step, as Ctrl-C or the Cancel button do), then resumed
+    args = core.cli.build_parser().parse_args(["train-policy", str(proj_dir), "--algo", "ppo", *common,
+                                               "--steps", "3", "--reward", str(reward_run)])
+    token = CancelToken()
+    with Project.open(proj_dir, pw) as p:
+        try:
+            run_job(train_policy(p, policy_cmds.config_from_args(args), cancel=token),
+                    lambda ev: token.cancel() if ev.metrics and ev.step >= 1 else None)
+            raise AssertionError("the run was not interrupted")
+        except Cancelled:
+            pass
+        interrupted = p.runs(kind="policy")[-1].id
+        assert p.run(interrupted).status == "cancelled", p.run(interrupted).status
+    cli("train-policy", proj_dir, "--resume", interrupted)
+    cli("evaluate", proj_dir, runs["ppo"], "--max-prompts", "4", "--max-new-tokens", "12", "--device", "cpu")
+    with Project.open(proj_dir, pw) as p:
+        eval_run = p.runs(kind="eval")[-1].id
+        for item in evaluation_queue(p, eval_run):
+            record_evaluation(p, item, "a", comment=f"eval note {canary}")
+    cli("report", proj_dir, runs["ppo"], "--out", exports / "report", "--device", "cpu")
+    cli("export-model", proj_dir, runs["ppo"], exports / "model", "--plaintext")
+    cli("export", proj_dir, exports / "pairs.jsonl", "--plaintext")
+    cli("backup", proj_dir, work / "backup")
+    with Project.open(proj_dir, pw) as p:
+        statuses = {r.id: (r.kind, r.status) for r in p.runs()}
+    print(json.dumps({"attempts": attempts, "steps": steps, "runs": runs, "interrupted": interrupted,
+                      "statuses": statuses}))
+''')
+
+
+def _canary_hits(data: bytes, canary: str) -> list[str]:
+    return [enc for enc in ("utf-8", "utf-16-le", "utf-16-be") if canary.encode(enc) in data]
+
+
+def workflow_canary(workdir: Path) -> dict:
+    """demo -> generate -> rank -> train-reward -> train-policy (ppo, rloo, grpo, dpo) -> an interrupted
+    run and its resume -> evaluate -> report -> export-model -> export -> backup, in one process whose
+    sockets all fail and count: 0 connection attempts, and the canary nowhere outside the explicit
+    plaintext exports (project, backup, TMPDIR, HOME incl. ~/.cache and ~/.config, stdout/stderr)."""
+    import secrets
+
+    canary = "CANARY" + secrets.token_hex(8)
+    work, tmp, home = workdir / "work", workdir / "tmp", workdir / "home"
+    for d in (work, tmp, home):
+        d.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "HF_HOME", "TORCH_HOME", "MPLCONFIG"))}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_DATA_HOME=str(home / ".local" / "share"), TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp),
+               PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", QT_QPA_PLATFORM="offscreen")
+    t0 = time.monotonic()
+    rc, out, err, peak = peak_rss_mb_of([sys.executable, "-c", WORKFLOW_CHILD, str(work), canary, pw(0)], env)
+    seconds = time.monotonic() - t0
+    assert rc == 0, err.decode(errors="replace")[-4000:]
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    exports = work / "exports"
+    scanned, leaks = 0, {}
+    for root in (work, tmp, home):
+        for p in root.rglob("*"):
+            if p.is_file() and exports not in p.parents:
+                scanned += 1
+                hits = _canary_hits(p.read_bytes(), canary)
+                if hits:
+                    leaks[str(p.relative_to(workdir))] = hits
+    for name, stream in (("stdout", out), ("stderr", err)):
+        hits = _canary_hits(stream, canary)
+        if hits:
+            leaks[name] = hits
+    in_exports = sorted(str(p.relative_to(exports)) for p in exports.rglob("*")
+                        if p.is_file() and _canary_hits(p.read_bytes(), canary))
+    fig = {"steps": result["steps"], "connection_attempts": len(result["attempts"]), "files_scanned": scanned,
+           "canary_leaks": len(leaks), "canary_in_explicit_exports": in_exports,
+           "policy_runs": result["runs"], "interrupted_run": result["interrupted"],
+           "statuses": result["statuses"], "seconds": round(seconds), "peak_rss_mb": round(peak)}
+    assert result["attempts"] == [], result["attempts"]
+    assert leaks == {}, leaks
+    assert "pairs.jsonl" in in_exports  # the scan would have seen it: the canary did flow through
+    assert {s for _, s in result["statuses"].values()} == {"done"}, result["statuses"]
+    return fig

@@ -12,9 +12,9 @@ Templated text already holds its special tokens, so it is tokenized with `add_sp
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -117,7 +117,7 @@ def load_config(folder: Union[str, Path]):
     path = check_model_folder(folder, need_weights=False)
     try:
         return AutoConfig.from_pretrained(path, local_files_only=True)
-    except (ValueError, KeyError, OSError, json.JSONDecodeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any garbage in config.json (bad JSON, wrong types, unknown model)
         raise UserError(f"{path}/config.json could not be read as a model config: {exc}") from exc
 
 
@@ -302,6 +302,11 @@ def load_model(
         raise UserError(f"{path} does not hold a causal language model: {exc}") from exc
     except OSError as exc:
         raise UserError(f"The weights in {path} could not be read: {exc}") from exc
+    except pickle.UnpicklingError:  # torch.load(weights_only=True) refused objects other than tensors
+        raise UserError(
+            f"The weights in {path} (pytorch_model.bin) hold Python objects, not only tensors; they were "
+            "not loaded, since unpickling them could run code. Use a model saved as model.safetensors."
+        ) from None
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -360,7 +365,12 @@ def format_prompt(tokenizer, prompt: Prompt) -> str:
     else:
         messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        from jinja2 import TemplateError  # transformers renders templates in a sandboxed Jinja environment
+
+        try:
+            return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except TemplateError as exc:  # includes SecurityError: a template reaching for Python internals
+            raise UserError(f"The model's chat template could not be applied: {exc}") from None
     # No template: a readable layout that base models continue sensibly.
     lines = [f"{m['role']}: {m['content']}" for m in messages]
     return "\n".join(lines) + "\nassistant:"
