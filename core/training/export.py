@@ -52,8 +52,13 @@ def load_tuned_policy(proj, run_id: int, *, device: Optional[str] = None, dtype:
     return model, tokenizer
 
 
-def export_model(proj, run_id: int, out_dir: str | Path, *, plaintext: bool = False, merge: bool = True) -> Path:
-    """Write the tuned model (and its tokenizer) to `out_dir` as a Hugging Face folder."""
+def export_model(proj, run_id: int, out_dir: str | Path, *, plaintext: bool = False, merge: bool = True,
+                 gguf: bool = False, gguf_type: str = "f16") -> Path:
+    """Write the tuned model (and its tokenizer) to `out_dir` as a Hugging Face folder.
+
+    A merged or full export also gets an Ollama `Modelfile`; `gguf=True` adds `model.gguf`
+    (core/models/gguf_export.py). When GGUF cannot be written here, the folder and a Modelfile
+    (`FROM .`) are still complete and the `UserError` names the llama.cpp command that converts it."""
     if not plaintext:
         raise UserError("Exporting writes the model unencrypted. Confirm with plaintext=True "
                         "(the CLI's --plaintext).")
@@ -66,4 +71,19 @@ def export_model(proj, run_id: int, out_dir: str | Path, *, plaintext: bool = Fa
     tokenizer.save_pretrained(out)
     kind = "adapter" if hasattr(model, "peft_config") else "merged" if getattr(model, "_was_lora", False) else "full"
     proj.audit("exported", run=run_id, what="model", form=kind)
+    if kind != "adapter":
+        from core.models.gguf_export import export_gguf, write_modelfile
+
+        if not gguf:
+            write_modelfile(out, tokenizer, gguf_file=None)
+            return out
+        try:
+            export_gguf(out, outtype=gguf_type)
+        except UserError:
+            write_modelfile(out, tokenizer, gguf_file=None)
+            raise
+        write_modelfile(out, tokenizer)
+        proj.audit("exported", run=run_id, what="model", form="gguf")
+    elif gguf:
+        raise UserError("GGUF needs a merged model: export without --adapter.")
     return out
