@@ -45,6 +45,14 @@ def register(subparsers) -> None:
     p.add_argument("--dpo-beta", type=float, help="DPO beta")
     p.add_argument("--label-smoothing", type=float, help="DPO label smoothing")
     p.add_argument("--device", help="auto (GPU when present), cuda, mps or cpu")
+    p.add_argument("--quantization", choices=("auto", "none", "8bit", "4bit"),
+                   help="base weights: auto (default: the pre-flight picks what fits), none, 8bit, 4bit (QLoRA)")
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute activations in the backward pass (less memory, slower)")
+    p.add_argument("--reward-device", help="where the reward model scores: auto (the policy's device) or cpu")
+    p.add_argument("--rollout-engine", choices=("static", "compiled", "vllm"),
+                   help="rollout sampler: static (default), compiled (torch.compile) or vllm (when installed)")
+    p.add_argument("--gpus", type=int, metavar="N", help="DPO: train data-parallel in N processes")
     p.add_argument("--seed", type=int)
     g = p.add_argument_group("hybrid reward (automatic terms, off unless given a weight)")
     g.add_argument("--model-weight", type=float, help="weight of the reward model (default 1)")
@@ -70,6 +78,9 @@ def register(subparsers) -> None:
     e.add_argument("outdir", type=Path, help="a new or empty folder")
     e.add_argument("--plaintext", action="store_true", help="confirm: write the weights unencrypted")
     e.add_argument("--adapter", action="store_true", help="LoRA runs: write the adapter alone, not merged")
+    e.add_argument("--gguf", action="store_true",
+                   help="also write model.gguf (llama.cpp, Ollama, LM Studio; needs the gguf package)")
+    e.add_argument("--gguf-type", choices=("f16", "q8_0", "f32"), default="f16", help="GGUF tensor type")
     add_passphrase_args(e)
     e.set_defaults(func=cmd_export_model)
 
@@ -80,7 +91,8 @@ def config_from_args(args):
     overrides = {k: getattr(args, k) for k in (
         "mode", "freeze_layers", "total_steps", "batch_size", "minibatch_size", "ppo_epochs", "learning_rate",
         "temperature", "max_new_tokens", "kl_coef", "kl_target", "rloo_k", "value_init", "dpo_beta",
-        "label_smoothing", "device", "seed")}
+        "label_smoothing", "device", "seed", "quantization", "gradient_checkpointing", "reward_device",
+        "rollout_engine", "gpus")}
     if args.mode is None and args.freeze_layers:
         overrides["mode"] = "freeze"
     cfg = preset(args.preset, algo=args.algo, policy_path=os.path.abspath(args.policy), reward_run=args.reward,
@@ -137,6 +149,9 @@ def cmd_export_model(args: argparse.Namespace) -> int:
     if not args.plaintext:
         raise UserError("The exported model is written unencrypted; add --plaintext to confirm.")
     with open_project_from_args(args) as proj:
-        out = export_model(proj, args.run, args.outdir, plaintext=True, merge=not args.adapter)
+        out = export_model(proj, args.run, args.outdir, plaintext=True, merge=not args.adapter,
+                           gguf=args.gguf, gguf_type=args.gguf_type)
     print(f"exported run {args.run} to {out}")
+    if (out / "model.gguf").exists():
+        print(f"GGUF: {out / 'model.gguf'}; Ollama: ollama create NAME -f {out / 'Modelfile'}")
     return 0

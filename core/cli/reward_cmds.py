@@ -22,6 +22,13 @@ def register(subparsers) -> None:
     p.add_argument("--freeze-layers", type=int, default=None, metavar="N",
                    help="freeze the bottom N transformer layers (and the embeddings)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cuda or cpu")
+    p.add_argument("--quantization", choices=("auto", "none", "8bit", "4bit"), default=None,
+                   help="base weights: auto (default: the pre-flight picks what fits), none, 8bit, 4bit "
+                        "(QLoRA; CUDA + bitsandbytes)")
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute activations in the backward pass (less memory, slower)")
+    p.add_argument("--gpus", type=int, default=None, metavar="N",
+                   help="train data-parallel in N processes (one per GPU; gloo processes on a CPU)")
     p.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled or crashed run")
     add_passphrase_args(p)
     p.set_defaults(func=cmd_train_reward)
@@ -43,6 +50,11 @@ def cmd_train_reward(args: argparse.Namespace) -> int:
             overrides = {}
             if args.freeze_layers:
                 overrides.update(finetune="freeze", freeze_layers=args.freeze_layers)
+            for name in ("quantization", "gradient_checkpointing", "gpus"):
+                if getattr(args, name, None) is not None:
+                    overrides[name] = getattr(args, name)
+            if overrides.get("quantization") in ("4bit", "8bit") and args.lora is None:
+                args.lora = True  # a quantized base trains through LoRA adapters
             config = config_for_project(proj, os.path.abspath(args.base), args.preset, device=args.device,
                                         lora=args.lora, **overrides)
             job = train_reward_model(proj, config, cancel=token)

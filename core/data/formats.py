@@ -7,6 +7,7 @@ Shapes (BRIEF.md "Formats"), one object per JSONL line, per JSON array item, or 
 - {"prompt", "chosen", "rejected"}                            -> pairs (TRL; standard or conversational)
 - {"chosen", "rejected"} sharing a dialogue prefix            -> pairs (implicit prompt, HH-RLHF style)
 - {"prompt", "completions": [{"text"|"response", "rating"|"score"}]} -> rated
+- {"instruction", "completions": [{"response", "overall_score", ...}]} (UltraFeedback raw) -> rated
 - CSV: prompt,chosen,rejected  or  prompt,response_1..response_K[,ranking][,reference]
 A prompt is a string or a list of chat messages; "split" ("train"/"heldout") is optional.
 """
@@ -199,6 +200,10 @@ def record_from_object(obj: Any, line: int) -> ImportRecord:
         if chosen == rejected:
             raise RecordError("rejected", "is identical to 'chosen'")
         return ImportRecord(line, prompt, reference, [chosen, rejected], preference=(0, 1), split=split)
+    if "prompt" not in obj and "instruction" in obj and "completions" in obj:
+        # UltraFeedback's raw shape: "instruction" is the prompt, each completion has "response" and
+        # "overall_score" (its per-aspect "annotations" and "critique" are not imported).
+        obj = {**obj, "prompt": obj["instruction"]}
     if "prompt" not in obj:
         raise RecordError("prompt", "is missing")
     prompt = _prompt(obj["prompt"])
@@ -214,11 +219,12 @@ def record_from_object(obj: Any, line: int) -> ImportRecord:
             text = c.get("text", c.get("response"))
             if not isinstance(text, str):
                 raise RecordError(where, "needs a string 'text' or 'response'")
-            score = c.get("rating", c.get("score"))
+            key = next((k for k in ("rating", "score", "overall_score") if k in c), "rating")
+            score = c.get(key)
             if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-                raise RecordError(f"{where}.rating", f"must be a number, not {_type(score)}")
+                raise RecordError(f"{where}.{key}", f"must be a number, not {_type(score)}")
             if score is not None and not math.isfinite(score):
-                raise RecordError(f"{where}.rating", f"must be a finite number, not {score}")
+                raise RecordError(f"{where}.{key}", f"must be a finite number, not {score}")
             texts.append(text)
             ratings.append(None if score is None else float(score))
         if len(set(texts)) != len(texts):
