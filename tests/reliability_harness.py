@@ -326,6 +326,8 @@ def fuzz_imports(workdir: Path, examples: int, derandomize: bool = False) -> dic
             bad_line = pos + 1 if lines[pos].strip() else None
             if data.draw(st.booleans()):
                 body = b"\xef\xbb\xbf" + body
+            if body.startswith((b"\xff\xfe", b"\xfe\xff")):  # a UTF-16 byte-order mark: read as UTF-16, lines differ
+                bad_line = None
         elif fmt == "json":
             items = data.draw(st.lists(line, max_size=6))
             body = b"[" + b",\n".join(items) + b"]"
@@ -481,29 +483,25 @@ def edge_case(kind: str, workdir: Path) -> dict:
 def edge_case_measured(kind: str, workdir: Path) -> dict:
     """edge_case in a fresh process, with that process's own peak memory (ru_maxrss) and wall time."""
     code = (f"import json, sys; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path; "
-            f"from tests.reliability_harness import edge_case; "
-            f"print(json.dumps(edge_case({kind!r}, Path({str(workdir)!r}))))")
+            f"from tests.reliability_harness import edge_case, peak_rss_mb; "
+            f"fig = edge_case({kind!r}, Path({str(workdir)!r})); "
+            f"fig['peak_rss_mb'] = round(peak_rss_mb()); print(json.dumps(fig))")
     t0 = time.monotonic()
-    rc, out, err, peak_mb = peak_rss_mb_of([sys.executable, "-c", code], {**os.environ, "PYTHONPATH": str(REPO)})
-    assert rc == 0, f"{kind}: {err.decode()[-2000:]}"
-    fig = json.loads(out.decode().strip().splitlines()[-1])
-    fig.update(wall_seconds=round(time.monotonic() - t0, 2), peak_rss_mb=round(peak_mb))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, f"{kind}: {out.stderr.decode()[-2000:]}"
+    fig = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    fig["wall_seconds"] = round(time.monotonic() - t0, 2)
     return fig
 
 
-def peak_rss_mb_of(args: list[str], env: dict) -> tuple[int, bytes, bytes, float]:
-    """Run a child to the end: (returncode, stdout, stderr, the child's own peak RSS in MB)."""
-    import threading
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: per address space, so it starts afresh at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
 
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    err: list[bytes] = []
-    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))
-    reader.start()
-    out = proc.stdout.read()
-    reader.join()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out, err[0], usage.ru_maxrss / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---- disk full, read-only folder -------------------------------------------------------------------
@@ -715,8 +713,9 @@ WORKFLOW_CHILD = textwrap.dedent('''
     cli("backup", proj_dir, work / "backup")
     with Project.open(proj_dir, pw) as p:
         statuses = {r.id: (r.kind, r.status) for r in p.runs()}
+    from tests.reliability_harness import peak_rss_mb
     print(json.dumps({"attempts": attempts, "steps": steps, "runs": runs, "interrupted": interrupted,
-                      "statuses": statuses}))
+                      "statuses": statuses, "peak_rss_mb": round(peak_rss_mb())}))
 ''')
 
 
@@ -740,9 +739,11 @@ def workflow_canary(workdir: Path) -> dict:
                XDG_DATA_HOME=str(home / ".local" / "share"), TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp),
                PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", QT_QPA_PLATFORM="offscreen")
     t0 = time.monotonic()
-    rc, out, err, peak = peak_rss_mb_of([sys.executable, "-c", WORKFLOW_CHILD, str(work), canary, pw(0)], env)
+    proc = subprocess.run([sys.executable, "-c", WORKFLOW_CHILD, str(work), canary, pw(0)], env=env,
+                          capture_output=True, timeout=3600)
+    out, err = proc.stdout, proc.stderr
     seconds = time.monotonic() - t0
-    assert rc == 0, err.decode(errors="replace")[-4000:]
+    assert proc.returncode == 0, err.decode(errors="replace")[-4000:]
     result = json.loads(out.decode().strip().splitlines()[-1])
     exports = work / "exports"
     scanned, leaks = 0, {}
@@ -762,7 +763,7 @@ def workflow_canary(workdir: Path) -> dict:
     fig = {"steps": result["steps"], "connection_attempts": len(result["attempts"]), "files_scanned": scanned,
            "canary_leaks": len(leaks), "canary_in_explicit_exports": in_exports,
            "policy_runs": result["runs"], "interrupted_run": result["interrupted"],
-           "statuses": result["statuses"], "seconds": round(seconds), "peak_rss_mb": round(peak)}
+           "statuses": result["statuses"], "seconds": round(seconds), "peak_rss_mb": result["peak_rss_mb"]}
     assert result["attempts"] == [], result["attempts"]
     assert leaks == {}, leaks
     assert "pairs.jsonl" in in_exports  # the scan would have seen it: the canary did flow through

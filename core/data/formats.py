@@ -271,7 +271,8 @@ def iter_records(path: str | Path, fmt: Optional[str] = None) -> Iterator[tuple[
         try:
             data = data.decode("utf-16").encode("utf-8")
         except UnicodeDecodeError as exc:
-            yield None, f"{name}: not valid UTF-16 (byte offset {exc.start})"
+            line = data[: exc.start].decode("utf-16", errors="replace").count("\n") + 1
+            yield None, f"{name}:{line}: not valid UTF-16 (byte {exc.start + 1} of the file)"
             return
     if not data.strip():
         yield None, f"{name}: the file is empty"
