@@ -72,6 +72,27 @@ Policy: `reward/mean` (and each component), `kl/mean`, `kl/beta`, `policy/entrop
 `perf/samples_per_s`; every few steps a table of samples (prompt, response, reward parts).
 """
 
+PLANS = """
+## Memory plans, several GPUs, faster rollouts
+`quantization` and `gradient_checkpointing` (reward model and policy alike) form the run's memory plan.
+With `quantization=auto` the pre-flight estimates each plan from the model's shape (nothing loads) and
+takes the first that fits in 90% of the free memory: full precision; full precision + gradient
+checkpointing; 4-bit NF4 base + LoRA + checkpointing (QLoRA, LoRA runs only). The run records the
+concrete plan and its summary says which (`memory_plan`), so a resume loads the model the same way.
+`4bit`/`8bit` need a CUDA GPU and `bitsandbytes` (`pip install 'rlhf-studio[gpu]'`); elsewhere the
+pre-flight says a 4-bit plan is impossible there and, with `auto`, falls back to full precision or
+refuses with what it tried. 8-bit is only used when asked for by name. `reward_device=cpu` keeps a
+PPO/RLOO reward model off the GPU. Which plan for which machine: docs/models.md.
+
+`gpus` > 1 trains the reward model or DPO data-parallel (`--gpus N`): one worker process per GPU
+(NCCL), or gloo worker processes on a CPU; the losses and weights equal one process on the same global
+batch. What the workers see: docs/security.md.
+
+`rollout_engine`: `static` (default; static KV cache, CUDA-graph decode on a GPU), `compiled` (the same
+decode step under `torch.compile`), or `vllm` when vLLM is installed (weights synced before every
+rollout batch; CUDA only, not exercised in CI).
+"""
+
 
 def _table(cls, docs: dict[str, str]) -> str:
     rows = ["| option | default | meaning |", "| --- | --- | --- |"]
@@ -98,7 +119,7 @@ def render() -> str:
     )
     return (INTRO + _table(RewardConfig, RewardConfig.field_docs()) + POLICY + presets + "\n"
             + _table(PolicyConfig, field_docs(PolicyConfig)) + HYBRID
-            + _table(HybridRewardConfig, field_docs(HybridRewardConfig)) + METRICS)
+            + _table(HybridRewardConfig, field_docs(HybridRewardConfig)) + PLANS + METRICS)
 
 
 if __name__ == "__main__":
