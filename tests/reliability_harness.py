@@ -258,6 +258,7 @@ def kill_battery(workdir: Path, kills: int, seed: int = 0) -> dict:
                backups_verified=len(backed_up), checkpoint_step=step, passphrase_changes=k,
                leftover_tmp_artifact_files=len(leftovers))
     assert partial == 0
+    assert leftovers == [], leftovers  # killed artifact writes' .tmp files are removed at the next open
     return fig
 
 

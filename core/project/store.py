@@ -226,6 +226,11 @@ class Project:
             raise IntegrityError(f"{self.path / DB_FILE}: the database is damaged ({exc}).") from None
         if mode.lower() != "wal":
             raise UserError(f"{self.path / DB_FILE}: could not switch to WAL mode.")
+        # An artifact write killed before its rename leaves a `.tmp` no row names (we hold the lock: no
+        # other writer can be mid-write); remove it.
+        for tmp in (self.path / ARTIFACTS_DIR).glob("*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         with self.transaction():
             db = sqlite_utils.Database(conn)
             version = 0
