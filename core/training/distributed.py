@@ -573,7 +573,7 @@ def train_dpo_dp(proj, config, *, cancel: CancelToken = NEVER, resume_run: Optio
         ids = collect_ids(proj, cfg)
         provenance = {"data_hash": _hash(ids), "n_prompts": len(ids["prompt_ids"]),
                       "n_pairs": len(ids.get("pairs", [])), "reward_run": None, "reward_function": None,
-                      "memory_plan": plan.describe(), "gpus": cfg.gpus}
+                      "memory_plan": plan.describe() if plan else None, "gpus": cfg.gpus}
         run_id = proj.create_run("policy", {"policy": cfg.to_dict(), "provenance": provenance})
         proj.save_artifact(run_id, DATA, {"data.json": json.dumps(ids).encode()})
     backend = check_world(cfg.gpus, cfg.device)

@@ -166,7 +166,7 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
         provenance = {"data_hash": _hash(ids), "n_prompts": len(ids["prompt_ids"]),
                       "n_pairs": len(ids.get("pairs", [])), "reward_run": cfg.reward_run,
                       "reward_function": "custom" if reward_fn is not None else None,
-                      "memory_plan": plan.describe()}
+                      "memory_plan": plan.describe() if plan else None}
         if cfg.reward_run is not None:
             rrun = proj.run(cfg.reward_run)
             provenance["reward_data_hash"] = rrun.summary.get("data_hash")

@@ -310,8 +310,8 @@ def inference_bytes(shape: ModelShape, quantization: str, compute_bytes: int) ->
 
 
 def resolve_policy_plan(cfg, proj=None, free_bytes: Optional[int] = None, bnb: Optional[bool] = None):
-    """(cfg with a concrete quantization and checkpointing, Plan). Counts the reward model when it
-    scores on the policy's device (PPO/RLOO/GRPO with a reward run)."""
+    """(cfg with a concrete quantization and checkpointing, Plan or None when the folder is not a
+    model). Counts the reward model when it scores on the policy's device (PPO/RLOO/GRPO + reward run)."""
     import dataclasses
 
     from core.models.loading import pick_device
@@ -326,7 +326,12 @@ def resolve_policy_plan(cfg, proj=None, free_bytes: Optional[int] = None, bnb: O
             reward_bytes = inference_bytes(rshape, quant, 4 if quant in ("none", "auto") else 2)
         except (KeyError, OSError, UserError):
             reward_bytes = 0  # the reward run's own checks report a missing base later
-    plan = plan_for_policy(cfg, device, free_bytes=free_bytes, reward_bytes=reward_bytes, bnb=bnb)
+    try:
+        shape = ModelShape.from_folder(cfg.policy_path)
+    except UserError:  # not a model folder: the run records it and fails at load with the plain message
+        quant = "none" if cfg.quantization == "auto" else cfg.quantization
+        return dataclasses.replace(cfg, quantization=quant), None
+    plan = plan_for_policy(cfg, device, free_bytes=free_bytes, shape=shape, reward_bytes=reward_bytes, bnb=bnb)
     return dataclasses.replace(cfg, quantization=plan.quantization,
                                gradient_checkpointing=plan.gradient_checkpointing), plan
 
