@@ -16,18 +16,19 @@ from typing import Iterable, Optional
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 __all__ = ["LiveChart"]
 
 REDRAW_MS = 200  # at most 5 redraws a second
+EMPTY_TEXT = "No figures yet: this chart fills in as soon as a run reports its first step."
 
 
 class LiveChart(QWidget):
     def __init__(self, series: Iterable[str] = (), title: str = "", xlabel: str = "step",
-                 parent: Optional[QWidget] = None, logy: bool = False):
+                 parent: Optional[QWidget] = None, logy: bool = False, empty_text: str = EMPTY_TEXT):
         super().__init__(parent)
         self.figure = Figure(figsize=(5, 3), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
@@ -35,7 +36,16 @@ class LiveChart(QWidget):
         self.canvas.setMinimumHeight(160)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
+        # With no point yet: a sentence saying what will appear and how to start, not bare axes.
+        self.empty_label = QLabel(f"<b>{title}</b><br>{empty_text}" if title else empty_text)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setMinimumHeight(160)
+        self.empty_label.setStyleSheet("color: palette(mid); padding: 12px;")
+        self._stack = QStackedWidget()
+        self._stack.addWidget(self.empty_label)
+        self._stack.addWidget(self.canvas)
+        layout.addWidget(self._stack)
         self.ax = self.figure.add_subplot(111)
         self._title, self._xlabel, self._logy = title, xlabel, logy
         self._data: dict[str, tuple[list[float], list[float]]] = {}
@@ -49,6 +59,7 @@ class LiveChart(QWidget):
         for name in series:
             self._ensure(name)
         self._style()
+        self._show_empty()
         self.canvas.draw_idle()
 
     # ---- feeding --------------------------------------------------------------------------------------
@@ -64,6 +75,7 @@ class LiveChart(QWidget):
                     xs.append(float(x))
                     ys.append(y)
         self._dirty = True
+        self._show_empty()
 
     def add_metrics(self, step: float, metrics: dict[str, float], only: Optional[Iterable[str]] = None) -> None:
         """Convenience for Progress events: every metric (or those in `only`) at `step`."""
@@ -76,6 +88,16 @@ class LiveChart(QWidget):
             line.remove()
         self._lines.clear()
         self._dirty = True
+        self._show_empty()
+
+    def set_empty_text(self, text: str) -> None:
+        self.empty_label.setText(f"<b>{self._title}</b><br>{text}" if self._title else text)
+
+    def is_empty(self) -> bool:
+        return not any(xs for xs, _ in self._data.values())
+
+    def _show_empty(self) -> None:
+        self._stack.setCurrentWidget(self.empty_label if self.is_empty() else self.canvas)
 
     def series(self) -> dict[str, list[tuple[float, float]]]:
         return {k: list(zip(xs, ys)) for k, (xs, ys) in self._data.items()}

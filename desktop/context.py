@@ -28,6 +28,7 @@ def app_settings() -> QSettings:
 
 class AppContext(QObject):
     project_changed = Signal(object)  # core.project.Project or None (closed / locked)
+    content_changed = Signal(str)  # the open project's content changed: "judgment", "import", "run"
 
     def __init__(self, settings: Optional[QSettings] = None, parent: Optional[QObject] = None):
         super().__init__(parent)
@@ -47,6 +48,12 @@ class AppContext(QObject):
         return self.runner.start(make_job, title, **callbacks)
 
     # ---- project ------------------------------------------------------------------------------------
+
+    def notify_changed(self, what: str) -> None:
+        """A page changed the project's content (a judgment, an import, a finished run): pages showing
+        figures derived from it refresh now if visible, else when next shown."""
+        if self.project is not None:
+            self.content_changed.emit(what)
 
     def set_project(self, project) -> None:
         """Make `project` (already open) the current one; the caller closed any previous one."""

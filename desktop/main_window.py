@@ -238,6 +238,7 @@ class MainWindow(QMainWindow):
     def _data_changed(self, *_) -> None:
         """Content was added: let the other pages reload (Annotate's empty queue may have work now)."""
         project = self.ctx.project
+        self.ctx.notify_changed("import")  # pages with derived figures (Train's pre-flight) re-read them
         for page in self.pages:
             if page is self.page("Data") or project is None:
                 continue

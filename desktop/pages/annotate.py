@@ -624,6 +624,12 @@ class AnnotatePage(Page):
         self._show(item)
         return True
 
+    def _changed(self, ok: bool) -> bool:
+        """After a judgment is saved: tell the other pages (Train's pre-flight counts pairs)."""
+        if ok and hasattr(self.app_context, "notify_changed"):
+            self.app_context.notify_changed("judgment")
+        return ok
+
     def _flags(self) -> tuple[str, ...]:
         return tuple(tag for tag, cb in zip(self.tags, self.flag_checks) if cb.isChecked())
 
@@ -636,16 +642,18 @@ class AnnotatePage(Page):
             except UserError as exc:
                 self.message.setText(str(exc))
                 return False
-            return self._run(lambda: self.session.submit_ranking(tiers, self._flags(), self.comment.text()))
+            return self._changed(self._run(lambda: self.session.submit_ranking(tiers, self._flags(),
+                                                                              self.comment.text())))
         if self.mode == "rating":
-            return self._run(lambda: self.session.submit_ratings(dict(self.ratings), self._flags(),
-                                                                 self.comment.text()))
+            return self._changed(self._run(lambda: self.session.submit_ratings(dict(self.ratings), self._flags(),
+                                                                               self.comment.text())))
         return False
 
     def submit_pairwise(self, result: str) -> bool:
         if self.item is None or self.session is None or self.mode != "pairwise":
             return False
-        return self._run(lambda: self.session.submit_pairwise(result, self._flags(), self.comment.text()))
+        return self._changed(self._run(lambda: self.session.submit_pairwise(result, self._flags(),
+                                                                            self.comment.text())))
 
     def skip(self) -> bool:
         return self.item is not None and self._run(lambda: self.session.skip())

@@ -1261,6 +1261,9 @@ class TrainPage(Page):
         self.tabs.addTab(self.policy, "Policy")
         layout.addWidget(self.tabs)
         self._shown_epoch = None
+        self._stale = False  # the project's content changed while this page was hidden
+        if hasattr(app_context, "content_changed"):
+            app_context.content_changed.connect(self._content_changed)
 
     def run_job(self, make_job, title: str = "", **callbacks) -> JobHandle:
         if not callable(make_job):  # an already-built generator (call_job)
@@ -1274,12 +1277,26 @@ class TrainPage(Page):
         self.policy.set_project(project)
         self._shown_epoch = self.reward.epoch if self.isVisible() else None
 
+    def _content_changed(self, _what: str) -> None:
+        """Judgments, imports and runs change the pre-flight figures: re-check now if shown, else on show."""
+        if self.project is None:
+            return
+        if not self.isVisible():
+            self._stale = True
+            return
+        if not self.reward.training:
+            self.reward.refresh()
+        if not self.policy.training:
+            self.policy.refresh()
+
     def showEvent(self, event) -> None:
-        # Models and rankings change on other pages: re-read them when the page comes back into view.
-        if self.project is not None and self._shown_epoch == self.reward.epoch:
+        # Models and rankings change on other pages: re-read them when the page comes back into view
+        # (also on the first show after the project opened, when something changed since).
+        if self.project is not None and (self._shown_epoch == self.reward.epoch or self._stale):
             if not self.reward.training:
                 self.reward.refresh()
             if not self.policy.training:
                 self.policy.refresh()
         self._shown_epoch = self.reward.epoch
+        self._stale = False
         super().showEvent(event)
