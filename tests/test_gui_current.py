@@ -59,3 +59,21 @@ def test_empty_chart_says_what_will_appear(qtbot):
     assert not chart.empty_label.isVisible()
     chart.clear()
     assert chart.empty_label.isVisible()
+
+
+def test_make_run_preflight_names_the_apt_packages(monkeypatch):
+    import subprocess
+
+    from desktop import app
+
+    assert app.missing_xcb_libraries({"QT_QPA_PLATFORM": "offscreen", "DISPLAY": ":0"}) == []
+    assert app.missing_xcb_libraries({"QT_QPA_PLATFORM": "xcb"}) == []  # no display: nothing to check
+
+    class Done:
+        stdout = "\tlibxcb-icccm.so.4 => not found\n\tlibc.so.6 => /lib/libc.so.6\n\tlibxcb-cursor.so.0 => not found\n"
+
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: Done())
+    missing = app.missing_xcb_libraries({"DISPLAY": ":0"})
+    assert missing == ["libxcb-icccm.so.4", "libxcb-cursor.so.0"]
+    text = app.xcb_preflight_message(missing)
+    assert "apt-get install libxcb-cursor0 libxcb-icccm4" in text
