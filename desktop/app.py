@@ -108,6 +108,9 @@ def run_gui(project: Optional[str] = None, demo: bool = False) -> int:
         window.open_demo()
     elif project:
         window.open_path(project)
+    from desktop import smoke
+
+    smoke.install(app, window)  # a no-op unless the real-window smoke test asks for it
     return app.exec()
 
 

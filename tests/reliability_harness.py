@@ -280,7 +280,7 @@ CORRUPT_LINES = [
 def _strategies():
     from hypothesis import strategies as st
 
-    scalars = st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=True) | st.text(max_size=12)
+    scalars = st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=True, allow_subnormal=False) | st.text(max_size=12)
     values = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=3),
                           max_leaves=10)
     keys = st.sampled_from(["prompt", "responses", "ranking", "chosen", "rejected", "completions", "split",

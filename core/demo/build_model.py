@@ -111,15 +111,28 @@ def _length_buckets(rows, batch_size: int, rng: random.Random) -> list[list[int]
 
 def build(out_dir, cfg: BuildConfig = BuildConfig(), log=print) -> Path:
     import torch
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM, Qwen2Config
 
     t0 = time.monotonic()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    torch.set_flush_denormal(True)  # tiny Adam states go denormal; denormal maths is very slow on x86
+    # tiny Adam states go denormal and denormal maths is very slow on x86; both switches are
+    # process-wide, so they are put back afterwards (flush-to-zero breaks callers' float maths)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_flush_denormal(True)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _build(out_dir, cfg, log, t0)
+    finally:
+        torch.set_flush_denormal(False)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _build(out_dir, cfg: BuildConfig, log, t0: float) -> Path:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
