@@ -64,9 +64,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except Cancelled:
             print("cancelled: nothing was stored")
             return 1
+    from core.evaluation.change import barely_changed_message
+
     extra = f" ({result.identical} identical, counted as ties)" if result.identical else ""
     print(f"eval run {result.eval_run}: {result.items} blind pairs ready{extra}. "
           f"Judge them in the app (Evaluate → Judge blind pairs), then run `report`.")
+    note = barely_changed_message({"items": result.items + result.identical,
+                                   "outcomes": {"identical": result.identical},
+                                   "decoding": {"temperature": args.temperature}})
+    if note:
+        print(note)
     return 0
 
 
@@ -82,6 +89,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         except Cancelled:
             print("cancelled")
             return 1
+    import json
+
+    from core.evaluation.report import notices
+
     for kind in ("json", "png", "pdf"):
         print(paths[kind])
+    for note in notices(json.loads(Path(paths["json"]).read_text("utf-8"))):
+        print(note)
     return 0

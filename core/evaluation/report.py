@@ -29,6 +29,7 @@ from typing import Iterator, Optional
 from core.errors import UserError
 from core.evaluation import stats
 from core.evaluation.blind import EVAL_KIND, current_choices, eval_run_of
+from core.evaluation.change import barely_changed_message, identical_share
 from core.jobs import NEVER, CancelToken, Progress
 
 FORMAT = "rlhf-studio-evaluation-report/1"
@@ -125,6 +126,9 @@ def eval_section(proj, eval_run_id: int) -> dict:
         "win_rate_excluding_ties": counts.win_rate_excluding_ties().to_dict(),
         "flags": {f: r.to_dict() for f, r in stats.flag_rates(flag_sets, proj.tags()).items()},
         "per_item": per_item,
+        "identical_share": identical_share(items),
+        "barely_changed": barely_changed_message({"items": len(items), "outcomes": counts.to_dict(),
+                                                  "decoding": settings}),
     }
 
 
@@ -435,6 +439,12 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
+def notices(report: dict) -> list[str]:
+    """Plain-words warnings about the results (e.g. the run barely changed the model), with advice."""
+    ev = report.get("eval") or {}
+    return [ev["barely_changed"]] if ev.get("barely_changed") else []
+
+
 def report_figure(report: dict):
     """One landscape page: headline, outcomes, win rate, rewards, calibration, flags."""
     from matplotlib.figure import Figure
@@ -451,8 +461,17 @@ def report_figure(report: dict):
     head.text(1.0, 1.0, generated, fontsize=9, ha="right", va="top", color="#666666", transform=head.transAxes)
     lines = summary_lines(report)
     half = (len(lines) + 1) // 2
+    notes = notices(report)
+    top = 0.72
+    if notes:
+        import textwrap
+
+        wrapped = [line for n in notes for line in textwrap.wrap(n, 150)]
+        head.text(0, 0.86, "\n".join(wrapped), fontsize=8.6, va="top", color=COLORS["loss"],
+                  fontweight="bold", transform=head.transAxes, in_layout=False)
+        top = 0.86 - 0.15 * len(wrapped) - 0.04
     for col, chunk in enumerate((lines[:half], lines[half:])):
-        head.text(0.5 * col, 0.72, "\n".join(chunk), fontsize=8.6, va="top", linespacing=1.5,
+        head.text(0.5 * col, top, "\n".join(chunk), fontsize=8.6, va="top", linespacing=1.5,
                   transform=head.transAxes, wrap=True)
     draw_outcomes(fig.add_subplot(grid[1, 0]), report)
     draw_win_rate(fig.add_subplot(grid[1, 1]), report)

@@ -766,7 +766,9 @@ class EvaluatePage(Page):
         self.results.show_report(report)
         if report:
             lines = R.summary_lines(report)
-            self.summary.setText("<br>".join(lines))
+            # Plain-words warnings first (e.g. the run barely changed the model), with what to try.
+            notes = "".join(f"<p style='color:#b23b3b'><b>{n}</b></p>" for n in R.notices(report))
+            self.summary.setText(notes + "<br>".join(lines))
         self._update_buttons()
         self.report_ready.emit(report)
 
