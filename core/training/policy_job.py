@@ -5,8 +5,11 @@
 
 Yields one `Progress` per training step with namespaced metrics (reward/mean and each reward part,
 kl/mean, kl/beta, policy/entropy, loss/policy, loss/value, policy/clipfrac, policy/approx_kl,
-response/length, response/eos_rate, perf/samples_per_s) and, every `log_samples_every` steps, sample rows
-(prompt, response, reward parts) in `Progress.samples`. The first event carries `run/id`.
+response/length, response/eos_rate, perf/samples_per_s, and the reward-hacking monitors
+monitor/length_ratio and monitor/truncated, core/training/monitors.py) and, every `log_samples_every`
+steps, sample rows (prompt, response, reward parts) in `Progress.samples`. The first event carries
+`run/id`; before the first step one event carries the base model's figures (monitor/base_length,
+monitor/base_truncated), measured once per run and kept in the summary (`monitor_baseline`).
 
 Cancel: a checkpoint is saved at the step boundary, the run is marked "cancelled" and `Cancelled`
 propagates; `resume_run=run_id` continues it exactly (step numbers, beta, optimizer, RNG states).
@@ -28,6 +31,7 @@ from core.training.hybrid_reward import HybridReward, RewardFn
 from core.training.policy_common import (
     OOM_ADVICE, PolicyWithReference, batch_indices, is_out_of_memory, load_policy_model, preflight_memory,
 )
+from core.training import monitors
 from core.training.policy_config import PolicyConfig
 
 CHECKPOINT = "checkpoint"
@@ -211,6 +215,8 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
         elif resume_run is not None:
             proj.truncate_metrics(run_id, 0)
         saved_step = trainer.step_count
+        baseline = yield from _monitor_baseline(proj, run_id, cfg, policy, tokenizer, prompts, summary, cancel)
+        watch = monitors.Watch(baseline, kl_target=monitors.kl_target_of(cfg))
 
         metrics: dict[str, float] = {}
         while trainer.step_count < cfg.total_steps:
@@ -222,6 +228,9 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
                 idx = batch_indices(len(prompts), cfg.batch_size, step, cfg.seed)
                 metrics, exp = trainer.step([prompts[i] for i in idx], [references[i] for i in idx])
             n = trainer.step_count
+            metrics.update(monitors.step_figures(metrics, baseline))  # monitor/length_ratio, monitor/truncated
+            watch.add(n, metrics)
+            summary["monitors"] = _monitor_summary(watch)
             proj.log_metrics(run_id, n, metrics)
             samples = []
             if exp is not None and cfg.log_samples_every and (n % cfg.log_samples_every == 0 or n == 1):
@@ -258,6 +267,29 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
         if oom:
             raise UserError(OOM_ADVICE) from None
         raise
+
+
+def _monitor_baseline(proj, run_id, cfg, policy, tokenizer, prompts, summary, cancel):
+    """The base model's reply length and truncation on training prompts, measured once per run (before
+    the first update, from the reference) and kept in the run's summary and as step-0 metrics."""
+    baseline = monitors.Baseline.from_dict(summary.get("monitor_baseline"))
+    if baseline is None and prompts:
+        cancel.raise_if_cancelled()
+        yield Progress(0, cfg.total_steps, "measuring the base model's replies")
+        chosen = monitors.baseline_prompts(len(prompts), cfg.seed)
+        baseline = monitors.measure_baseline(policy, tokenizer, [prompts[i] for i in chosen], cfg,
+                                             batch_size=cfg.forward_batch_size)
+        summary["monitor_baseline"] = baseline.to_dict()
+        proj.update_run(run_id, summary=summary)
+        proj.log_metrics(run_id, 0, baseline.metrics())
+    if baseline is not None:
+        yield Progress(0, cfg.total_steps, "base model measured", metrics=baseline.metrics())
+    return baseline
+
+
+def _monitor_summary(watch) -> dict:
+    return {"warnings": [w.code for w in watch.warnings],
+            **{k: round(v, 4) for k, v in watch.figures.items() if v is not None}}
 
 
 def final_files(cfg: PolicyConfig, trainer) -> dict[str, bytes]:
