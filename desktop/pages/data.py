@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from core.errors import ImportFailed
 from core.search import prompt_text, search_prompts
 from desktop.pages.base import Page, error_text
+from desktop.widgets.empty_state import EmptyState
 from desktop.worker import call_job
 
 COLUMNS = ("#", "Prompt", "Split", "Status", "Candidates", "Flagged")
@@ -226,6 +227,7 @@ class DataPage(Page):
         for col, width in ((0, 70), (2, 80), (3, 90), (4, 90), (5, 70)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(self._show_detail)
+        self.empty = EmptyState(self.table, self._empty_text)
 
         self.detail = QTextBrowser()
         self.detail.setOpenLinks(False)
@@ -245,6 +247,19 @@ class DataPage(Page):
         layout.addWidget(split, 1)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self, activated=self.focus_search)
         self._set_enabled(False)
+        if hasattr(app_context, "content_changed"):
+            app_context.content_changed.connect(self._content_changed)
+
+    def _empty_text(self) -> str:
+        if self.project is None:
+            return "No project is open."
+        if self._load_handle is not None and self._load_handle.running and not self.model.rows:
+            return "Loading prompts…"
+        if self.model.rows:
+            return "No prompt matches these filters. Clear the search or choose <i>All statuses</i>."
+        return ("<b>No prompts yet.</b><br>Press <b>Import…</b> (Ctrl+I) to add prompts with candidate replies "
+                "from a JSONL, JSON or CSV file, or import prompts alone and generate replies with a local "
+                "model on the <b>Models</b> page.")
 
     # ---- project ------------------------------------------------------------------------------------
 
@@ -282,6 +297,7 @@ class DataPage(Page):
                                          "Loading prompts",
                                          on_finished=lambda rows, p=project: self._loaded(p, rows),
                                          on_failed=self.show_error)
+        self.empty.update()
 
     def _loaded(self, project, loaded) -> None:
         if project is not self.project:
@@ -293,6 +309,15 @@ class DataPage(Page):
         self.apply_filters()
         if selected is not None:
             self.select_prompt(selected)
+
+    def _content_changed(self, what: str) -> None:
+        """Judgments, imports, runs (an evaluation adds candidates): re-read the statuses now if shown."""
+        if self.project is None:
+            return
+        if self.isVisible():
+            self.refresh()
+        else:
+            self._stale = True
 
     def showEvent(self, event) -> None:
         if self._stale or (self.project is not None and self.model.project is self.project):
@@ -307,7 +332,13 @@ class DataPage(Page):
                             self._search_ids, self._index)
         self.model.set_shown(shown)
         total = len(self.model.rows)
-        self.count.setText(f"{len(shown):,} of {total:,} prompts" if len(shown) != total else f"{total:,} prompts")
+        text = f"{len(shown):,} of {total:,} prompts" if len(shown) != total else f"{total:,} prompts"
+        if total:
+            counts = [f"{len(self._index.get(s, [])):,} {s}" for s in ("ranked", "skipped", "flagged")
+                      if self._index.get(s)]
+            text += " · " + (" · ".join(counts) if counts else "none judged yet: rank them on the Annotate page")
+        self.count.setText(text)
+        self.empty.update()
 
     # ---- search -------------------------------------------------------------------------------------
 

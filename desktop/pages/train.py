@@ -26,6 +26,7 @@ from desktop.config_form import ConfigDialog, changed_fields
 from desktop.ml_imports import ml_job
 from desktop.pages.base import Page, error_text
 from desktop.pages.models import ask_export_model, fmt_bytes, fmt_params, registered_models
+from desktop.widgets.empty_state import EmptyState
 from desktop.worker import JobHandle, JobProgressWidget
 
 REWARD_PRESETS = (("quick", "Quick"), ("balanced", "Balanced"), ("thorough", "Thorough"))
@@ -406,6 +407,7 @@ class _Tab(QWidget):
                                         on_failed=self._guard(self._failed),
                                         on_cancelled=self._guard(self._cancelled))
         self.handle.done.connect(self._update_buttons)
+        self.handle.done.connect(self._guard(lambda: self.page.notify_run_ended()))  # other lists follow
         self.progress.follow(self.handle)
         self._update_buttons()
         return self.handle
@@ -506,6 +508,8 @@ class RewardTab(_Tab):
         rv = QVBoxLayout(runs_box)
         self.runs = runs_table(self.RUN_COLUMNS)
         self.runs.itemSelectionChanged.connect(self._run_selected)
+        self.runs_empty = EmptyState(self.runs, "No reward-model runs yet. Rank a few prompts on the "
+                                                "<b>Annotate</b> page, then press <b>Start</b>.")
         rv.addWidget(self.runs)
         lv.addWidget(runs_box, 1)
         splitter.addWidget(left)
@@ -533,6 +537,7 @@ class RewardTab(_Tab):
         self.score_run = QComboBox()
         self.score_run.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.score_run.setToolTip("A finished reward-model run.")
+        self.score_run.setPlaceholderText("no finished run yet")
         self.score_prompt = QComboBox()
         self.score_prompt.setMinimumContentsLength(30)
         self.score_prompt.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -558,6 +563,11 @@ class RewardTab(_Tab):
         sh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         sh.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         sh.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.score_empty = EmptyState(self.score_table, lambda: (
+            "Choose a run and a prompt and press <b>Score</b>: the reward of each candidate appears here, "
+            "beside the tier you gave it." if self.score_run.count() else
+            "Once a reward-model run has finished, its scores for each candidate of a prompt appear here, "
+            "beside your own ranking."))
         sv.addWidget(self.score_table, 1)
         rvl.addWidget(score_box, 2)
         splitter.addWidget(right)
@@ -690,7 +700,7 @@ class RewardTab(_Tab):
         text += f", held-out accuracy {_pct(held)}." if held is not None else "."
         if result.stopped_early:
             text += " Stopped early: validation accuracy had stopped improving."
-        self.status.setText(text)
+        self.status.setText(text + " Next: the Policy tab fine-tunes the model against it.")
         self.refresh_runs()
         self.select_run(result.run_id)
         self.refresh_score_runs(select=result.run_id)
@@ -757,6 +767,7 @@ class RewardTab(_Tab):
         self.score_run.setCurrentIndex(i if i >= 0 else (0 if done else -1))
         self.score_run.blockSignals(False)
         self._update_buttons()
+        self.score_empty.update()
 
     def refresh_prompt_choices(self) -> None:
         if self.project is None:
@@ -916,6 +927,8 @@ class PolicyTab(_Tab):
         rv = QVBoxLayout(runs_box)
         self.runs = runs_table(self.RUN_COLUMNS)
         self.runs.itemSelectionChanged.connect(self._run_selected)
+        self.runs_empty = EmptyState(self.runs, "No policy runs yet. Train a reward model first (or choose "
+                                                "DPO), then press <b>Start</b>.")
         rv.addWidget(self.runs)
         lv.addWidget(runs_box, 1)
         splitter.addWidget(left)
@@ -945,6 +958,8 @@ class PolicyTab(_Tab):
         self.samples.setAlternatingRowColors(True)
         self.samples.setWordWrap(True)
         self.samples.setToolTip("Live samples: the newest first, with the parts of their reward.")
+        self.samples_empty = EmptyState(self.samples, "While a run trains, the policy's own replies appear "
+                                                      "here, newest first, with their reward and KL.")
         rvl.addWidget(self.samples, 3)
         self._sample_columns = list(self.SAMPLE_COLUMNS)
         self._size_sample_columns()
@@ -1276,6 +1291,12 @@ class TrainPage(Page):
         self.reward.set_project(project)
         self.policy.set_project(project)
         self._shown_epoch = self.reward.epoch if self.isVisible() else None
+
+    def notify_run_ended(self) -> None:
+        """A run of either tab ended (finished, failed or cancelled): every page listing runs follows,
+        this one included (the Policy tab's reward-run choice and pre-flight)."""
+        if hasattr(self.app_context, "notify_changed"):
+            self.app_context.notify_changed("run")
 
     def _content_changed(self, _what: str) -> None:
         """Judgments, imports and runs change the pre-flight figures: re-check now if shown, else on show."""
