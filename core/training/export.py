@@ -47,6 +47,7 @@ def load_tuned_policy(proj, run_id: int, *, device: Optional[str] = None, dtype:
     else:
         load_trainable_state(model, tensors)
     model.eval()
+    model._rlhf_step = meta.get("step")  # which training step these weights are from
     for p in model.parameters():
         p.requires_grad_(False)
     return model, tokenizer
