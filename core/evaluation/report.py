@@ -295,7 +295,8 @@ def draw_outcomes(ax, report: dict) -> None:
     ev = report.get("eval")
     ax.set_title("Blind comparisons", fontsize=10)
     if not ev or not (ev["judged"] + ev["outcomes"]["identical"]):
-        _empty(ax, "No blind pairs judged yet")
+        _empty(ax, "No blind pairs judged yet" if ev else "Prepare a blind set, then judge its pairs:\n"
+               "the outcomes appear here")
         return
     names = [k for k in stats.OUTCOMES if k != "identical" or ev["outcomes"]["identical"]]
     values = [ev["outcomes"][k] for k in names]
@@ -337,7 +338,8 @@ def draw_rewards(ax, report: dict) -> None:
     rw = report.get("reward")
     ax.set_title("Reward-model scores" + (f" (reward run {rw['run']})" if rw else ""), fontsize=10)
     if not rw or not rw["base_values"]:
-        _empty(ax, "No reward-model run:\ntrain one to see both models' scores")
+        _empty(ax, "Both models' reward-model scores appear here\nonce a blind set is prepared"
+               if not report.get("eval") else "No reward-model scores yet:\nthey need a trained reward model")
         return
     values = rw["base_values"] + rw["tuned_values"]
     lo, hi = min(values), max(values)
@@ -358,7 +360,13 @@ def draw_calibration(ax, report: dict) -> None:
     rm = report.get("reward_model")
     ax.set_title("Reward model vs expert: accuracy by margin", fontsize=10)
     if not rm or not rm["calibration"]:
-        _empty(ax, "No reward-model run or no held-out\npairs judged by the expert")
+        if rm:
+            text = ("How often the reward model agrees with you, by margin, appears here.\nRank a few "
+                    "held-out prompts (Annotate ▸ Guidelines ▸ Queue: held-out) to see it")
+        else:
+            text = ("How often the reward model agrees with you appears here.\nIt needs a trained reward "
+                    "model and a few held-out prompts you ranked")
+        _empty(ax, text)
         return
     bins = rm["calibration"]
     x = list(range(len(bins)))
@@ -382,8 +390,9 @@ def draw_flags(ax, report: dict) -> None:
     ev = report.get("eval")
     ax.set_title("Flags on judged pairs (95% interval)", fontsize=10)
     flags = (ev or {}).get("flags") or {}
-    if not ev or not ev["judged"] or not flags:
-        _empty(ax, "No judged pairs" if not ev or not ev["judged"] else "No flags")
+    if not ev or not ev["judged"] or not any(f.get("successes") for f in flags.values()):
+        _empty(ax, "No judged pairs yet: press Judge blind pairs" if not ev or not ev["judged"] else
+               "No pair flagged (F1–F4 while judging)")
         return
     names = list(flags)
     y = list(range(len(names)))[::-1]
@@ -421,7 +430,10 @@ def summary_lines(report: dict) -> list[str]:
         if ag["n"]:
             lines.append(f"Reward model agrees with the blind choices on {_pct(ag['rate'])} (n={ag['n']}).")
     rm = report.get("reward_model")
-    if rm:
+    if rm and not rm["heldout_pairs"]:
+        lines.append(f"Reward model run {rm['run']}: held-out accuracy unknown, no held-out prompt ranked yet "
+                     "(rank a few: Annotate ▸ Guidelines ▸ Queue: held-out).")
+    elif rm:
         a = rm["accuracy"]
         lines.append(f"Reward model run {rm['run']}: held-out accuracy {_pct(a['rate'])} "
                      f"[{_pct(a['low'])}, {_pct(a['high'])}] on {rm['heldout_pairs']} expert pairs.")

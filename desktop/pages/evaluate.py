@@ -51,6 +51,7 @@ from core.evaluation.blind import (
 from desktop.charts import LiveChart
 from desktop.pages.base import Page
 from desktop.widgets.candidate_card import CandidateCard
+from desktop.widgets.empty_state import EmptyState
 from desktop.widgets.markdown_view import MarkdownView
 from desktop.worker import JobProgressWidget
 
@@ -418,6 +419,8 @@ class EvaluatePage(Page):
         self._runs_seen: tuple = ()
         self._build()
         self.set_project(None)
+        if hasattr(app_context, "content_changed"):
+            app_context.content_changed.connect(self._content_changed)
 
     # ---- layout ---------------------------------------------------------------------------------------
 
@@ -425,6 +428,7 @@ class EvaluatePage(Page):
         self.policy_combo = QComboBox()
         self.policy_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.policy_combo.setMinimumContentsLength(22)
+        self.policy_combo.setPlaceholderText("no policy run yet: train one on the Train page")
         self.policy_combo.currentIndexChanged.connect(self._on_policy_changed)
         self.max_prompts = QSpinBox()
         self.max_prompts.setRange(0, 100_000)
@@ -458,6 +462,7 @@ class EvaluatePage(Page):
         self.eval_combo = QComboBox()
         self.eval_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.eval_combo.setMinimumContentsLength(22)
+        self.eval_combo.setPlaceholderText("none yet: press Prepare blind set")
         self.eval_combo.currentIndexChanged.connect(self._on_eval_changed)
         self.judge_button = QPushButton("Judge blind pairs")
         self.judge_button.clicked.connect(self.open_judging)
@@ -496,7 +501,10 @@ class EvaluatePage(Page):
         self.metric_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.metric_combo.setMinimumContentsLength(12)
         self.metric_combo.currentIndexChanged.connect(self._draw_curves)
-        self.curves = LiveChart(title="", xlabel="step")
+        self.curves = LiveChart(title="", xlabel="step",
+                                empty_text="Tick runs on the left to overlay their training curves here.")
+        self.run_list_empty = EmptyState(self.run_list, "No training runs yet: reward-model and policy runs "
+                                                        "from the Train page appear here.")
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -650,6 +658,16 @@ class EvaluatePage(Page):
         elif self._stale:
             self.refresh_report()
 
+    def _content_changed(self, what: str) -> None:
+        """A judgment (the expert's consistency, the reward model's held-out accuracy), an import or a run
+        ended elsewhere: follow now if shown, else when next shown (the full report loads a model)."""
+        if self.project is None:
+            return
+        if not self.isVisible():
+            self._stale = self._stale or self.selected_eval() is not None
+        elif self._runs_seen != self._runs_signature() and not (self.handle is not None and self.handle.running):
+            self.reload_runs(select_eval=self.selected_eval())
+
     def _runs_signature(self) -> tuple:
         return tuple((r.id, r.status) for r in self.project.runs()) if self.project is not None else ()
 
@@ -706,6 +724,8 @@ class EvaluatePage(Page):
 
     def _on_prepared(self, result) -> None:
         self.reload_runs(select_eval=result.eval_run)
+        if self.app_context is not None:  # a new run, and held-out prompts gained candidates (Data page)
+            self.app_context.notify_changed("run")
         extra = f" {result.identical} identical pairs count as ties." if result.identical else ""
         self.summary.setText(f"{result.items} blind pairs are ready.{extra} Press <b>Judge blind pairs</b>.")
 

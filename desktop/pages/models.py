@@ -19,6 +19,7 @@ from core.errors import UserError
 from core.jobs import NEVER, CancelToken, Progress
 from desktop.ml_imports import ml_job
 from desktop.pages.base import Page, error_text
+from desktop.widgets.empty_state import EmptyState
 
 MODELS_KEY = "models"
 COLUMNS = ("Model", "Type", "Parameters", "Device", "Dtype", "Inference", "Training", "Free", "Folder")
@@ -121,6 +122,24 @@ def export_job(project, run_id: int, folder: str, cancel: CancelToken = NEVER) -
     return export_model(project, run_id, folder, plaintext=True)
 
 
+def export_folder_name(project, run_id: int) -> str:
+    return f"{Path(project.path).name.removesuffix('.rlhfproj')}-run-{run_id}"
+
+
+def export_folder(chosen: str | Path, project, run_id: int) -> Path:
+    """Where the export goes: the chosen folder when it is new or empty, else a new folder inside it named
+    after the project and run (`demo-run-2`, then `demo-run-2-2`, …), so choosing Documents just works."""
+    chosen = Path(chosen)
+    if not chosen.exists() or (chosen.is_dir() and not any(chosen.iterdir())):
+        return chosen
+    name = export_folder_name(project, run_id)
+    target, n = chosen / name, 1
+    while target.exists():
+        n += 1
+        target = chosen / f"{name}-{n}"
+    return target
+
+
 def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
                      on_started: Callable[[Any], None], on_status: Callable[[str], None]) -> QMessageBox:
     """A warning first (the export is unencrypted); on yes, a folder; then the export runs as a job.
@@ -130,7 +149,9 @@ def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
     box = QMessageBox(QMessageBox.Icon.Warning, "Export model",
                       f"Export the tuned model of run {run_id} as a standard Hugging Face folder?\n\n"
                       "The weights are written unencrypted, outside the project. Anyone who can read that "
-                      "folder can use the model, and a model can reveal parts of its training data.",
+                      "folder can use the model, and a model can reveal parts of its training data.\n\n"
+                      "You then choose a folder: the model goes into it if it is empty, else into a new "
+                      f"\u201c{export_folder_name(project, run_id)}\u201d folder inside it.",
                       QMessageBox.StandardButton.Cancel, parent)
     box.yes = box.addButton("Export unencrypted…", QMessageBox.ButtonRole.AcceptRole)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
@@ -138,9 +159,11 @@ def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
     def confirmed(button) -> None:
         if button is not box.yes:
             return
-        folder = QFileDialog.getExistingDirectory(parent, "Export into an empty folder", str(Path.home()))
-        if not folder:
+        chosen = QFileDialog.getExistingDirectory(parent, "Export the model into (a new folder is made here "
+                                                  "unless this one is empty)", str(Path.home()))
+        if not chosen:
             return
+        folder = str(export_folder(chosen, project, run_id))
         on_status(f"Exporting run {run_id}…")
 
         def failed(exc: BaseException) -> None:
@@ -207,6 +230,10 @@ class ModelsPage(Page):
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.itemDoubleClicked.connect(lambda *_: self.open_generate_dialog())
+        self.table_empty = EmptyState(self.table, "<b>No models yet.</b><br>Press <b>Add model folder…</b> and "
+                                                  "choose a local Hugging Face folder (config.json, weights, "
+                                                  "tokenizer): it generates candidates and is the base you "
+                                                  "fine-tune.")
 
         tuned_box = QGroupBox("Trained in this project (encrypted checkpoints)")
         tv = QVBoxLayout(tuned_box)
@@ -222,6 +249,8 @@ class ModelsPage(Page):
             th.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
         th.setStretchLastSection(True)
         self.tuned.itemSelectionChanged.connect(self._update_buttons)
+        self.tuned_empty = EmptyState(self.tuned, "Nothing trained yet. Reward models and tuned policies from the "
+                                                  "<b>Train</b> page appear here; select a policy run to export it.")
         tv.addWidget(self.tuned)
         trow = QHBoxLayout()
         self.export_button = QPushButton("Export model…")
@@ -249,6 +278,13 @@ class ModelsPage(Page):
         self.note.setWordWrap(True)
         layout.addWidget(self.note)
         self._update_buttons()
+        if hasattr(app_context, "content_changed"):
+            app_context.content_changed.connect(self._content_changed)
+
+    def _content_changed(self, what: str) -> None:
+        """A run ended while this page is up (training goes on in the background): list it now."""
+        if self.project is not None and self.isVisible():
+            self.refresh_tuned()
 
     # ---- project ---------------------------------------------------------------------------------------
 
@@ -422,6 +458,8 @@ class ModelsPage(Page):
         if self.project is None:
             return
         runs = sorted((r for r in self.project.runs() if r.kind in ("reward", "policy")), key=lambda r: -r.id)
+        selected = self.selected_tuned()
+        self.tuned.blockSignals(True)  # no selection callback while rows are half filled
         self.tuned.setRowCount(len(runs))
         for i, run in enumerate(runs):
             s, c = run.summary or {}, run.config or {}
@@ -446,7 +484,20 @@ class ModelsPage(Page):
                 if col == 3:
                     item.setToolTip(base)
                 self.tuned.setItem(i, col, item)
+        self.tuned.blockSignals(False)
+        if selected is not None:
+            self._select_tuned(selected[0])
+        else:  # the newest exportable policy run, so Export model… is one click away
+            ready = [r.id for r in runs if r.kind == "policy" and r.status in ("done", "cancelled")]
+            if ready:
+                self._select_tuned(ready[0])
         self._update_buttons()
+
+    def _select_tuned(self, run_id: int) -> None:
+        for r in range(self.tuned.rowCount()):
+            if self.tuned.item(r, 0).data(Qt.ItemDataRole.UserRole)[0] == run_id:
+                self.tuned.selectRow(r)
+                return
 
     def selected_tuned(self) -> Optional[tuple]:
         rows = self.tuned.selectionModel().selectedRows() if self.tuned.selectionModel() else []

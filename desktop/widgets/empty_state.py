@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Union
 
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QAbstractItemView, QLabel
 
@@ -20,14 +21,15 @@ class EmptyState(QObject):
     def __init__(self, view: QAbstractItemView, text: Text):
         super().__init__(view)
         self.view = view
+        self._viewport = view.viewport()
         self._text = text
-        self.label = QLabel(view.viewport())
+        self.label = QLabel(self._viewport)
         self.label.setWordWrap(True)
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setStyleSheet("color: palette(mid); padding: 12px;")
         self.label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        view.viewport().installEventFilter(self)
+        self._viewport.installEventFilter(self)
         self._model = None
         self._connect()
         self.update()
@@ -51,7 +53,13 @@ class EmptyState(QObject):
         for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.layoutChanged):
             signal.connect(self.update)
 
+    def _alive(self) -> bool:
+        # the view's signals and its viewport's events still arrive while Qt tears the view down
+        return all(shiboken6.isValid(o) for o in (self.view, self._viewport, self.label))
+
     def update(self, *_) -> None:
+        if not self._alive():
+            return
         self._connect()  # a view may get its model after this was made
         model = self.view.model()
         empty = model is None or model.rowCount() == 0
@@ -61,10 +69,10 @@ class EmptyState(QObject):
         self.label.setVisible(empty)
 
     def _place(self) -> None:
-        rect = self.view.viewport().rect()
+        rect = self._viewport.rect()
         self.label.setGeometry(rect.adjusted(8, 8, -8, -8))
 
     def eventFilter(self, obj, event) -> bool:
-        if obj is self.view.viewport() and event.type() == QEvent.Type.Resize:
+        if event.type() == QEvent.Type.Resize and obj is self._viewport and self._alive():
             self._place()
         return False
