@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from core.jobs import NEVER, CancelToken, Progress
-from core.models.generation import SamplingSettings, sample
+from core.models.generation import SamplingSettings, eos_token_ids, sample
 from core.models.loading import encode_batch, max_positions
 
 
@@ -112,6 +112,7 @@ def generate_candidates(
         model, tokenizer = load_model(model_path, device=device)
     cancel.raise_if_cancelled()
     dev = next(model.parameters()).device
+    eos_ids = set(eos_token_ids(model, tokenizer))
     limit = max_positions(model.config)
     max_prompt = None if limit is None else max(1, limit - settings.max_new_tokens)
     by_id = {p.id: p for p in prompts}
@@ -137,13 +138,18 @@ def generate_candidates(
             out = sample(model, tokenizer, batch["input_ids"], batch["attention_mask"], seeded, temperatures=temps)
             report.backend = out.backend
             report.new_tokens += int(out.response_mask.sum())
+            # no EOS among a row's tokens: it stopped at max_new_tokens (core.quality flags it "cut off")
+            lengths = out.response_mask.sum(-1).tolist()
+            last = [int(out.response_ids[b, n - 1]) if n else -1 for b, n in enumerate(lengths)]
             shown: list[dict[str, Any]] = []
             with project.transaction():
-                for (pid, prompt, idx), text, temp in zip(chunk, out.texts, temps):
+                for b, ((pid, prompt, idx), text, temp) in enumerate(zip(chunk, out.texts, temps)):
                     before = need[pid]
                     if text.strip():
                         origin = {"kind": "model", "model": origin_model,
                                   "settings": {**settings.to_dict(), "temperature": temp}}
+                        if eos_ids and last[b] not in eos_ids:
+                            origin["truncated"] = True
                         project.add_response(pid, text, origin=origin)
                     need[pid] = k - _count(project, pid, count_key)
                     if need[pid] < before:
