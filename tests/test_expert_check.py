@@ -103,3 +103,29 @@ def test_refuses_runs_it_cannot_check(checked):
         run_job(prepare_expert_check(proj, reward_run))
     with pytest.raises(UserError):
         run_job(prepare_expert_check(proj, 10_000))
+
+
+def test_cli_prepares_a_check_and_reports_agreement(tmp_path, eval_base, monkeypatch, capsys):
+    import core.cli
+    from core.project import Project
+    from tests.eval_fixtures import PASS
+
+    torch.set_num_threads(1)
+    folder = tmp_path / "cli.rlhfproj"
+    proj, policy_run, _ = make_eval_project(folder, eval_base)
+    proj.close()
+    monkeypatch.setenv("RLHF_STUDIO_PASSPHRASE", PASS)
+    assert core.cli.main(["expert-check", str(folder), str(policy_run), "--agreement"]) == 0
+    assert "no judged check pairs" in capsys.readouterr().out
+    assert core.cli.main(["expert-check", str(folder), str(policy_run), "--prompts", "6", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "blind pairs ready" in out and "Check with the expert" in out
+    with Project.open(folder, PASS) as proj:
+        check = [r.id for r in proj.runs(kind=CHECK_KIND)][-1]
+        for item in check_queue(proj, check):
+            a, b = proj.response(item.a).text, proj.response(item.b).text
+            # the expert's rule, with ties broken by length (a tiny random model's replies often tie)
+            record_check(proj, item, "a" if (a.count("e"), len(a)) >= (b.count("e"), len(b)) else "b")
+    assert core.cli.main(["expert-check", str(folder), str(policy_run), "--agreement"]) == 0
+    out = capsys.readouterr().out
+    assert "agrees with you on" in out and f"check run {check}" in out and "monitors:" in out

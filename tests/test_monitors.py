@@ -169,3 +169,34 @@ def test_live_monitors_of_a_real_policy_run(tmp_path, policy_gpt2, one_thread):
         chosen = M.baseline_prompts(len(prompts), cfg.seed)
         assert M.measure_baseline(policy, tok, [prompts[i] for i in chosen], cfg,
                                   batch_size=cfg.forward_batch_size) == base
+
+
+def test_cli_prints_the_monitors(tmp_path, policy_gpt2, monkeypatch, capsys, one_thread):
+    import core.cli
+
+    monkeypatch.setenv("RLHF_STUDIO_PASSPHRASE", PASS)
+    folder = tmp_path / "c.rlhfproj"
+    make_project(folder, n_prompts=4).close()
+    rc = core.cli.main(["train-policy", str(folder), "--algo", "rloo", "--policy", policy_gpt2, "--preset", "quick",
+                        "--steps", "2", "--batch-size", "2", "-k", "2", "--max-new-tokens", "5",
+                        "--length-target", "3", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "monitors: length " in captured.out and "× of the base's" in captured.out
+    assert "no reward-hacking warning" in captured.out and "expert-check" in captured.out
+
+
+def test_cli_warns_once_when_the_rule_fires(tmp_path):
+    """The CLI's printer over the events of a (constructed) hacked run in a real project."""
+    from core.cli.policy_cmds import MonitorPrinter
+    from core.jobs import Progress
+
+    with make_project(tmp_path / "w.rlhfproj") as proj:
+        run = proj.create_run("policy", {"policy": {"algo": "ppo", "kl_target": 6.0}})
+        printer = MonitorPrinter(proj)
+        lines = printer(Progress(0, 10, metrics={"run/id": float(run)})) + printer(Progress(0, 10, metrics=BASE.metrics()))
+        for step, row in enumerate(_rows(10, reward=(0.0, 1.0), length=(20.0, 2.0)), start=1):
+            lines += printer(Progress(step, 10, metrics={**row, **M.step_figures(row, BASE)}))
+        assert len(lines) == 1 and lines[0].startswith("warning at step ") and "Length collapse" in lines[0]
+        final = printer.final_lines()
+        assert final[0].startswith("monitors: length 0.30×") and final[1].startswith("warning: Length collapse")

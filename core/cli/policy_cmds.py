@@ -2,6 +2,7 @@
 
     rlhf-studio train-policy PROJECT --algo ppo|rloo|grpo|dpo --policy PATH --reward RUN [--preset quick]
     rlhf-studio train-policy PROJECT --resume RUN
+    rlhf-studio expert-check PROJECT RUN [--prompts 8] | --agreement
     rlhf-studio export-model PROJECT RUN OUTDIR --plaintext [--adapter]
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from core.errors import UserError
 from core.jobs import CancelToken, Cancelled
 from core.training.policy_config import ALGOS, MODES, PRESETS
 
-SHOWN_METRICS = ("reward/mean", "kl/mean", "kl/beta", "loss/policy")
+SHOWN_METRICS = ("reward/mean", "kl/mean", "kl/beta", "loss/policy", "monitor/length_ratio", "monitor/truncated")
 
 
 def register(subparsers) -> None:
@@ -68,6 +69,22 @@ def register(subparsers) -> None:
     p.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled or failed run")
     add_passphrase_args(p)
     p.set_defaults(func=cmd_train_policy)
+
+    c = subparsers.add_parser(
+        "expert-check", help="blind pairs of the policy's fresh replies vs the base's, and the reward model's "
+                             "agreement with how you judged them",
+        description="Sample one reply from policy run RUN (its latest checkpoint) and one from the base model for "
+                    "a few training prompts and queue them as blind pairs; judge them in the app (Train → Policy "
+                    "→ Check with the expert). --agreement then says how often the reward model orders your "
+                    "judged pairs as you did, with the run's reward-hacking monitors.")
+    c.add_argument("project", type=Path, help="the project folder (NAME.rlhfproj)")
+    c.add_argument("run", type=int, help="the policy run")
+    c.add_argument("--prompts", type=int, default=8, help="prompts to sample (default 8)")
+    c.add_argument("--agreement", action="store_true", help="measure the agreement on the pairs judged so far")
+    c.add_argument("--seed", type=int, help="seed for the prompts, the sampling and the sides (default: random)")
+    c.add_argument("--device", default=None, help="auto (GPU when present), cuda, mps or cpu")
+    add_passphrase_args(c)
+    c.set_defaults(func=cmd_expert_check)
 
     e = subparsers.add_parser(
         "export-model", help="export a tuned model as a Hugging Face folder (unencrypted)",
@@ -128,9 +145,10 @@ def cmd_train_policy(args: argparse.Namespace) -> int:
             job = train_policy(proj, {}, cancel=token, resume_run=args.resume)
         else:
             job = train_policy(proj, config_from_args(args), cancel=token)
+        watch = MonitorPrinter(proj, args.resume)
         try:
             result = run_with_progress(job, token, desc=f"{args.algo if args.resume is None else 'policy'}",
-                                       metrics=SHOWN_METRICS)
+                                       metrics=SHOWN_METRICS, on_event=watch)
         except Cancelled:
             runs = proj.runs(kind="policy")
             run_id = args.resume if args.resume is not None else (runs[-1].id if runs else None)
@@ -140,6 +158,79 @@ def cmd_train_policy(args: argparse.Namespace) -> int:
     for name in ("reward/mean", "kl/mean", "loss/policy"):
         if name in result.metrics:
             print(f"{name}: {result.metrics[name]:.4f}")
+    for line in watch.final_lines():
+        print(line)
+    return 0
+
+
+class MonitorPrinter:
+    """The reward-hacking monitors (core/training/monitors.py) over a train-policy run's events: a
+    warning is printed above the bar when it starts, and the figures and any warning at the end."""
+
+    def __init__(self, proj, resume_run=None):
+        from core.training import monitors
+
+        self.proj = proj
+        self.watch = monitors.watch_run(proj, resume_run) if resume_run is not None else None
+        self.run_id = resume_run
+
+    def __call__(self, event) -> list[str]:
+        from core.training import monitors
+
+        if "run/id" in event.metrics:
+            if self.watch is None:
+                self.run_id = int(event.metrics["run/id"])
+                self.watch = monitors.watch_run(self.proj, self.run_id)
+            return []
+        if self.watch is None:
+            return []
+        return [f"warning at step {event.step}: {w.text}" for w in self.watch.add(event.step, event.metrics)]
+
+    def final_lines(self) -> list[str]:
+        if self.watch is None:
+            return []
+        lines = [self.watch.summary_line()]
+        active = self.watch.warnings
+        lines += [f"warning: {w.text}" for w in active] or ["no reward-hacking warning"]
+        lines.append(f"check with the expert: rlhf-studio expert-check PROJECT {self.run_id}, judge the pairs in "
+                     f"the app (Train → Policy → Check with the expert), then --agreement")
+        return lines
+
+
+def cmd_expert_check(args: argparse.Namespace) -> int:
+    from core.cli.progress import run_with_progress
+    from core.training import monitors
+    from core.training.expert_check import expert_agreement, prepare_expert_check
+
+    token = CancelToken()
+    with open_project_from_args(args) as proj:
+        try:
+            if not args.agreement:
+                prepared = run_with_progress(prepare_expert_check(proj, args.run, n_prompts=args.prompts,
+                                                                  seed=args.seed, cancel=token, device=args.device),
+                                             token, desc="expert check")
+                step = f" (weights of step {prepared.step})" if prepared.step is not None else ""
+                print(f"check run {prepared.check_run}: {prepared.items} blind pairs ready{step}. Judge them in the "
+                      f"app (Train → Policy → Check with the expert), then run this with --agreement.")
+                return 0
+            result = run_with_progress(expert_agreement(proj, args.run, cancel=token, device=args.device),
+                                       token, desc="agreement")
+        except Cancelled:
+            print("cancelled: nothing was stored")
+            return 1
+        a = result.agreement
+        if not a.pairs:
+            print(f"no judged check pairs for run {args.run} yet: prepare a check, judge it in the app, then "
+                  "run this again")
+            return 0
+        print(f"reward model (run {result.reward_run}) agrees with you on {100 * a.rate:.0f}% of {a.pairs} "
+              f"fresh pairs; you preferred the policy's reply in {100 * result.expert_prefers_policy:.0f}%")
+        for row in result.by_check:
+            print(f"  check run {row['check_run']} (step {row['step']}): {100 * row['rate']:.0f}% of {row['pairs']}")
+        watch = monitors.watch_run(proj, args.run, a)
+    print(watch.summary_line())
+    for w in watch.warnings:
+        print(f"warning: {w.text}")
     return 0
 
 

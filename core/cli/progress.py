@@ -14,9 +14,9 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
-from core.jobs import CancelToken, Job
+from core.jobs import CancelToken, Job, Progress
 
 __all__ = ["run_with_progress"]
 
@@ -28,11 +28,13 @@ def run_with_progress(
     metrics: Optional[Iterable[str]] = None,
     file=None,
     disable: Optional[bool] = None,
+    on_event: Optional[Callable[[Progress], Iterable[str]]] = None,
 ) -> Any:
     """Run `job` to the end with a progress bar and return its result (raises `Cancelled` if cancelled).
 
     metrics: names to show beside the bar (default: every metric the job reports, up to 4).
     disable: no bar (default: when the output is not a terminal the bar is still drawn, tqdm-style).
+    on_event: called with each event; the lines it returns are printed above the bar (e.g. warnings).
     """
     from tqdm import tqdm
 
@@ -59,6 +61,9 @@ def run_with_progress(
                 bar.set_postfix({k: _fmt(v) for k, v in shown.items()}, refresh=False)
             bar.n = event.step
             bar.refresh()
+            if on_event is not None:
+                for line in on_event(event) or ():
+                    bar.write(line, file=file)
     finally:
         bar.close()
         _restore_sigint(previous)
