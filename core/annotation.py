@@ -26,6 +26,8 @@ PAIRWISE_KEYS = {"a": "a", "b": "b", "t": "tie", "x": "both_bad"}
 RATING_MIN, RATING_MAX = 1, 7
 DEFAULT_CONSISTENCY_SHARE = 0.05
 CONSISTENCY_SETTING = "annotation.consistency_share"
+QUEUE_ORDERS = ("project", "informative")  # core.active.ORDERS (the informative order is computed there)
+ORDER_SETTING = "annotation.queue_order"
 
 
 # ---- ranking builder ------------------------------------------------------------------------------
@@ -139,6 +141,8 @@ class Item:
     mode: str
     pair: Optional[tuple[int, int]] = None  # pairwise mode: display indices shown as A and B
     existing: Optional[Judgment] = None  # the current judgment of this kind (for prefill), if any
+    quality: dict[int, list] = field(default_factory=dict)
+    """Display index -> core.quality findings (duplicates, degenerate outputs) the expert has not overruled."""
     shown_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -210,9 +214,11 @@ class AnnotationSession:
 
     def __init__(self, project: Project, mode: str = "ranking", split: Optional[str] = None,
                  consistency_share: Optional[float] = None, seed: Optional[str] = None,
-                 rng: Optional[random.Random] = None):
+                 rng: Optional[random.Random] = None, order: Optional[str] = None):
         if mode not in MODES:
             raise UserError(f"Unknown annotation mode {mode!r}; use one of {', '.join(MODES)}.")
+        if order is not None and order not in QUEUE_ORDERS:
+            raise UserError(f"Unknown queue order {order!r}; use one of {', '.join(QUEUE_ORDERS)}.")
         self.project = project
         self.mode = mode
         self.split = split
@@ -229,6 +235,21 @@ class AnnotationSession:
         self._checked: set[int] = set()  # prompts re-shown for consistency this session
         self._pending_check = False
         self.progress = self._count_progress()
+        # The informative order (core.active.refresh_queue, run in the background): prompt ids, most
+        # informative first, and how far this session has walked it.
+        self.order = order or project.get_setting(ORDER_SETTING, "project")
+        if self.order not in QUEUE_ORDERS:
+            self.order = "project"
+        self.queue_order = None  # core.active.QueueOrder in use, or None
+        self._ranked: list[int] = []
+        self._ranked_pos = 0
+        from core.quality import overruled
+
+        self._overrules = overruled(project)
+        if self.order == "informative":
+            from core.active import stored_order
+
+            self.apply_order(stored_order(project))
 
     # ---- settings -----------------------------------------------------------------------------
 
@@ -251,7 +272,58 @@ class AnnotationSession:
         self.current = self._load(self.current.prompt_id, "annotation")
         return self.current
 
+    def set_order(self, order: str) -> None:
+        """"project" or "informative" (saved for the next session). The informative order itself comes
+        from `apply_order` (the refresh job's result); until then the project order is used."""
+        if order not in QUEUE_ORDERS:
+            raise UserError(f"Unknown queue order {order!r}; use one of {', '.join(QUEUE_ORDERS)}.")
+        self.order = order
+        self.project.set_setting(ORDER_SETTING, order)
+        if order == "informative" and self.queue_order is None:
+            from core.active import stored_order
+
+            self.apply_order(stored_order(self.project))
+
+    def apply_order(self, queue_order) -> bool:
+        """Use a `core.active.QueueOrder` from now on (the current item stays). Ignored when it is for
+        another split or not ready. Cheap: no query."""
+        if queue_order is None or not queue_order.ready or queue_order.split != self.split:
+            return False
+        self.queue_order = queue_order
+        self._ranked = list(queue_order.prompt_ids)
+        self._ranked_pos = 0
+        return True
+
+    @property
+    def informative(self) -> bool:
+        """The informative order is selected and one is in use."""
+        return self.order == "informative" and bool(self._ranked)
+
+    def overrule_quality(self, index: int, tag: str, overrule: bool = True) -> Optional[Item]:
+        """The expert says an automatic finding on candidate `index` of the current item is not a
+        problem (or takes that back). Saved at once; returns the current item with its findings updated."""
+        from core.quality import set_overruled
+
+        item = self._require()
+        rid = item.candidates[index].id
+        self._overrules = set_overruled(self.project, rid, tag, overrule)
+        item.quality = self._quality(item.candidates)
+        return item
+
+    def display_index(self, prompt_id: int, response_id: int) -> Optional[int]:
+        """Where a response shows (0-based) when its prompt is an annotation item of this session."""
+        for i, r in enumerate(self._shuffled(prompt_id, "annotation")):
+            if r.id == response_id:
+                return i
+        return None
+
     # ---- loading items ------------------------------------------------------------------------
+
+    def _quality(self, candidates: list[Response]) -> dict[int, list]:
+        from core.quality import check_candidates
+
+        found = check_candidates(candidates, self._overrules)
+        return {i: found[r.id] for i, r in enumerate(candidates) if r.id in found}
 
     def _shuffled(self, pid: int, purpose: str) -> list[Response]:
         # Blind-evaluation answers are judged only in the evaluation queue, never as ordinary candidates.
@@ -264,7 +336,7 @@ class AnnotationSession:
         prompt = self.project.prompt(pid)
         candidates = self._shuffled(pid, purpose)
         kind = KIND_OF_MODE[self.mode]
-        item = Item(prompt, candidates, purpose, self.mode)
+        item = Item(prompt, candidates, purpose, self.mode, quality=self._quality(candidates))
         if purpose == "annotation":
             current = self.project.judgments(prompt_id=pid, kind=kind)
         else:
@@ -301,8 +373,13 @@ class AnnotationSession:
         return self.current
 
     def _next_in_queue(self) -> Optional[int]:
-        """Unjudged prompts after the current one in project order, then from the start, then the
+        """The informative order's next unjudged prompt not shown yet this session, when there is one;
+        else unjudged prompts after the current one in project order, then from the start, then the
         skipped ones."""
+        if self.order == "informative":
+            pid = self._next_informative()
+            if pid is not None:
+                return pid
         pos = self.current.prompt.position if (self.current and self.current.purpose == "annotation") else (
             self.project.prompt(self.history[self.index]).position if self.index >= 0 else 0)
         here = self.current.prompt_id if self.current else None
@@ -311,6 +388,22 @@ class AnnotationSession:
             if pid is not None and pid != here:
                 return pid
         return None
+
+    def _next_informative(self) -> Optional[int]:
+        here = self.current.prompt_id if self.current else None
+        shown = set(self.history)
+        while self._ranked_pos < len(self._ranked):
+            pid = self._ranked[self._ranked_pos]
+            self._ranked_pos += 1
+            if pid != here and pid not in shown and not self._has_any_judgment(pid):
+                return pid
+        return None
+
+    def _has_any_judgment(self, pid: int) -> bool:
+        """A current annotation judgment of any kind, a skip included (one index probe)."""
+        return self._db.execute(
+            "SELECT 1 FROM judgments WHERE prompt_id=? AND status='current' AND +purpose='annotation' LIMIT 1",
+            (pid,)).fetchone() is not None
 
     def _next_unjudged(self, after_position: int, include_skipped: bool) -> Optional[int]:
         return self.project.next_unjudged(after_position, self.split, include_skipped=include_skipped)
