@@ -171,6 +171,7 @@ class DataPage(Page):
         self._search_handle = None
         self._load_handle = None
         self._stale = True
+        self._loading = False
         self._index: dict = {}
         self._index_rows: Optional[list] = None
         self.last_import = None
@@ -253,7 +254,7 @@ class DataPage(Page):
     def _empty_text(self) -> str:
         if self.project is None:
             return "No project is open."
-        if self._load_handle is not None and self._load_handle.running and not self.model.rows:
+        if self._loading and self.model.project is not self.project:  # the first load only: no flicker
             return "Loading prompts…"
         if self.model.rows:
             return "No prompt matches these filters. Clear the search or choose <i>All statuses</i>."
@@ -293,15 +294,22 @@ class DataPage(Page):
         if self._load_handle is not None and self._load_handle.running:
             return
         self._stale = False
+        self._loading = True
         self._load_handle = self.run_job(call_job(_load_rows, project, message="loading prompts"),
                                          "Loading prompts",
                                          on_finished=lambda rows, p=project: self._loaded(p, rows),
-                                         on_failed=self.show_error)
+                                         on_failed=self._load_failed)
         self.empty.update()
+
+    def _load_failed(self, exc: BaseException) -> None:
+        self._loading = False
+        self.empty.update()
+        self.show_error(exc)
 
     def _loaded(self, project, loaded) -> None:
         if project is not self.project:
             return  # closed or switched while loading
+        self._loading = False
         rows, self._index = loaded
         self._index_rows = rows
         selected = self.current_prompt_id()
