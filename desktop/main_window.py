@@ -338,9 +338,20 @@ class MainWindow(QMainWindow):
             from core.demo.project import create_demo_project
 
             path.parent.mkdir(parents=True, exist_ok=True)
+            self.start.set_busy("Creating the demo project: the built-in model writes four candidate replies "
+                                "per prompt (the first time only)…")
+
+            def failed(e):
+                self.start.set_busy("")
+                show_error(self, e, "Demo")
+
+            def created(report):
+                self.start.set_busy("")
+                self.ctx.set_project(report.project)
+
             self.ctx.run_job(lambda cancel: create_demo_project(path, DEMO_PASSPHRASE, keep_open=True, cancel=cancel),
-                             "Creating demo project", on_finished=lambda report: self.ctx.set_project(report.project),
-                             on_failed=lambda e: show_error(self, e, "Demo"))
+                             "Creating demo project", on_finished=created, on_failed=failed,
+                             on_cancelled=lambda: self.start.set_busy(""))
 
         if self.ctx.project is not None and Path(self.ctx.project.path) == path:
             return

@@ -12,6 +12,10 @@ from PySide6.QtWidgets import (
 from core.project import SUFFIX
 
 
+DEMO_NOTE = ("The demo is a small support-reply project with candidates from a tiny built-in model; its "
+             "passphrase is “demo”.")
+
+
 class StartScreen(QWidget):
     new_requested = Signal()
     open_requested = Signal()
@@ -50,11 +54,9 @@ class StartScreen(QWidget):
         self.open_button.clicked.connect(self.open_requested)
         self.demo_button.clicked.connect(self.demo_requested)
         column.addLayout(buttons)
-        demo_note = QLabel("The demo is a small support-reply project with candidates from a tiny built-in "
-                           "model; its passphrase is “demo”.")
-        demo_note.setWordWrap(True)
-        demo_note.setEnabled(False)
-        column.addWidget(demo_note)
+        self.demo_note = QLabel(DEMO_NOTE)
+        self.demo_note.setWordWrap(True)  # readable, not greyed out: it holds the demo's passphrase
+        column.addWidget(self.demo_note)
         column.addSpacing(18)
 
         line = QFrame()
@@ -78,6 +80,12 @@ class StartScreen(QWidget):
         holder.setMaximumWidth(760)
         outer.addWidget(holder, 4)
         outer.addStretch(1)
+
+    def set_busy(self, text: str = "") -> None:
+        """While the demo (or a project) is being made: say so here, not only in the status bar."""
+        for b in (self.new_button, self.open_button, self.demo_button):
+            b.setEnabled(not text)
+        self.demo_note.setText(f"<b>{text}</b>" if text else DEMO_NOTE)
 
     def set_recent(self, paths: list[str]) -> None:
         self.recent.clear()

@@ -474,6 +474,8 @@ class EvaluatePage(Page):
         self.job_widget = JobProgressWidget(None, hide_when_idle=True)
         # a long progress message must never widen the page (it sits beside the navigation)
         self.job_widget.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.job_widget.layout().setStretch(0, 2)  # ...but it keeps a share: "loading the tuned model", etc.
+        self.job_widget.layout().setStretch(1, 3)
         row2 = QHBoxLayout()
         row2.addWidget(QLabel("Evaluation:"))
         row2.addWidget(self.eval_combo, 1)
