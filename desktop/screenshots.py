@@ -2,7 +2,8 @@
 
 Builds a throwaway encrypted project in a temporary folder (support requests with four candidate
 replies each, a few already judged), with its own QSettings file, so nothing of the user's is read or
-touched. Dialogs are drawn over the window they belong to, as a user would see them.
+touched. The Train, Evaluate and Models pages are shown before any run (their empty states); the
+trained states come from `--training` (desktop.training_screens) and bench/eval_loop.py. Dialogs are drawn over the window they belong to, as a user would see them.
 """
 from __future__ import annotations
 
@@ -180,6 +181,19 @@ def render_all(out_dir: str | Path) -> list[Path]:
     _wait(app, until=lambda: bool(act.entries) and not ctx.runner.active)
     _wait(app)
     save(window.grab(), "activity.png")
+
+    # before any run: every table and chart says what will appear there and how to start (issue 15)
+    from core.demo.project import demo_model_dir
+    from desktop.pages.models import register_model
+
+    register_model(ctx.project, str(demo_model_dir()))
+    ctx.notify_changed("models")
+    for title, name in (("Train", "train_empty.png"), ("Evaluate", "evaluate_empty.png"),
+                        ("Models", "models_empty.png")):
+        window.show_page(title)
+        _wait(app, until=lambda: not ctx.runner.active, timeout=120)
+        _wait(app, 0.6)  # the charts' throttled redraw
+        save(window.grab(), name)
 
     window.close()
     return written

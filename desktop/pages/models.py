@@ -284,7 +284,10 @@ class ModelsPage(Page):
     def _content_changed(self, what: str) -> None:
         """A run ended while this page is up (training goes on in the background): list it now."""
         if self.project is not None and self.isVisible():
-            self.refresh_tuned()
+            if registered_models(self.project) != self.paths:
+                self.refresh()
+            else:
+                self.refresh_tuned()
 
     # ---- project ---------------------------------------------------------------------------------------
 
@@ -517,7 +520,10 @@ class ModelsPage(Page):
 
     def showEvent(self, event) -> None:  # runs finish on the Train page: show them when coming back
         if self.project is not None:
-            self.refresh_tuned()
+            if registered_models(self.project) != self.paths:  # e.g. Browse… on the Train page added one
+                self.refresh()
+            else:
+                self.refresh_tuned()
         super().showEvent(event)
 
     def _update_buttons(self) -> None:
