@@ -129,6 +129,8 @@ class MainWindow(QMainWindow):
             ActivityPage(self.ctx),
         ]
         self.page("Data").imported.connect(self._data_changed)
+        if hasattr(self.page("Models"), "candidates_added"):  # generated candidates: as an import does
+            self.page("Models").candidates_added.connect(self._data_changed)
         self.nav = QListWidget()
         self.nav.setFixedWidth(150)
         self.nav.setObjectName("nav")

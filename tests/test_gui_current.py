@@ -230,3 +230,42 @@ def test_report_charts_say_what_to_do_next():
     line = R.summary_lines({"reward_model": {"run": 1, "heldout_pairs": 0,
                                              "accuracy": {"rate": None, "low": 0.0, "high": 1.0}}})
     assert any("unknown" in x and "held-out" in x for x in line)
+
+
+def test_generated_candidates_reach_annotate_and_data(qtbot, window, tmp_path, tiny_model):
+    """Prompts imported alone, candidates generated on the Models page: Annotate's empty queue starts and
+    Data's counts follow, as after an import (before, Annotate stayed empty until the project was reopened)."""
+    from core.project import Project
+    from tests.gui_helpers import PASSPHRASE
+
+    proj = Project.create(tmp_path / "prompts.rlhfproj", PASSPHRASE)
+    with proj.transaction():
+        for i in range(3):
+            proj.add_prompt(f"How do I return item {i}?")
+    proj.set_setting("models", [tiny_model])
+    proj.close()
+    win = window
+    unlock(qtbot, win, tmp_path / "prompts.rlhfproj")
+    annotate, data, models = win.page("Annotate"), win.page("Data"), win.page("Models")
+    qtbot.waitUntil(lambda: not win.ctx.runner.active, timeout=60_000)
+    win.show_page("Annotate")
+    assert annotate.item is None or annotate.item.k == 0
+    if annotate.item is not None:  # a prompt with nothing to compare says where candidates come from
+        assert annotate.center_stack.currentWidget() is annotate.empty_label
+        assert "Generate candidates" in annotate.empty_label.text()
+        assert not annotate.submit_rank.isEnabled()
+    win.show_page("Models")
+    qtbot.waitUntil(lambda: models.table.rowCount() == 1 and not win.ctx.runner.active, timeout=60_000)
+    models.table.selectRow(0)
+    dialog = models.open_generate_dialog()
+    dialog.k.setValue(2)
+    dialog.max_new_tokens.setValue(6)
+    dialog.start_button.click()
+    with qtbot.waitSignal(dialog.handle.done, timeout=120_000):
+        pass
+    assert dialog.handle.state == "finished", dialog.handle.error
+    dialog.close()
+    qtbot.waitUntil(lambda: annotate.item is not None and annotate.item.k >= 1, timeout=30_000)
+    win.show_page("Data")
+    qtbot.waitUntil(lambda: data.model.rowCount() == 3 and not win.ctx.runner.active, timeout=30_000)
+    assert all(row[4] >= 1 for row in data.model.rows)  # the Candidates column

@@ -370,6 +370,12 @@ class AnnotatePage(Page):
         self.share_spin.blockSignals(False)
         self._show(self.session.start())
 
+    def data_changed(self) -> None:
+        """Candidates were imported or generated: an empty queue, or a prompt shown with too few to compare,
+        starts again (a prompt mid-judgment stays as it is)."""
+        if self.project is not None and (self.item is None or self.item.k < 2):
+            self.set_project(self.project)
+
     def _clear_views(self) -> None:
         """Drop every decrypted text from the widgets."""
         self.overlay.hide()
@@ -480,6 +486,14 @@ class AnnotatePage(Page):
             self._fill_diff()
         else:
             self.center_stack.setCurrentWidget(self.cards_widget)
+        if item.k == 0 or (item.k < 2 and self.mode != "rating"):  # prompts imported alone, not generated yet
+            self.empty_label.setText(
+                f"This prompt has {'no candidate replies' if not item.k else 'only one candidate reply'} yet: "
+                "nothing to compare. Generate candidates on the Models page (Generate candidates…) or import "
+                "replies on the Data page; Skip (S) moves on.")
+            self.center_stack.setCurrentWidget(self.empty_label)
+            for w in (self.submit_rank, self.submit_rate, self.diff_button, *self.pair_buttons.values()):
+                w.setEnabled(False)
         self._refresh_state()
         self._update_progress()
         if not (self.comment.hasFocus() or self.guidelines_edit.hasFocus()):

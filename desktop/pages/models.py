@@ -186,6 +186,7 @@ def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
 class ModelsPage(Page):
     title = "Models"
     models_changed = Signal(list)  # the registered paths, after an add or a remove
+    candidates_added = Signal(object)  # a GenerationReport that added candidates: the other pages reload
 
     def __init__(self, app_context, parent: Optional[QWidget] = None):
         super().__init__(app_context, parent)
@@ -397,6 +398,7 @@ class ModelsPage(Page):
         dialog = GenerateDialog(self.app_context, self.project, self.paths, model=self.selected_path(),
                                 prompt_ids=prompt_ids, parent=self)
         dialog.model_used.connect(self._generated_with)
+        dialog.generated.connect(lambda report: self.candidates_added.emit(report) if report.added else None)
         self.generate_dialog = dialog
         dialog.show()  # non-modal: generation may take a while
         return dialog
