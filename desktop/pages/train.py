@@ -519,8 +519,12 @@ class RewardTab(_Tab):
         rvl = QVBoxLayout(right)
         rvl.setContentsMargins(6, 0, 0, 0)
         charts = QHBoxLayout()
-        self.loss_chart = LiveChart(["loss/train", "loss/val"], title="Bradley–Terry loss")
-        self.acc_chart = LiveChart(["accuracy/train", "accuracy/val"], title="Pairwise accuracy")
+        self.loss_chart = LiveChart(["loss/train", "loss/val"], title="Bradley–Terry loss",
+                                    empty_text="No run yet: press Start, and the loss on your rankings "
+                                               "(training and validation) is drawn here as it trains.")
+        self.acc_chart = LiveChart(["accuracy/train", "accuracy/val"], title="Pairwise accuracy",
+                                   empty_text="How often the model puts your preferred reply first, on "
+                                              "training and on validation pairs, appears here as it trains.")
         charts.addWidget(self.loss_chart)
         charts.addWidget(self.acc_chart)
         rvl.addLayout(charts, 3)
