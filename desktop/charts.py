@@ -28,8 +28,12 @@ EMPTY_TEXT = "No figures yet: this chart fills in as soon as a run reports its f
 
 class LiveChart(QWidget):
     def __init__(self, series: Iterable[str] = (), title: str = "", xlabel: str = "step",
-                 parent: Optional[QWidget] = None, logy: bool = False, empty_text: str = EMPTY_TEXT):
+                 parent: Optional[QWidget] = None, logy: bool = False, empty_text: str = EMPTY_TEXT,
+                 styles: Optional[dict[str, dict]] = None, hlines: Iterable[float] = ()):
+        """styles: matplotlib line options per series (e.g. markers for a series of few points);
+        hlines: dashed reference lines (e.g. 1.0 on a ratio chart)."""
         super().__init__(parent)
+        self._styles = dict(styles or {})
         self.figure = Figure(figsize=(5, 3), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -58,6 +62,8 @@ class LiveChart(QWidget):
         self._timer.start()
         for name in series:
             self._ensure(name)
+        for y in hlines:
+            self.ax.axhline(y, linestyle="--", linewidth=1.0, color="#888888", zorder=0)
         self._style()
         self._show_empty()
         self.canvas.draw_idle()
@@ -66,6 +72,7 @@ class LiveChart(QWidget):
 
     def add_points(self, points: dict[str, tuple[float, float] | list[tuple[float, float]]]) -> None:
         """Append points: {name: (x, y)} or {name: [(x, y), ...]}. Non-finite values are skipped."""
+        added = False
         for name, value in points.items():
             xs, ys = self._ensure(name)
             pairs = value if isinstance(value, list) else [value]
@@ -74,13 +81,23 @@ class LiveChart(QWidget):
                 if math.isfinite(y):
                     xs.append(float(x))
                     ys.append(y)
-        self._dirty = True
+                    added = True
+        if added or not points:  # nothing new: no redraw (an event without this chart's figures)
+            self._dirty = True
         self._show_empty()
 
     def add_metrics(self, step: float, metrics: dict[str, float], only: Optional[Iterable[str]] = None) -> None:
         """Convenience for Progress events: every metric (or those in `only`) at `step`."""
         wanted = set(only) if only is not None else None
         self.add_points({k: (step, v) for k, v in metrics.items() if wanted is None or k in wanted})
+
+    def set_points(self, name: str, points: list[tuple[float, float]]) -> None:
+        """Replace one series' points (e.g. a figure recomputed for past steps)."""
+        xs, ys = self._ensure(name)
+        xs.clear()
+        ys.clear()
+        self.add_points({name: list(points)})
+        self._dirty = True
 
     def clear(self) -> None:
         self._data.clear()
@@ -107,7 +124,7 @@ class LiveChart(QWidget):
     def _ensure(self, name: str) -> tuple[list[float], list[float]]:
         if name not in self._data:
             self._data[name] = ([], [])
-            (line,) = self.ax.plot([], [], label=name, linewidth=1.6)
+            (line,) = self.ax.plot([], [], label=name, **{"linewidth": 1.6, **self._styles.get(name, {})})
             self._lines[name] = line
         return self._data[name]
 

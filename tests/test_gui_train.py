@@ -205,6 +205,24 @@ def test_policy_run_samples_cancel_resume_export(qtbot, page, tmp_path, monkeypa
     assert tab.preflight_ok, tab.preflight_label.text()
     assert "training prompts" in tab.preflight_label.text()
 
+    # Cancel as the first samples are reported, on the worker: a 6-step run of a tiny model may otherwise
+    # end before the GUI thread gets to the Cancel click (a race with the machine's speed).
+    import desktop.pages.train as train_page
+
+    real_job = train_page.policy_train_job
+
+    def cancelled_after_first_samples(proj_, config, resume_run, cancel):
+        job = real_job(proj_, config, resume_run, cancel)
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if event.samples:
+                cancel.cancel()  # what the Cancel button does; the job stops at its next step boundary
+            yield event
+
+    monkeypatch.setattr(train_page, "policy_train_job", cancelled_after_first_samples)
     tab.start_button.click()
     handle = tab.handle
     qtbot.waitUntil(lambda: tab.samples.rowCount() > 0, timeout=90_000)

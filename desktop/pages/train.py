@@ -922,10 +922,15 @@ class PolicyTab(_Tab):
         self.export_button = QPushButton("Export model…")
         self.export_button.setToolTip("Write the selected run's tuned model as a Hugging Face folder (unencrypted).")
         self.export_button.clicked.connect(lambda: self.export())
+        from desktop.pages.policy_monitors import MonitorsPanel
+
+        self.monitors = MonitorsPanel(self)  # reward-hacking monitors: charts, warning banner, expert check
+        self.check_handle: Optional[JobHandle] = None
         for b in (self.start_button, self.resume_button, self.export_button):
             brow.addWidget(b)
         brow.addStretch(1)
         form.addRow(brow)
+        form.addRow(self.monitors.check_button)
         lv.addWidget(setup)
         runs_box = QGroupBox("Runs")
         rv = QVBoxLayout(runs_box)
@@ -948,6 +953,9 @@ class PolicyTab(_Tab):
         for i, chart in enumerate((self.reward_chart, self.kl_chart, self.entropy_chart, self.loss_chart)):
             chart.canvas.setMinimumHeight(130)
             grid.addWidget(chart, i // 2, i % 2)
+        grid.addWidget(self.monitors.length_chart, 0, 2)
+        grid.addWidget(self.monitors.share_chart, 1, 2)
+        rvl.addWidget(self.monitors.banner)
         rvl.addLayout(grid, 5)
         self.progress = JobProgressWidget(hide_when_idle=False)
         self.progress.cancel_button.setEnabled(False)
@@ -986,6 +994,10 @@ class PolicyTab(_Tab):
         for chart in self.charts():
             chart.clear()
         self._clear_samples()
+        if self.monitors.dialog is not None:  # the judging window shows decrypted text: close it
+            self.monitors.dialog.close()
+            self.monitors.dialog = None
+        self.monitors.reset()
         self.runs.setRowCount(0)
         self.reward_run.clear()
         self.preflight_label.setText("")
@@ -1000,7 +1012,7 @@ class PolicyTab(_Tab):
         self._update_buttons()
 
     def charts(self) -> tuple[LiveChart, ...]:
-        return (self.reward_chart, self.kl_chart, self.entropy_chart, self.loss_chart)
+        return (self.reward_chart, self.kl_chart, self.entropy_chart, self.loss_chart, *self.monitors.charts())
 
     def refresh(self) -> None:
         if self.project is None:
@@ -1111,12 +1123,14 @@ class PolicyTab(_Tab):
         self.kl_chart.add_metrics(step, m, only=("kl/mean",))
         self.entropy_chart.add_metrics(step, m, only=("policy/entropy",))
         self.loss_chart.add_points({k: (step, v) for k, v in m.items() if k.startswith("loss/")})
+        self.monitors.add(step, m)
 
     def _on_progress(self, ev: Progress) -> None:
         m = ev.metrics
         if "run/id" in m:
             run_id = int(m["run/id"])
             if run_id != self.current_run:
+                self.monitors.reset(run_id, (self.project.run(run_id).config or {}).get("policy"))
                 self.current_run = run_id
                 self.refresh_runs()
                 self.select_run(run_id)
@@ -1180,7 +1194,10 @@ class PolicyTab(_Tab):
             text += f": reward {m['reward/mean']:+.3f}"
         if "kl/mean" in m:
             text += f", KL {m['kl/mean']:.3f}"
-        self.status.setText(text + ". Export model… writes it as a Hugging Face folder.")
+        text += ". Export model… writes it as a Hugging Face folder."
+        if self.monitors.warning_codes():
+            text += " The reward-hacking monitors warn (above): read the samples before you use this model."
+        self.status.setText(text)
         self.refresh_runs()
         self.select_run(result.run_id)
 
@@ -1214,6 +1231,7 @@ class PolicyTab(_Tab):
         for chart in self.charts():
             chart.clear()
         self._clear_samples()
+        self.monitors.reset()
 
     def _show_history(self, run_id: int) -> None:
         if self.project is None:
@@ -1221,6 +1239,7 @@ class PolicyTab(_Tab):
         for chart in self.charts():
             chart.clear()
         self._clear_samples()
+        self.monitors.reset(run_id, (self.project.run(run_id).config or {}).get("policy"))
         by_step: dict[int, dict[str, float]] = {}
         for name, points in self.project.metrics(run_id).items():
             for step, value in points:
@@ -1229,6 +1248,75 @@ class PolicyTab(_Tab):
             self._route(step, by_step[step])
         for step, rows in self.project.samples(run_id)[-20:]:
             self.add_samples(step, rows)
+        from core.training.expert_check import recorded_agreement
+
+        self.monitors.show_agreement(*recorded_agreement(self.project, run_id))
+
+    # ---- check with the expert (core.training.expert_check; the view: desktop.pages.policy_monitors) -----
+
+    def check_run_target(self) -> Optional[int]:
+        return self.selected_run() or self.current_run
+
+    def check_with_expert(self, run_id: Optional[int] = None, seed: Optional[int] = None) -> Optional[JobHandle]:
+        """Sample fresh policy and base replies (a job), then open the blind judging window."""
+        from core.training.expert_check import prepare_expert_check
+        from desktop.pages.policy_monitors import CHECK_PROMPTS
+
+        run_id = run_id or self.check_run_target()
+        if self.project is None or run_id is None or (self.check_handle is not None and self.check_handle.running):
+            return None
+        proj = self.project
+        self.status.setText("Sampling the policy's and the base model's replies for you to judge…")
+        self.check_handle = self.page.run_job(
+            lambda cancel: prepare_expert_check(proj, run_id, n_prompts=CHECK_PROMPTS, seed=seed, cancel=cancel),
+            "Preparing a check with the expert", on_finished=self._guard(lambda r: self._check_ready(run_id, r)),
+            on_failed=self._guard(lambda e: (self.status.setText(error_text(e)),
+                                             self.page.show_error(e, "Check with the expert"))))
+        self.check_handle.done.connect(self._update_buttons)
+        self._update_buttons()
+        return self.check_handle
+
+    def _check_ready(self, run_id: int, prepared) -> None:
+        from desktop.pages.policy_monitors import ExpertCheckDialog
+
+        if not prepared.items:
+            self.status.setText("The policy wrote the base model's replies on every prompt sampled: nothing to "
+                                "judge yet.")
+            return
+        self.status.setText(f"{prepared.items} blind pairs to judge: which reply is better?")
+        dialog = self.monitors.dialog = ExpertCheckDialog(self.project, prepared.check_run, self)
+        dialog.finished.connect(self._guard(lambda *_: self._check_closed(run_id)))
+        dialog.show()
+
+    def _check_closed(self, run_id: int) -> None:
+        ctx = self.page.app_context
+        if hasattr(ctx, "notify_changed"):  # new judgments: other pages' figures follow
+            ctx.notify_changed("judgment")
+        self.measure_agreement(run_id)
+
+    def measure_agreement(self, run_id: int) -> Optional[JobHandle]:
+        """Score the judged check pairs with the run's reward model (a job) and show the agreement."""
+        from core.training.expert_check import expert_agreement
+
+        if self.project is None or (self.project.run(run_id).config.get("policy") or {}).get("reward_run") is None:
+            return None
+        proj = self.project
+        self.agreement_handle = self.page.run_job(
+            lambda cancel: expert_agreement(proj, run_id, cancel=cancel), "Measuring the reward model's agreement",
+            on_finished=self._guard(lambda r: self._agreement_done(run_id, r)),
+            on_failed=self._guard(lambda e: self.status.setText(error_text(e))))
+        return self.agreement_handle
+
+    def _agreement_done(self, run_id: int, result) -> None:
+        if run_id != self.monitors.run_id:
+            return
+        self.monitors.show_agreement(result.agreement, result.by_check)
+        a = result.agreement
+        if a.pairs:
+            self.status.setText(f"The reward model orders {a.rate:.0%} of the {a.pairs} fresh pairs you judged as "
+                                f"you did; you preferred the policy's reply in {result.expert_prefers_policy:.0%}.")
+        else:
+            self.status.setText("No pair with a preference judged yet: agreement needs an A or B choice.")
 
     # ---- export ----------------------------------------------------------------------------------------
 
@@ -1254,6 +1342,9 @@ class PolicyTab(_Tab):
         self.start_button.setEnabled(on and not training and not checking and self.preflight_ok)
         run_id = self.selected_run() if on else None
         status = self.run_row(run_id)["Status"].split(" ")[0] if run_id is not None else None
+        self.monitors.check_button.setEnabled(
+            on and (run_id or self.current_run) is not None
+            and not (self.check_handle is not None and self.check_handle.running))
         self.resume_button.setEnabled(on and not training and status in RESUMABLE)
         self.export_button.setEnabled(on and run_id is not None and status in ("done", "cancelled")
                                       and not (training and run_id == self.current_run))
