@@ -342,7 +342,7 @@ def _reward_scores(project, cache: ModelCache, run_id: int, pids: Sequence[int],
 def refresh_queue(project, *, split: Optional[str] = None, pool_size: int = DEFAULT_POOL,
                   members: int = DEFAULT_MEMBERS, use_reward_run: bool = True,
                   reward_pool: int = DEFAULT_REWARD_POOL, margin_weight: float = 0.25,
-                  diversity: float = 0.5, seed: int = 0, store: bool = True,
+                  diversity: float = 0.3, seed: int = 0, store: bool = True, min_judged: int = MIN_JUDGED,
                   cache: Optional[ModelCache] = None, cancel: CancelToken = NEVER) -> Iterator[Progress]:
     """Job: compute the informative order of the unjudged prompts of `split` (None: all prompts);
     returns a `QueueOrder` (not ready, with a reason, until MIN_JUDGED prompts are judged). Reads the
@@ -360,8 +360,8 @@ def refresh_queue(project, *, split: Optional[str] = None, pool_size: int = DEFA
         order.reason = ("The held-out split keeps the project order: it measures the reward model, and "
                         "choosing it by the model would bias that measurement.")
         return order
-    if len(judged) < MIN_JUDGED:
-        order.reason = (f"The informative order starts once {MIN_JUDGED} prompts are judged "
+    if len(judged) < min_judged:
+        order.reason = (f"The informative order starts once {min_judged} prompts are judged "
                         f"({len(judged)} so far); until then the queue keeps the project order.")
         order.seconds = time.monotonic() - t0
         return order

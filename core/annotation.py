@@ -563,6 +563,14 @@ class AnnotationSession:
         return self._after_record(item, jid, had, seconds)
 
     @property
+    def last_recorded(self) -> Optional[tuple[int, int, str]]:
+        """(judgment id, prompt id, purpose) of the last judgment this session recorded, or None."""
+        if not self._undo:
+            return None
+        jid, pid, purpose, _ = self._undo[-1]
+        return jid, pid, purpose
+
+    @property
     def can_undo(self) -> bool:
         return bool(self._undo)
 

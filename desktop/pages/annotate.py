@@ -125,6 +125,9 @@ class AnnotatePage(Page):
     # ---- layout -------------------------------------------------------------------------------
 
     def _build(self) -> None:
+        from desktop.pages.annotate_assist import AnnotateAssist
+
+        self.assist = AnnotateAssist(self)  # queue order, model check after a submit, review list
         # top bar: modes, progress, tools
         self.mode_group = QButtonGroup(self)
         top = QHBoxLayout()
@@ -145,7 +148,9 @@ class AnnotatePage(Page):
         self.progress_label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
         # fixed size policies: a new text must not re-lay-out the page (it costs ms per item)
         self.progress_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        top.addSpacing(16)
+        top.addSpacing(12)
+        top.addWidget(self.assist.order_combo)
+        top.addSpacing(12)
         top.addWidget(self.progress_label, 1)
         self.diff_button = QPushButton("Diff (D)")
         self.help_button = QPushButton("Shortcuts (?)")
@@ -193,6 +198,7 @@ class AnnotatePage(Page):
         _no_focus(self.tabs, self.tabs.tabBar())
         self.tabs.addTab(self._build_judge_tab(), "Judge")
         self.tabs.addTab(self._build_guidelines_tab(), "Guidelines (G)")
+        self.tabs.addTab(self.assist.review_tab, "Review")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.tabs.setMinimumWidth(300)
         self.tabs.setMaximumWidth(420)
@@ -309,6 +315,7 @@ class AnnotatePage(Page):
         layout.addWidget(self.comment)
         layout.addLayout(nav)
         layout.addWidget(self.undo_button)
+        layout.addWidget(self.assist.note)
         return tab
 
     def _build_guidelines_tab(self) -> QWidget:
@@ -340,7 +347,9 @@ class AnnotatePage(Page):
         form.addWidget(self.split_combo, 0, 1)
         form.addWidget(QLabel("Consistency re-checks"), 1, 0)
         form.addWidget(self.share_spin, 1, 1)
+        form.addWidget(self.assist.check_box, 2, 0, 1, 2)
         layout.addLayout(form)
+        layout.addWidget(self.assist.order_status)
         self.consistency_label = QLabel()
         self.consistency_label.setWordWrap(True)
         layout.addWidget(self.consistency_label)
@@ -354,6 +363,7 @@ class AnnotatePage(Page):
         self.item = None
         self._clear_views()
         if project is None:
+            self.assist.project_set(None)
             self._show_empty("The project is locked or closed.")
             return
         self.tags = project.tags()
@@ -369,6 +379,7 @@ class AnnotatePage(Page):
         self.share_spin.setValue(int(round(self.session.consistency_share * 100)))
         self.share_spin.blockSignals(False)
         self._show(self.session.start())
+        self.assist.project_set(project)
 
     def data_changed(self) -> None:
         """Candidates were imported or generated: an empty queue, or a prompt shown with too few to compare,
@@ -396,6 +407,7 @@ class AnnotatePage(Page):
         self.progress_label.clear()
         self.message.clear()
         self.consistency_label.clear()
+        self.assist.clear()
         for cb in self.flag_checks:
             cb.deleteLater()
         self.flag_checks = []
@@ -421,6 +433,7 @@ class AnnotatePage(Page):
             card = CandidateCard()
             card.clicked.connect(self._on_card_clicked)
             card.rated.connect(self._on_card_rated)
+            card.overruled.connect(self._on_quality_overruled)
             self._cards.append(card)
 
     def _layout_cards(self, shown: list[int]) -> None:
@@ -454,6 +467,7 @@ class AnnotatePage(Page):
                              "or go back with ◀ Previous.")
             self._update_progress()
             self.prev_button.setEnabled(self.session is not None and self.session.index >= 0)
+            self.assist.item_shown(None)
             self.item_shown.emit(None)
             return
         self._set_enabled(True)
@@ -470,6 +484,7 @@ class AnnotatePage(Page):
         self._layout_cards(shown)
         for idx in shown:
             self._cards[idx].set_rating_visible(self.mode == "rating")
+            self._cards[idx].set_quality(item.quality.get(idx, ()))
         # state for this item, prefilled from the stored judgment when revisiting
         self.builder = RankingBuilder(item.k)
         tiers = item.prefill_tiers()
@@ -498,6 +513,7 @@ class AnnotatePage(Page):
         self._update_progress()
         if not (self.comment.hasFocus() or self.guidelines_edit.hasFocus()):
             self.setFocus()
+        self.assist.item_shown(item)
         self.item_shown.emit(item)
 
     def _refresh_state(self) -> None:
@@ -573,7 +589,7 @@ class AnnotatePage(Page):
         if self.session is None:
             self.progress_label.clear()
             return
-        self.progress_label.setText(self.session.progress.text())
+        self.progress_label.setText(self.session.progress.text() + self.assist.status_suffix())
 
     # ---- mouse: drag and drop, checkboxes, cards -----------------------------------------------
 
@@ -642,6 +658,8 @@ class AnnotatePage(Page):
         """After a judgment is saved: tell the other pages (Train's pre-flight counts pairs)."""
         if ok and hasattr(self.app_context, "notify_changed"):
             self.app_context.notify_changed("judgment")
+        if ok:
+            self.assist.after_submit()  # the model check (after, never before) and the queue's refresh
         return ok
 
     def _flags(self) -> tuple[str, ...]:
@@ -696,6 +714,26 @@ class AnnotatePage(Page):
         if self.project is not None:
             self.session = AnnotationSession(self.project, mode=self.mode, split=self.split)
             self._show(self.session.start())
+            self.assist.session_changed()
+
+    def goto_prompt(self, prompt_id: int) -> bool:
+        """Show a prompt again (the review list): its stored judgment is prefilled."""
+        if self.session is None:
+            return False
+        self.tabs.setCurrentIndex(0)
+        return self._run(lambda: self.session.goto(prompt_id))
+
+    def _on_quality_overruled(self, idx: int, tag: str) -> None:
+        """The expert says an automatic quality tag on a card is wrong: saved at once."""
+        if self.session is None or self.item is None or idx < 0:
+            return
+        try:
+            item = self.session.overrule_quality(idx, tag)
+        except UserError as exc:
+            self.message.setText(str(exc))
+            return
+        self._cards[idx].set_quality(item.quality.get(idx, ()))
+        self.setFocus()
 
     def _on_tab_changed(self, index: int) -> None:
         if index == 1:
@@ -826,7 +864,7 @@ class AnnotatePage(Page):
             self.toggle_diff()
             return True
         if lower == "g":
-            self.tabs.setCurrentIndex(1 - self.tabs.currentIndex())
+            self.tabs.setCurrentIndex(0 if self.tabs.currentIndex() == 1 else 1)
             return True
         if lower == "c":
             self.tabs.setCurrentIndex(0)

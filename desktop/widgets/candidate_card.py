@@ -6,7 +6,7 @@ from typing import Optional
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from core.annotation import RATING_MAX, RATING_MIN
 from desktop.widgets.markdown_view import MarkdownView
@@ -22,6 +22,7 @@ class CandidateCard(QFrame):
 
     clicked = Signal(int)  # display index
     rated = Signal(int, int)  # display index, rating
+    overruled = Signal(int, str)  # display index, quality tag the expert says is not a problem
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -59,11 +60,31 @@ class CandidateCard(QFrame):
         header.addStretch(1)
         header.addWidget(self.rating_box)
         header.addWidget(self.badge)
+        # automatic quality findings (core.quality): a line above the text, one button to overrule them
+        self._quality_tags: list[str] = []
+        self.quality = QLabel()
+        _bad = self.quality.palette()
+        _bad.setColor(QPalette.ColorRole.WindowText, QColor("#b9770e"))
+        self.quality.setPalette(_bad)
+        self.quality.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.overrule_button = QToolButton()
+        self.overrule_button.setText("Not a problem")
+        self.overrule_button.setToolTip("The automatic check was wrong about this candidate: remove its tag")
+        self.overrule_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.overrule_button.clicked.connect(
+            lambda: [self.overruled.emit(self.index, t) for t in list(self._quality_tags)])
+        self.quality_row = QWidget()
+        qrow = QHBoxLayout(self.quality_row)
+        qrow.setContentsMargins(0, 0, 0, 0)
+        qrow.addWidget(self.quality, 1)
+        qrow.addWidget(self.overrule_button)
+        self.quality_row.hide()
         self.body = MarkdownView()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         layout.setSpacing(4)
         layout.addLayout(header)
+        layout.addWidget(self.quality_row)
         layout.addWidget(self.body, 1)
 
     def set_candidate(self, index: int, text: str, label: Optional[str] = None) -> None:
@@ -72,6 +93,20 @@ class CandidateCard(QFrame):
         words = len(text.split())
         self.caption.setText(f"{words} word{'s' if words != 1 else ''}")
         self.body.show_text(text)
+
+    def set_quality(self, flags) -> None:
+        """core.quality findings for this candidate (empty: hide the line)."""
+        tags = [f.tag for f in flags]
+        if tags == self._quality_tags:
+            return
+        self._quality_tags = tags
+        if not tags:
+            self.quality_row.hide()
+            self.quality.clear()
+            return
+        self.quality.setText("⚠ " + " · ".join(tags))
+        self.quality.setToolTip("\n".join(f"{f.tag}: {f.detail}" for f in flags))
+        self.quality_row.show()
 
     def set_badge(self, text: str = "", tone: str = "rank") -> None:
         if not text:
@@ -127,6 +162,7 @@ class CandidateCard(QFrame):
         self.number.clear()
         self.caption.clear()
         self.body.clear()
+        self.set_quality([])
         self.set_badge("")
         self.set_rating(None)
         self.set_selected(False)
