@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "core.cli.project_cmds",
     "core.cli.model_cmds",
     "core.cli.reward_cmds",
+    "core.cli.curve_cmds",
     "core.cli.policy_cmds",
     "core.cli.eval_cmds",
     "core.cli.gui_cmd",
