@@ -184,6 +184,74 @@ def test_gui_thread_responsive_during_long_import(qtbot, window, tmp_path):
     assert min(stalls) < max_stall_s, f"GUI thread stalled {[round(s * 1000) for s in stalls]} ms during the import"
 
 
+def _fill_for_queue(proj, start, n, judged=0):
+    """n prompts x 4 varied replies (store API, one transaction); the first `judged` get rankings."""
+    words = ("refund order password account delivery invoice warranty replacement kettle blender lamp "
+             "charger tracking label label email days business free photo damage plan upgrade").split()
+    items = []
+    for i in range(start, start + n):
+        prompt = f"Customer {i} asks about the {words[i % len(words)]} and the {words[(i * 7) % len(words)]}."
+        replies = [" ".join(words[(i * 3 + r * 5 + j) % len(words)] for j in range(12 + 4 * r)) + f" ({i}.{r})."
+                   for r in range(4)]
+        items.append((prompt, None, "train", replies))
+    out = proj.add_many(items)
+    for pid, rids, _, _ in out[:judged]:
+        proj.record_ranking(pid, [[r] for r in rids])
+
+
+def test_gui_thread_responsive_during_queue_refresh(qtbot, window, tmp_path):
+    """The informative queue is ordered by a core job on a worker: the GUI thread keeps ticking while it
+    runs, and the expert keeps judging (the item on screen stays until the order arrives).
+
+    Sized like the import test: the pool the refresh scores grows until one refresh lasts MIN_JOB_S, so
+    the bound on the longest stall is a small fraction of the job, not a machine-speed figure."""
+    min_job_s, max_stall_s = 1.5, 0.25
+    win = window
+    proj = Project.create(tmp_path / "queue", PASSPHRASE)
+    _fill_for_queue(proj, 0, 400, judged=20)
+    proj.close()
+    project = unlock(qtbot, win, tmp_path / "queue.rlhfproj")
+    qtbot.waitUntil(lambda: not win.ctx.runner.active, timeout=60_000)
+    win.show_page("Annotate")
+    page = win.page("Annotate")
+    qtbot.waitUntil(lambda: page.item is not None, timeout=10_000)
+    page.session.consistency_share = 0.0
+    pool, total, stalls = 300, 400, []
+    for attempt in range(10):
+        if pool > total - 20:  # more unjudged prompts to score
+            _fill_for_queue(project, total, pool + 20 - total + 100)
+            total = pool + 120
+        page.assist.pool_size = pool
+        ticks: list[float] = []
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+        timer.start()
+        t0 = time.monotonic()
+        if page.assist.order_combo.currentIndex() != 1:
+            page.assist.order_combo.setCurrentIndex(1)  # choosing the order starts the refresh
+        else:
+            page.assist.refresh()
+        handle = page.assist.handle("refresh")
+        shown = page.item.prompt_id
+        qtbot.keyClick(page, Qt.Key.Key_Period)  # the expert moves on while it runs
+        assert page.item is not None and page.item.prompt_id != shown
+        order = wait_job(qtbot, handle, timeout=300_000)
+        elapsed = time.monotonic() - t0
+        timer.stop()
+        assert order.ready and order.pool == min(pool, order.unjudged)
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        if elapsed < min_job_s:
+            pool = int(pool * 2.5 * min_job_s / max(elapsed, 0.05))
+            continue
+        stalls.append(max(gaps))
+        if stalls[-1] < max_stall_s or len(stalls) == 2:
+            break
+    assert stalls, "the refresh never lasted long enough to measure"
+    assert min(stalls) < max_stall_s, f"GUI thread stalled {[round(s * 1000) for s in stalls]} ms during the refresh"
+    assert page.session.informative
+
+
 def test_search_filters_export_confirmation(qtbot, window, tmp_path):
     win = window
     proj = Project.create(tmp_path / "s", PASSPHRASE)
@@ -277,3 +345,19 @@ def test_gui_command_registered():
     assert args.command == "gui" and args.demo and args.project is None
     args = build_parser().parse_args(["gui", "/x/p.rlhfproj"])
     assert args.project == "/x/p.rlhfproj" and not args.demo
+
+
+def test_data_page_counts_quality_findings(qtbot, window, tmp_path):
+    win = window
+    proj = Project.create(tmp_path / "qual", PASSPHRASE)
+    pid = proj.add_prompt("Where is my refund?")
+    text = "You can return it within 30 days for a full refund; the label is under Account > Orders."
+    for reply in (text, text.upper(), "Sorry. " * 12, ""):
+        proj.add_response(pid, reply)
+    proj.close()
+    unlock(qtbot, win, tmp_path / "qual.rlhfproj")
+    win.show_page("Data")
+    data = win.page("Data")
+    qtbot.waitUntil(lambda: "Quality checks" in data.quality_label.text(), timeout=30_000)
+    shown = data.quality_label.text()
+    assert "4 candidates" in shown and "1 duplicate" in shown and "1 repetitive" in shown and "1 empty" in shown

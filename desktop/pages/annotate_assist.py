@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.active import ORDER_LABELS, ORDERS, ModelCache, explain_judgment, refresh_queue, review_list
+from core.active import DEFAULT_POOL, ORDER_LABELS, ORDERS, ModelCache, explain_judgment, refresh_queue, review_list
 
 REFRESH_EVERY = 10
 MODEL_CHECK_SETTING = "annotation.model_check"
@@ -48,6 +48,7 @@ class AnnotateAssist(QObject):
         self._note_pid: Optional[int] = None
         self._note_text = ""
         self._own_runner = None
+        self.pool_size = DEFAULT_POOL  # unjudged prompts the refresh scores (a sample on a big project)
 
         self.order_combo = QComboBox()
         for order in ORDERS:
@@ -193,8 +194,9 @@ class AnnotateAssist(QObject):
             return
         self._pending_refresh = False
         self._since_refresh = 0
-        split, cache = session.split, self.cache
-        self._run("refresh", lambda cancel: refresh_queue(project, split=split, cache=cache, cancel=cancel),
+        split, cache, pool = session.split, self.cache, self.pool_size
+        self._run("refresh", lambda cancel: refresh_queue(project, split=split, cache=cache, pool_size=pool,
+                                                          cancel=cancel),
                   "Ordering the queue", lambda order, p=project, s=session: self._refreshed(p, s, order))
 
     def _refreshed(self, project, session, order) -> None:

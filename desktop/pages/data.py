@@ -245,6 +245,14 @@ class DataPage(Page):
         status_row.addWidget(self.count)
         status_row.addWidget(self.message, 1)
         layout.addLayout(status_row)
+        # core.quality counts (duplicates, degenerate outputs), from a quiet background scan
+        self.quality_label = QLabel()
+        self.quality_label.setWordWrap(True)
+        self.quality_label.setToolTip("Automatic checks of the candidates: copies within a prompt, and empty, "
+                                      "looping, cut-off or garbled replies. They show as tags on the Annotate "
+                                      "page's cards, where you can overrule them.")
+        self._quality_handle = None
+        layout.addWidget(self.quality_label)
         layout.addWidget(split, 1)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self, activated=self.focus_search)
         self._set_enabled(False)
@@ -266,7 +274,7 @@ class DataPage(Page):
 
     def set_project(self, project) -> None:
         super().set_project(project)
-        for h in (self._search_handle, self._load_handle):
+        for h in (self._search_handle, self._load_handle, self._quality_handle):
             if h is not None and h.running:
                 h.cancel()
         self._search_cache = {}
@@ -276,6 +284,7 @@ class DataPage(Page):
         self.message.clear()
         self.model.clear()
         self.count.setText("")
+        self.quality_label.clear()
         self._set_enabled(project is not None)
         self._stale = True
         if project is not None:
@@ -317,6 +326,17 @@ class DataPage(Page):
         self.apply_filters()
         if selected is not None:
             self.select_prompt(selected)
+        self._scan_quality(project)
+
+    def _scan_quality(self, project) -> None:
+        if self._quality_handle is not None and self._quality_handle.running:
+            return
+        from core.quality import quality_scan
+
+        self._quality_handle = self.run_job(
+            lambda cancel: quality_scan(project, cancel=cancel), "Checking candidates",
+            on_finished=lambda report, p=project: self.quality_label.setText(report.text())
+            if p is self.project else None, quiet=True)
 
     def _content_changed(self, what: str) -> None:
         """Judgments, imports, runs (an evaluation adds candidates): re-read the statuses now if shown."""
