@@ -14,6 +14,7 @@ from core.offline import enforce_offline_env
 
 COMMAND_MODULES = (
     "core.cli.project_cmds",
+    "core.cli.annotate_cmds",
     "core.cli.model_cmds",
     "core.cli.reward_cmds",
     "core.cli.curve_cmds",
