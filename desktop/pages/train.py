@@ -512,6 +512,11 @@ class RewardTab(_Tab):
                                                 "<b>Annotate</b> page, then press <b>Start</b>.")
         rv.addWidget(self.runs)
         lv.addWidget(runs_box, 1)
+        from desktop.pages.learning_curve_box import LearningCurveBox
+
+        self.curve_box = LearningCurveBox(self)  # held-out accuracy vs ranked prompts (core job)
+        self.base.currentChanged.connect(lambda *_: self.curve_box.update_button())
+        lv.addWidget(self.curve_box)
         splitter.addWidget(left)
 
         # ---- right: charts, progress, scoring
@@ -604,6 +609,7 @@ class RewardTab(_Tab):
         self.base.set_models([])
         if project is not None:
             self.refresh()
+        self.curve_box.set_project(project)
         self._update_buttons()
 
     def refresh(self) -> None:
@@ -841,6 +847,8 @@ class RewardTab(_Tab):
         scoring = self.score_handle is not None and self.score_handle.running
         self.score_button.setEnabled(on and not scoring and self.score_run.count() > 0
                                      and self.score_prompt.count() > 0)
+        if hasattr(self, "curve_box"):
+            self.curve_box.update_button()
 
 
 # ======================================================================================================
