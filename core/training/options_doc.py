@@ -69,8 +69,83 @@ Reward model: `loss/train`, `accuracy/train`, `margin/train`, `lr`, `grad/norm`,
 
 Policy: `reward/mean` (and each component), `kl/mean`, `kl/beta`, `policy/entropy`, `loss/policy`,
 `loss/value`, `policy/clipfrac`, `policy/approx_kl`, `response/length`, `response/eos_rate`,
-`perf/samples_per_s`; every few steps a table of samples (prompt, response, reward parts).
+`perf/samples_per_s`, `monitor/length_ratio`, `monitor/truncated` (and once, at step 0,
+`monitor/base_length`, `monitor/base_truncated`); every few steps a table of samples (prompt, response,
+reward parts). Learning curve: `curve/prompts`, `curve/accuracy`.
 """
+
+MONITORS = """
+## Reward-hacking monitors (Train page → Policy, `rlhf-studio train-policy`)
+A policy can raise the reward model's score without getting better in your eyes: it finds what the
+reward model over-rates (very short or very long replies, replies that never end) instead of what you
+want. The Policy tab charts four signs of that live, and `train-policy` prints them beside its progress
+bar (`core/training/monitors.py`):
+
+| monitor | what it is |
+| --- | --- |
+| `monitor/length_ratio` | mean reply length over the base model's mean length on the same training prompts ({baseline} of them, sampled as the run samples, once at the start, before any update); 1.0 = as long as the base |
+| `monitor/truncated` | share of replies cut off at `max_new_tokens` without an EOS (the base's share beside it) |
+| `kl/mean` | how far the policy has moved from the base model (nats per reply) |
+| `monitor/agreement` | on fresh replies you judged blind (**Check with the expert…**), the share of pairs the reward model orders as you did |
+
+**Check with the expert** (Policy tab, during or after a run; `rlhf-studio expert-check PROJECT RUN`):
+for {check} training prompts, one reply from the policy's latest checkpoint and one from the base model
+are shown as A and B, in random order, source hidden. Your choices are ordinary pairwise judgments, so
+they also teach the next reward model. When you close the window the reward model scores the pairs and
+the agreement appears on the chart (`expert-check ... --agreement` in the CLI).
+
+**When a warning fires.** The rule compares the last {window} steps with the first {window}: a warning
+shows (a red banner on the Policy tab, a `warning at step N` line in the CLI, and the run's summary) when
+the reward has risen by more than {rise} while
+- replies shrank below {collapse:.0%} of the base's length (**length collapse**): the policy is likely
+  gaming the reward model with short replies. Read the samples. Check with the expert, retrain the
+  reward model with those rankings, then continue (or start again) against the new reward run.
+  Meanwhile a stronger KL penalty (higher `kl_coef`, lower `kl_target`) or a length term keeps the policy
+  nearer the base.
+- replies grew beyond {explosion:.0f}× the base's length (**length explosion**): the reward model may
+  favour length for its own sake. Check with the expert and retrain; or add a length term with a target
+  (`length_target`, `length_weight`) and a stronger KL penalty.
+- the share cut off at the limit rose more than {trunc:.0f} percentage points above the base's (**truncation**): check the
+  samples; if they are good but long, raise `max_new_tokens`; otherwise keep or raise
+  `missing_eos_penalty`, add the repetition term, and rank a few such replies.
+
+It also warns, whatever the reward does, when the reward model agrees with your fresh judgments on less
+than {agree:.0%} of at least {pairs} pairs, or {drop:.0%} less than on your held-out pairs
+(**agreement**): a higher reward no longer means better replies. Retrain the reward model (it now has
+your judgments of the policy's own replies) and continue against it; stop the run if its samples look
+worse than the base's. With the adaptive KL controller, KL beyond {kl:.0f}× `kl_target` warns too
+(**KL**): lower the learning rate or `kl_target`, or raise `kl_coef`.
+
+## Did the run change the model?
+`evaluate` generates greedy replies from both models on the held-out prompts. When the tuned model
+writes exactly the base's reply on at least {same:.0%} of them, the Evaluate page, the report (JSON, PNG,
+PDF) and the CLI's `evaluate` and `report` say plainly that the run barely changed the model, and what
+to try: rank more prompts, train longer (more steps, or the Thorough preset), or a higher learning
+rate or KL target.
+
+## How many rankings are enough? (Train page → Reward model, `rlhf-studio learning-curve`)
+The learning curve re-fits the reward model, with the reward trainer itself and the Quick preset's
+settings for that many prompts, on nested {fractions} shares of the ranked prompts, and measures each
+fit on your held-out prompts (or, with fewer than {min_eval} ranked held-out prompts, on a fixed share of
+the training prompts no fit trains on). From the slope of accuracy per doubling of the ranked prompts
+over the last points it says roughly how many more rankings would bring it near {target:.0%}, or that
+the curve has levelled off (then more rankings of the same kind add little: check your consistency, try
+the Thorough preset or a larger base model). The figures are small re-fits: a rough guide.
+"""
+
+
+def _monitors() -> str:
+    from core.evaluation.change import BARELY_CHANGED_SHARE
+    from core.training import learning_curve as LC
+    from core.training import monitors as M
+    from core.training.expert_check import DEFAULT_PROMPTS
+
+    return MONITORS.format(
+        baseline=M.BASELINE_PROMPTS, check=DEFAULT_PROMPTS, window=M.WINDOW, rise=M.REWARD_RISE,
+        collapse=M.LENGTH_COLLAPSE, explosion=M.LENGTH_EXPLOSION, trunc=100 * M.TRUNCATION_RISE, agree=M.AGREEMENT_LOW,
+        pairs=M.AGREEMENT_MIN_PAIRS, drop=M.AGREEMENT_DROP, kl=M.KL_FACTOR, same=BARELY_CHANGED_SHARE,
+        fractions="/".join(f"{f:.0%}" for f in LC.FRACTIONS), min_eval=LC.MIN_EVAL_PROMPTS,
+        target=LC.TARGET_ACCURACY)
 
 PLANS = """
 ## Memory plans, several GPUs, faster rollouts
@@ -119,7 +194,7 @@ def render() -> str:
     )
     return (INTRO + _table(RewardConfig, RewardConfig.field_docs()) + POLICY + presets + "\n"
             + _table(PolicyConfig, field_docs(PolicyConfig)) + HYBRID
-            + _table(HybridRewardConfig, field_docs(HybridRewardConfig)) + PLANS + METRICS)
+            + _table(HybridRewardConfig, field_docs(HybridRewardConfig)) + PLANS + _monitors() + METRICS)
 
 
 if __name__ == "__main__":
