@@ -10,6 +10,9 @@ candidates with number keys (not timed) and times Enter -> the session records a
 judgment -> the next item is loaded, decrypted and put in the widgets -> the page is repainted.
 Pairwise (one key) and rating (Enter after 1-7 keys) are timed the same way. Prints p50/p95/max in ms
 for each mode, and the share of that spent in the committed write. Target: p95 < 30 ms.
+`--order informative` times the same with the informative queue: the page's background refresh
+(core.active.refresh_queue on a worker) computes the first order as the page opens and again every
+10 submits, competing for the CPU while the submits are timed.
 GPU: not used (a GUI bench); `--device` is accepted for symmetry with the other benches and ignored.
 """
 from __future__ import annotations
@@ -79,6 +82,9 @@ def main() -> None:
     ap.add_argument("--analyze", action="store_true",
                     help="run SQLite ANALYZE on the project first: with planner statistics the store's "
                          "judgment lookups use the (prompt_id, status) index instead of scanning")
+    ap.add_argument("--order", choices=("project", "informative"), default="project",
+                    help="queue order; informative: the page's background refresh (core.active.refresh_queue) "
+                         "runs as in the app, at opening and every 10 submits, while the submits are timed")
     ap.add_argument("--device", default="cpu", help="ignored (GUI bench)")
     args = ap.parse_args()
 
@@ -98,6 +104,9 @@ def main() -> None:
     t_open = time.perf_counter() - t0
     if args.analyze:
         proj.db.execute("ANALYZE")
+    from core.annotation import ORDER_SETTING
+
+    proj.set_setting(ORDER_SETTING, args.order)
     page = AnnotatePage()
     page.resize(1280, 800)
     page.show()
@@ -107,6 +116,16 @@ def main() -> None:
     t_first = time.perf_counter() - t0
     print(f"project open (KDF included) {t_open * 1000:.0f} ms; page set_project -> first item {t_first * 1000:.0f} ms")
     print(f"progress: {page.progress_label.text()}")
+    refreshes: list = []
+    if args.order == "informative":  # the first order, computed in the background as the page opened
+        t0 = time.perf_counter()
+        while page.assist.handle("refresh") is None or page.assist.handle("refresh").running:
+            app.processEvents()
+            time.sleep(0.005)
+        order = page.assist.handle("refresh").result
+        print(f"first informative order in the background: {time.perf_counter() - t0:.1f} s after the first item "
+              f"was shown ({order.text() if order else 'failed'})")
+        assert page.session.informative, "the informative order did not arrive"
 
     # time the committed write inside each submit, to show where the time goes
     write_times: list[float] = []
@@ -134,6 +153,7 @@ def main() -> None:
     page.prompt_view.viewport().installEventFilter(painted)
 
     results = {}
+    seen_handles = set()
     for mode in ("ranking", "pairwise", "rating"):
         page.set_mode(mode)
         app.processEvents()
@@ -159,6 +179,10 @@ def main() -> None:
             assert painted.count > n_paints, "the next item was not painted"
             assert len(write_times) == n_writes + 1, "the submit did not record a judgment"
             assert page.item is not None and (page.item.prompt_id != before or page.item.purpose == "consistency")
+            h = page.assist.handle("refresh")
+            if args.order == "informative" and h is not None and id(h) not in seen_handles:
+                seen_handles.add(id(h))
+                refreshes.append(h)
             if i >= 5:  # warm-up
                 times.append(elapsed * 1000)
                 writes.append(write_times[-1] * 1000)
@@ -166,8 +190,14 @@ def main() -> None:
         results[mode] = (times, writes, cpus)
 
     total = page.session.progress.total
-    print(f"\nsubmit -> next item shown, {total:,} prompts, {args.submits} submits per mode, "
-          f"page 1280x800 offscreen (ms; wall clock, and the GUI thread's CPU time):")
+    print(f"\nsubmit -> next item shown, {total:,} prompts, {args.submits} submits per mode, queue order "
+          f"{args.order}, page 1280x800 offscreen (ms; wall clock, and the GUI thread's CPU time):")
+    if args.order == "informative":
+        done = [h for h in refreshes if not h.running and h.result is not None]
+        print(f"background refreshes started during the timed submits: {len(refreshes)} "
+              f"({len(done)} finished; mean {statistics.mean(h.result.seconds for h in done) if done else 0:.1f} s "
+              f"each, pool {done[-1].result.pool if done else 0:,} prompts); the session stayed in informative "
+              f"order: {page.session.informative}")
     print(f"{'mode':10s} {'p50':>7s} {'p95':>7s} {'max':>7s}   {'write p50':>9s} {'write p95':>9s}"
           f"   {'CPU p50':>7s} {'CPU p95':>7s}")
     worst = 0.0
@@ -183,6 +213,8 @@ def main() -> None:
           f"fsynced record_* call)")
     print(f"progress after: {page.progress_label.text()}")
     page.set_project(None)
+    if page.assist._own_runner is not None:  # a cancelled refresh stops at its next step
+        page.assist._own_runner.wait(60_000)
     page.close()
     proj.close()
     # The Data page's figures on the same project (its own process: a fresh QApplication and caches).

@@ -18,8 +18,8 @@ a progress bar; the annotation session only reads the result (`QueueOrder`), so 
    maximises informativeness minus `diversity` x its highest similarity (hashed prompt words, cosine)
    to the prompts already picked, so one topic does not fill the next screens.
 
-Until `MIN_JUDGED` prompts have judgments there is nothing to learn from: the order says why and the
-session keeps the project order. Consistency re-checks are unchanged (they sit outside the queue).
+Until `START_INFORMATIVE` prompts have judgments the order says why and the session keeps the project
+order (a model of a handful of judgments picks worse than the project order). Consistency re-checks are unchanged (they sit outside the queue).
 
 **Assisted review** (`explain_judgment`, `review_list`): only ever about judgments that exist. The
 model's view of a judgment comes from a model that did not see it (the queue ensemble fit before it,
@@ -43,7 +43,7 @@ from core.jobs import NEVER, CancelToken, Progress, run_job
 from core.queue_model import Ensemble, Featurizer, Group, Rows, fit, fit_ensemble, prompt_text
 
 __all__ = [
-    "ORDERS", "ORDER_SETTING", "QUEUE_SETTING", "MIN_JUDGED", "QueueOrder", "ModelCache", "ModelView",
+    "ORDERS", "ORDER_SETTING", "QUEUE_SETTING", "MIN_JUDGED", "START_INFORMATIVE", "QueueOrder", "ModelCache", "ModelView",
     "refresh_queue", "stored_order", "informativeness", "explain_judgment", "review_list", "model_view",
 ]
 
@@ -52,6 +52,10 @@ ORDER_LABELS = {"project": "Project order", "informative": "Most informative fir
 ORDER_SETTING = "annotation.queue_order"
 QUEUE_SETTING = "annotation.informative_queue"
 MIN_JUDGED = 8
+"""Judged prompts before there is a model of the expert at all (model check, review list)."""
+START_INFORMATIVE = 40
+"""Judged prompts before the informative order starts: a model of fewer judgments picks worse than the
+project order (bench/active.py: starting at 8 cost accuracy over the first 60 rankings)."""
 DEFAULT_POOL = 3000
 DEFAULT_REWARD_POOL = 300
 DEFAULT_MEMBERS = 5
@@ -193,10 +197,18 @@ def _load_table(project, pids: Sequence[int], featurizer: Featurizer, cancel: Ca
             yield Progress(k, total or len(pids), message)
         responses, quality = _candidates(project, pid)
         loaded.append((pid, project.prompt(pid).prompt, responses, quality))
+        _let_others_run()
     featurizer.observe_prompts(prompt_text(p) for _, p, _, _ in loaded)
     for pid, prompt, responses, quality in loaded:
         table.add(pid, prompt, responses, quality)
+        _let_others_run()
     return table
+
+
+def _let_others_run() -> None:
+    """This job is pure-Python work in a background thread: hand the GIL over at once, a prompt at a
+    time, so the GUI thread (an expert submitting) never queues behind it for a whole switch interval."""
+    time.sleep(0)
 
 
 def _groups(table: _Table, judged: dict[int, list[tuple[int, int]]]) -> list[Group]:
@@ -342,7 +354,7 @@ def _reward_scores(project, cache: ModelCache, run_id: int, pids: Sequence[int],
 def refresh_queue(project, *, split: Optional[str] = None, pool_size: int = DEFAULT_POOL,
                   members: int = DEFAULT_MEMBERS, use_reward_run: bool = True,
                   reward_pool: int = DEFAULT_REWARD_POOL, margin_weight: float = 0.25,
-                  diversity: float = 0.3, seed: int = 0, store: bool = True, min_judged: int = MIN_JUDGED,
+                  diversity: float = 0.3, seed: int = 0, store: bool = True, min_judged: int = START_INFORMATIVE,
                   cache: Optional[ModelCache] = None, cancel: CancelToken = NEVER) -> Iterator[Progress]:
     """Job: compute the informative order of the unjudged prompts of `split` (None: all prompts);
     returns a `QueueOrder` (not ready, with a reason, until MIN_JUDGED prompts are judged). Reads the

@@ -267,6 +267,7 @@ def _group_flags(project, pids: Sequence[int]) -> dict[int, list[str]]:
     """{response id: tags} for the given prompts' candidates (no overrules applied)."""
     found: dict[int, list[str]] = {}
     for pid in pids:
+        time.sleep(0)  # a background job: hand the GIL to the GUI thread between prompts
         responses = [r for r in project.responses(pid) if r.origin.get("kind") != "eval"]
         for rid, flags in check_candidates(responses).items():
             found[rid] = [f.tag for f in flags]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from core.active import (
-    MIN_JUDGED, ModelCache, QueueOrder, diverse_order, explain_judgment, informativeness, refresh_queue,
+    START_INFORMATIVE, ModelCache, QueueOrder, diverse_order, explain_judgment, informativeness, refresh_queue,
     review_list, stored_order,
 )
 from core.annotation import AnnotationSession
@@ -29,7 +29,7 @@ def reply(i: int, quality: int, salt: str = "") -> str:
     return "This reply is " + " ".join(words) + f" number {i}."
 
 
-def build(tmp_path, n_judged=14, n_open=10, name="a"):
+def build(tmp_path, n_judged=START_INFORMATIVE + 2, n_open=10, name="a"):
     proj = Project.create(tmp_path / name, PASSPHRASE)
     judged, open_ = [], []
     with proj.transaction():
@@ -126,10 +126,10 @@ def test_project_order_is_the_default_and_setting_persists(tmp_path):
 
 
 def test_too_few_judgments_and_heldout_keep_project_order(tmp_path):
-    proj, judged, open_ = build(tmp_path, n_judged=MIN_JUDGED - 1)
+    proj, judged, open_ = build(tmp_path, n_judged=START_INFORMATIVE - 1)
     try:
         order = run_job(refresh_queue(proj))
-        assert not order.ready and str(MIN_JUDGED) in order.reason
+        assert not order.ready and str(START_INFORMATIVE) in order.reason
         assert stored_order(proj) is None
         session = AnnotationSession(proj, consistency_share=0.0, order="informative")
         assert not session.apply_order(order)
@@ -141,7 +141,7 @@ def test_too_few_judgments_and_heldout_keep_project_order(tmp_path):
 
 
 def test_heldout_prompts_are_neither_fit_nor_ranked_but_interleaved(tmp_path):
-    proj, judged, open_ = build(tmp_path, n_judged=12, n_open=20)
+    proj, judged, open_ = build(tmp_path, n_open=20)
     try:
         heldout = [pid for pid, _ in open_[::4]]
         proj.set_split(heldout, "heldout")
@@ -186,7 +186,7 @@ def test_order_for_another_split_is_ignored(tmp_path):
 
 
 def test_review_list_finds_the_slip_and_explain_names_the_models_top(tmp_path):
-    proj, judged, _ = build(tmp_path, n_judged=24, n_open=2)
+    proj, judged, _ = build(tmp_path, n_open=2)
     try:
         slip_pid, rids = judged[5]
         slip = proj.record_ranking(slip_pid, [[rids[0]], [rids[1]], [rids[2]], [rids[3]]])  # reversed by mistake

@@ -9,7 +9,7 @@ from tests.test_cli import cli
 def test_queue_review_quality_commands(tmp_path):
     import tests.test_active as A
 
-    proj, judged, open_ = build(tmp_path, n_judged=14, n_open=5)
+    proj, judged, open_ = build(tmp_path, n_open=5)
     uncertain, _ = add_uncertain(proj)
     slip_pid, rids = judged[2]
     slip = proj.record_ranking(slip_pid, [[rids[0]], [rids[1]], [rids[2]], [rids[3]]])

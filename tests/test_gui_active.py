@@ -28,7 +28,7 @@ def visible_text(page) -> str:
 
 @pytest.fixture
 def page(qtbot, tmp_path):
-    proj, judged, open_ = build(tmp_path, n_judged=14, n_open=6)
+    proj, judged, open_ = build(tmp_path, n_open=6)
     p = AnnotatePage()
     qtbot.addWidget(p)
     p.resize(1280, 800)

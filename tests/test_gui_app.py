@@ -208,7 +208,7 @@ def test_gui_thread_responsive_during_queue_refresh(qtbot, window, tmp_path):
     min_job_s, max_stall_s = 1.5, 0.25
     win = window
     proj = Project.create(tmp_path / "queue", PASSPHRASE)
-    _fill_for_queue(proj, 0, 400, judged=20)
+    _fill_for_queue(proj, 0, 400, judged=50)
     proj.close()
     project = unlock(qtbot, win, tmp_path / "queue.rlhfproj")
     qtbot.waitUntil(lambda: not win.ctx.runner.active, timeout=60_000)
@@ -218,9 +218,9 @@ def test_gui_thread_responsive_during_queue_refresh(qtbot, window, tmp_path):
     page.session.consistency_share = 0.0
     pool, total, stalls = 300, 400, []
     for attempt in range(10):
-        if pool > total - 20:  # more unjudged prompts to score
-            _fill_for_queue(project, total, pool + 20 - total + 100)
-            total = pool + 120
+        if pool > total - 50:  # more unjudged prompts to score
+            _fill_for_queue(project, total, pool + 50 - total + 100)
+            total = pool + 150
         page.assist.pool_size = pool
         ticks: list[float] = []
         timer = QTimer()
