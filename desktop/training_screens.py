@@ -57,6 +57,25 @@ def _wait(app, until=None, seconds: float = 0.0, timeout: float = 3600.0) -> Non
     wait_events(app, seconds=seconds, until=until, timeout=timeout)
 
 
+def _judge_check(view) -> None:
+    """The simulated expert's blind choice on every pair of a check (a tie when the scores tie)."""
+    from core.demo.corpus import expert_score
+
+    while view.item is not None:
+        item, proj = view.item, view.project
+        prompt = proj.prompt(item.prompt_id).prompt
+        sa = expert_score(prompt, proj.response(item.a).text)
+        sb = expert_score(prompt, proj.response(item.b).text)
+        view.submit("a" if sa > sb else "b" if sb > sa else "tie")
+
+
+def _over(page, dialog):
+    """The page with a dialog drawn centred over it, as on screen."""
+    from desktop.screenshots import _with_dialog
+
+    return _with_dialog(page, dialog)
+
+
 def _settle(app) -> None:
     """Long enough for LiveChart's throttled redraw (200 ms) and the resulting paint."""
     _wait(app, seconds=0.6)
@@ -65,7 +84,8 @@ def _settle(app) -> None:
 def render_training_screens(out_dir: str | Path, project=None, *, base_model: Optional[str] = None,
                             size: tuple[int, int] = SIZE, reward_steps: int = 30,
                             policy_steps: int = 12) -> list[Path]:
-    """Save train_reward.png, train_policy.png, models.png and generate.png into `out_dir`; returns the paths."""
+    """Save train_reward.png, train_policy.png, train_check.png, models.png and generate.png into `out_dir`;
+    returns the paths."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -118,6 +138,9 @@ def render_training_screens(out_dir: str | Path, project=None, *, base_model: Op
             h = tab.score()
             if h is not None:
                 _wait(app, until=lambda: not h.running)
+        curve = tab.curve_box.compute(max_steps=reward_steps, max_length=128)  # the learning curve, for real
+        if curve is not None:
+            _wait(app, until=lambda: not curve.running)
         _settle(app)
         save(page, "train_reward.png")
 
@@ -134,6 +157,20 @@ def render_training_screens(out_dir: str | Path, project=None, *, base_model: Op
         handle = ptab.start()
         if handle is not None:
             _wait(app, until=lambda: not handle.running)
+        # Check with the expert: fresh policy replies against the base's, judged blind by the simulated expert
+        check = ptab.check_with_expert(seed=1)
+        if check is not None:
+            _wait(app, until=lambda: not check.running)
+            _wait(app, until=lambda: ptab.monitors.dialog is not None, timeout=30)
+        dialog = ptab.monitors.dialog
+        if dialog is not None:
+            _settle(app)
+            save(_over(page, dialog), "train_check.png")
+            _judge_check(dialog.view)
+            dialog.accept()
+            measuring = getattr(ptab, "agreement_handle", None)
+            if measuring is not None:
+                _wait(app, until=lambda: not measuring.running)
         _settle(app)
         save(page, "train_policy.png")
     finally:

@@ -56,6 +56,10 @@ def test_advice_arithmetic():
     slope, more, text = advise(rising)
     # (0.90 - 0.82) / 0.06 = 1.33 doublings: 40 * 2^1.33 = 100.8 in all, 60.8 more -> rounded up to 65, 110
     assert more == 65 and "about 65 more ranked prompts (roughly 110 in all)" in text
+    # 100 held-out pairs at 82%: 1.96 * sqrt(0.82 * 0.18 / 100) = 7.5 points of noise, said in the advice
+    assert "differences under about 8 points are within noise" in text
+    steady = [CurvePoint(p.prompts, p.pairs, p.accuracy, 2000, p.steps) for p in rising]
+    assert "noise" not in advise(steady)[2]
     flat = [_pt(10, 0.80), _pt(20, 0.805), _pt(40, 0.81)]
     slope, more, text = advise(flat)
     assert more is None and "levelled off at 81%" in text and "consistent" in text

@@ -100,8 +100,25 @@ def _round(n: float) -> int:
     return max(step, int(math.ceil(n / step) * step))
 
 
+def noise_points(accuracy: float, pairs: int) -> Optional[float]:
+    """Rough 95% half-width of an accuracy measured on `pairs` pairs, in percentage points (pairs of one
+    prompt are not independent, so the true noise is larger)."""
+    if pairs <= 0:
+        return None
+    return 100 * 1.96 * math.sqrt(max(accuracy * (1 - accuracy), 0.01) / pairs)
+
+
 def advise(points: Sequence[CurvePoint], target: float = TARGET_ACCURACY) -> tuple[Optional[float], Optional[int], str]:
     """(slope per doubling, more prompts to reach `target` or None, the advice in plain words)."""
+    slope, more, text = _advise(points, target)
+    noise = noise_points(points[-1].accuracy, points[-1].eval_pairs) if points else None
+    if noise is not None and noise >= 5:
+        text += (f" With {points[-1].eval_pairs} held-out pairs, differences under about {noise:.0f} points "
+                 "are within noise: ranking more held-out prompts makes the curve steadier.")
+    return slope, more, text
+
+
+def _advise(points: Sequence[CurvePoint], target: float) -> tuple[Optional[float], Optional[int], str]:
     if not points:
         return None, None, "No point yet: rank a few more prompts, then compute the curve."
     last = points[-1]

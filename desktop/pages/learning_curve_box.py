@@ -26,6 +26,7 @@ class LearningCurveBox(QGroupBox):
         self.chart = LiveChart([SERIES], title="Accuracy vs ranked prompts", xlabel="ranked prompts",
                                empty_text=EMPTY, styles={SERIES: {"marker": "o"}}, hlines=(0.9,))
         self.chart.canvas.setMinimumHeight(150)
+        self.chart.setMaximumHeight(210)  # the runs list above keeps its room
         self.chart.empty_label.setMinimumHeight(120)
         layout.addWidget(self.chart, 1)
         self.advice = QLabel("")

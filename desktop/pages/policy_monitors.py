@@ -31,7 +31,7 @@ class MonitorsPanel:
             [M.LENGTH_RATIO], title="Reply length vs the base (×)", hlines=(1.0,),
             empty_text="Reply length against the base model's (1.0 = as long) appears with the first step.")
         self.share_chart = LiveChart(
-            [M.TRUNCATED, M.AGREEMENT], title="Cut off at the limit · agreement with you",
+            [M.TRUNCATED, M.AGREEMENT], title="Cut off · agreement with you",
             styles={M.AGREEMENT: {"marker": "o", "linestyle": "--"}},
             empty_text="The share of replies cut off at the token limit appears with the first step; "
                        "<b>Check with the expert…</b> adds how often the reward model agrees with you.")
