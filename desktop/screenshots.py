@@ -51,6 +51,38 @@ def build_project(folder: Path, n: int = 60):
     return proj
 
 
+def build_queue_project(folder: Path, n: int = 120, ranked: int = 48):
+    """Support requests with 4 replies each, `ranked` of them ranked by a fixed style rule (helpful and
+    polite first, rude last: how the replies were written, not a simulated expert), one ranked upside
+    down (a slip for the review list), one reply looping. For the informative queue's screens."""
+    from core.demo.corpus import TOPICS, make_reply, make_request
+    from core.project import Project
+
+    rng = random.Random(11)
+    proj = Project.create(folder / "support-queue", PASSPHRASE)
+    styles = [("polite", "helpful", "medium"), ("neutral", "vague", "short"),
+              ("polite", "inaccurate", "medium"), ("rude", "off_topic", "short")]
+    pids = []
+    with proj.transaction():
+        for i in range(n):
+            topic, request, slots = make_request(rng, TOPICS[i % len(TOPICS)])
+            pid = proj.add_prompt(request, split="heldout" if i % 5 == 4 else "train")
+            if proj.count_responses(pid):
+                continue  # the same request drawn twice
+            for tone, kind, length in styles:
+                proj.add_response(pid, make_reply(rng, topic, slots, tone, kind, length),
+                                  origin={"kind": "model", "model": "demo", "settings": {"temperature": 1.0}})
+            pids.append(pid)
+        proj.add_response(pids[-1], "Thank you for your patience. " * 9,
+                          origin={"kind": "model", "model": "demo", "settings": {"temperature": 1.6}})
+    train = [p for p in pids if proj.prompt(p).split == "train"]
+    for k, pid in enumerate(train[:ranked]):
+        r = [x.id for x in proj.responses(pid)]
+        tiers = [[r[0]], [r[1]], [r[2]], [r[3]]] if k != 7 else [[r[3]], [r[2]], [r[1]], [r[0]]]
+        proj.record_ranking(pid, tiers, seconds=5.0)
+    return proj
+
+
 def write_import_file(folder: Path) -> Path:
     """A small JSONL file of ranked candidates with two mistakes, for the import preview."""
     from core.demo.corpus import examples
@@ -128,6 +160,11 @@ def render_all(out_dir: str | Path) -> list[Path]:
     # annotate + pairwise: the annotate page's own renderer, on this project
     written += render_annotate_screens(out, proj, size=SIZE)
     proj.close()
+    from desktop.pages.annotate_assist import render_queue_screens
+
+    queue_proj = build_queue_project(tmp)
+    written += render_queue_screens(out, queue_proj, size=SIZE)
+    queue_proj.close()
 
     settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
     ctx = AppContext(settings)

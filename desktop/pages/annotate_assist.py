@@ -303,7 +303,7 @@ class AnnotateAssist(QObject):
         if project is not self.page.project or session is not self.page.session:
             return
         self.review_list.clear()
-        shown = [v for v in views if v.disagreement >= 0.25 or v.top_differs]
+        shown = [v for v in views if v.flipped and (v.top_differs or v.disagreement >= 0.3)]
         if not views:
             self.review_status.setText("Nothing to review yet: the review needs a few judged prompts first.")
             return
@@ -321,3 +321,73 @@ class AnnotateAssist(QObject):
         pid = item.data(Qt.ItemDataRole.UserRole)
         if pid is not None:
             self.page.goto_prompt(int(pid))
+
+
+def render_queue_screens(out_dir, project, size=(1280, 800)) -> list:
+    """Save `annotate_queue.png` (the informative order chosen, a model check after a submit) and
+    `annotate_review.png` (the Review tab's list) from the real page. Records one ranking."""
+    import time
+    from pathlib import Path
+
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.pages.annotate import AnnotatePage
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance()
+    page = AnnotatePage()
+    page.resize(*size)
+    page.show()
+
+    def settle(until=None, timeout=120.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.02)
+            if until is None or until():
+                if until is None:
+                    return
+                break
+        for _ in range(3):
+            app.processEvents()
+
+    def idle(key):
+        h = page.assist.handle(key)
+        return h is not None and not h.running
+
+    paths = []
+    try:
+        page.set_project(project)
+        page.session.consistency_share = 0.0
+        page.assist.order_combo.setCurrentIndex(ORDERS.index("informative"))
+        settle(lambda: idle("refresh"))
+        page.next()  # the queue's first pick
+        item = page.item
+        if item is not None:  # rank it, so the model check has something to say about
+            for d in range(item.k - 1):
+                page.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_1 + item.k - 1 - d,
+                                             Qt.KeyboardModifier.NoModifier, str(item.k - d)))
+            page.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Return, Qt.KeyboardModifier.NoModifier, "\r"))
+            settle(lambda: idle("explain"))
+        page.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_2, Qt.KeyboardModifier.NoModifier, "2"))
+        settle()
+        paths.append(out / "annotate_queue.png")
+        page.grab().save(str(paths[-1]))
+        page.tabs.setCurrentIndex(2)
+        page.assist.start_review()
+        settle(lambda: idle("review"))
+        if page.assist.review_list.count():
+            page.assist.review_list.setCurrentRow(0)
+        settle()
+        paths.append(out / "annotate_review.png")
+        page.grab().save(str(paths[-1]))
+    finally:
+        page.set_project(None)
+        if page.assist._own_runner is not None:
+            page.assist._own_runner.wait(60_000)
+        page.close()
+        page.deleteLater()
+    return paths
