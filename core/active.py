@@ -557,7 +557,11 @@ def explain_judgment(project, judgment_id: int, *, source: str = "queue", cache:
     elif source == "queue":
         with cache._lock:
             fitted = cache.queue
-        if fitted is None or pid in fitted[2]:
+        judged_now = project.db.execute(
+            "SELECT count(DISTINCT prompt_id) FROM judgments WHERE status='current' AND purpose='annotation' "
+            "AND kind!='skip'").fetchone()[0]
+        stale = fitted is not None and judged_now > 1.25 * len(fitted[2]) + 10  # refit as the judgments grow
+        if fitted is None or pid in fitted[2] or stale:
             fitted = _fit_queue(project, [pid], cancel)
             if fitted is None:
                 return None
