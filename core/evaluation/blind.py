@@ -130,14 +130,46 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def sample_base_and_tuned(proj, run_id: int, base_path: str, texts: list, settings: EvalSettings, device,
+                          dtype, max_prompt_tokens: int, cancel: CancelToken, done: int, total: int):
+    """Generator: the base model's replies to `texts`, then the tuned run's, one model in memory at a time.
+
+    Yields Progress from `done` of `total` (one per model load and per batch); returns
+    ({"base": [...], "tuned": [...]}, the tuned weights' step or None, the new `done`).
+    """
+    from core.training.export import load_tuned_policy
+    from core.training.policy_common import load_policy_model
+
+    outputs: dict[str, list[str]] = {}
+    step = None
+    for side in ("base", "tuned"):
+        if side == "base":
+            model, tokenizer = load_policy_model(base_path, device, dtype)
+        else:
+            yield Progress(done, total, "loading the tuned model")
+            model, tokenizer = load_tuned_policy(proj, run_id, device=device, dtype=dtype)
+            step = getattr(model, "_rlhf_step", None)
+        done += 1
+        gen = _generate(model, tokenizer, texts, settings, max_prompt_tokens, cancel)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                outputs[side] = stop.value
+                break
+            done += 1
+            yield Progress(done, total, f"generating {side} responses")
+        model = gen = None
+        _free_memory()
+    cancel.raise_if_cancelled()
+    return outputs, step, done
+
+
 def prepare_blind_eval(proj, run_id: int, *, cancel: CancelToken = NEVER, seed: Optional[int] = None,
                        settings: Optional[EvalSettings | dict] = None) -> Iterator[Progress]:
     """A job: generate base and tuned responses for the held-out prompts and store the blind pairs in a
     new eval run. Returns `EvalPrepared`. Nothing is written until both sides are generated, so a cancel
     leaves the project as it was."""
-    from core.training.export import load_tuned_policy
-    from core.training.policy_common import load_policy_model
-
     run = policy_run_of(proj, run_id)
     pcfg = run.config["policy"]
     s = settings if isinstance(settings, EvalSettings) else EvalSettings.from_dict(settings or {})
@@ -164,27 +196,9 @@ def prepare_blind_eval(proj, run_id: int, *, cancel: CancelToken = NEVER, seed: 
     device = None if s.device == "auto" else s.device
     dtype = None if s.dtype == "auto" else s.dtype
     max_prompt_tokens = int(pcfg.get("max_prompt_tokens") or 0)
-    outputs: dict[str, list[str]] = {}
     started = time.monotonic()
-    for side in ("base", "tuned"):
-        if side == "base":
-            model, tokenizer = load_policy_model(pcfg["policy_path"], device, dtype)
-        else:
-            yield Progress(done, total, "loading the tuned model")
-            model, tokenizer = load_tuned_policy(proj, run_id, device=device, dtype=dtype)
-        done += 1
-        gen = _generate(model, tokenizer, texts_in, s, max_prompt_tokens, cancel)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                outputs[side] = stop.value
-                break
-            done += 1
-            yield Progress(done, total, f"generating {side} responses")
-        model = gen = None
-        _free_memory()
-    cancel.raise_if_cancelled()
+    outputs, _step, done = yield from sample_base_and_tuned(proj, run_id, pcfg["policy_path"], texts_in, s,
+                                                            device, dtype, max_prompt_tokens, cancel, done, total)
 
     # Store everything in one transaction: the eval run, the responses, the item list.
     sides = balanced_sides(len(prompts), rng)

@@ -89,9 +89,7 @@ def prepare_expert_check(proj, policy_run: int, *, n_prompts: int = DEFAULT_PROM
     """A job: sample one reply from the policy and one from the base for `n_prompts` training prompts
     (fresh ones first: not used by an earlier check of this run) and store them as a blind check.
     Returns `CheckPrepared`. Nothing is written until both sides are sampled."""
-    from core.evaluation.blind import EvalSettings, _free_memory, _generate, balanced_sides
-    from core.training.export import load_tuned_policy
-    from core.training.policy_common import load_policy_model
+    from core.evaluation.blind import EvalSettings, balanced_sides, sample_base_and_tuned
 
     if n_prompts < 1:
         raise UserError("A check needs at least one prompt.")
@@ -119,28 +117,10 @@ def prepare_expert_check(proj, policy_run: int, *, n_prompts: int = DEFAULT_PROM
     n_batches = -(-len(chosen) // settings.batch_size)
     total, done = 2 * n_batches + 3, 0
     dev = None if settings.device == "auto" else settings.device
-    outputs: dict[str, list[str]] = {}
-    step = None
-    for side in ("base", "policy"):
-        yield Progress(done, total, f"loading the {side} model")
-        if side == "base":
-            model, tokenizer = load_policy_model(pcfg["policy_path"], dev, None)
-        else:
-            model, tokenizer = load_tuned_policy(proj, policy_run, device=dev)
-            step = getattr(model, "_rlhf_step", None)
-        done += 1
-        gen = _generate(model, tokenizer, texts_in, settings, max_prompt_tokens, cancel)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                outputs[side] = stop.value
-                break
-            done += 1
-            yield Progress(done, total, f"sampling {side} replies")
-        model = gen = None
-        _free_memory()
-    cancel.raise_if_cancelled()
+    yield Progress(done, total, "loading the base model")
+    outputs, step, done = yield from sample_base_and_tuned(proj, policy_run, pcfg["policy_path"], texts_in, settings,
+                                                           dev, None, max_prompt_tokens, cancel, done, total)
+    outputs["policy"] = outputs.pop("tuned")
 
     sides = balanced_sides(len(chosen), rng)
     order = list(range(len(chosen)))
