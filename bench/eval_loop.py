@@ -3,6 +3,10 @@
     python bench/eval_loop.py                       # CPU, the committed demo model
     python bench/eval_loop.py --device cuda --steps 32 --prompts 240
     python bench/eval_loop.py --keep /tmp/loop.rlhfproj --screenshots docs/screenshots
+    python bench/eval_loop.py --defaults [--experts demo,concise] [--algos ppo,rloo]   # product defaults only
+
+--defaults runs bench/eval_loop_defaults.py: every stage is the `rlhf-studio` command with its defaults, for
+the simulated experts of bench/experts.py. The rest of this docstring is about the hand-set loop below.
 
 A simulated expert (core.demo.corpus.expert_score, which the product never sees) ranks the demo project's
 candidates; a reward model learns the rankings; RLOO (or --algo ppo/grpo/dpo) tunes the demo model against it;
@@ -109,7 +113,17 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", type=Path, help="keep the project here (default: a temporary folder)")
     ap.add_argument("--screenshots", type=Path, help="also render the Evaluate page and the report here")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--defaults", action="store_true",
+                    help="the product's defaults only, through the CLI, for several simulated experts")
+    ap.add_argument("--experts", default="demo,concise,plain,no_filler,warm",
+                    help="with --defaults: simulated experts from bench/experts.py, comma-separated")
+    ap.add_argument("--algos", default="ppo,rloo", help="with --defaults: algorithms to compare")
     args = ap.parse_args(argv)
+    if args.defaults:
+        import eval_loop_defaults
+
+        return eval_loop_defaults.main(args.experts.split(","), args.algos.split(","), keep=args.keep,
+                                       threads=0)
 
     import tempfile
 

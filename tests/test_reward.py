@@ -13,6 +13,8 @@ from core.training.reward import (
     build_reward_model,
     collate,
     encode_pair,
+    encode_scored,
+    score_sequences,
     last_token_index,
     lr_at,
     sequence_rewards,
@@ -83,6 +85,61 @@ def test_reward_same_whatever_the_padding(arch, tiny_base, tiny_qwen_base):
     # The HF classifier's own pooling agrees on right padding (it looks for pad ids).
     hf = model(input_ids=right.input_ids, attention_mask=right.attention_mask).logits.squeeze(-1)
     assert torch.allclose(hf, alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["both", "mean"])
+def test_pooled_reward_reads_only_the_reply_and_ignores_padding(pooling, tiny_qwen_base):
+    cfg = RewardConfig(base_model=tiny_qwen_base, device="cpu", max_length=64, pooling=pooling)
+    model, tok = build_reward_model(cfg, torch.device("cpu"))
+    with torch.no_grad():
+        torch.manual_seed(1)
+        model.score.weight.normal_()
+    texts = ["Restart the router.", "Sorry, please restart the router and wait a minute.", "No."]
+    encoded = [encode_scored(tok, "How do I reset it?", t, 64) for t in texts]
+    prompt_len = len(encode_pair(tok, "How do I reset it?", "", 64)) - 1  # the prompt alone, without EOS
+    assert [start for _, start in encoded] == [prompt_len] * 3
+    seqs, starts = [ids for ids, _ in encoded], [s for _, s in encoded]
+    ex = [PromptExample(0, [0, 1, 2], [], tokens=seqs, starts=starts)]
+    model.eval()
+    with torch.no_grad():
+        alone = torch.cat([sequence_rewards(model, torch.tensor([s]), torch.ones(1, len(s), dtype=torch.long),
+                                            torch.tensor([st]), pooling) for s, st in zip(seqs, starts)])
+        for side in ("right", "left"):
+            b = collate(ex, tok.pad_token_id, torch.device("cpu"), side)
+            assert torch.allclose(sequence_rewards(model, b.input_ids, b.attention_mask, b.starts, pooling),
+                                  alone, atol=1e-5)
+        # A different prompt before the same reply moves the reading only through attention, and a
+        # reading from position 0 (the whole sequence) differs from the reply's own.
+        whole = sequence_rewards(model, torch.tensor([seqs[0]]), torch.ones(1, len(seqs[0]), dtype=torch.long),
+                                 torch.tensor([0]), pooling)
+    assert len(set(alone.tolist())) == 3
+    assert not torch.allclose(whole, alone[:1])
+    # Scoring through the trained-model path uses the same starts.
+    scored = score_sequences(model, seqs, tok.pad_token_id, torch.device("cpu"), False, starts=starts,
+                             pooling=pooling)
+    assert torch.allclose(torch.tensor(scored), alone, atol=1e-5)
+
+
+def test_encode_scored_keeps_the_reply_start_when_truncated(tiny_qwen_base):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen_base)
+    long_prompt = "How do I reset it? " * 30
+    ids, start = encode_scored(tok, long_prompt, "Restart the router.", 24)
+    full, full_start = encode_scored(tok, long_prompt, "Restart the router.", 10_000)
+    assert len(ids) == 24 and ids == full[-24:]
+    assert start == full_start - (len(full) - 24)
+    ids, start = encode_scored(tok, "Hi?", "word " * 60, 16)  # the reply alone is longer than the budget
+    assert start == 0 and len(ids) == 16
+
+
+def test_saved_configs_without_pooling_read_the_last_token():
+    assert RewardConfig().pooling == "both"
+    assert RewardConfig.from_dict({"learning_rate": 1e-4}).pooling == "both"
+    assert RewardConfig.from_saved({"learning_rate": 1e-4}).pooling == "last"
+    assert RewardConfig.from_saved({"pooling": "mean"}).pooling == "mean"
+    with pytest.raises(UserError, match="pooling"):
+        RewardConfig(pooling="max")
 
 
 def test_split_never_shares_a_prompt():

@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, dest="ppo_epochs", help="PPO epochs per batch")
     p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
     p.add_argument("--temperature", type=float, help="sampling temperature")
-    p.add_argument("--max-new-tokens", type=int, help="response length limit")
+    p.add_argument("--max-new-tokens", type=int,
+                   help="reply length limit in tokens (default 0 = automatic: fits 95%% of the candidates)")
     p.add_argument("--kl-coef", type=float, help="initial KL penalty beta")
     p.add_argument("--kl-target", type=float, help="target KL for the adaptive controller")
     p.add_argument("--fixed-kl", action="store_true", help="keep beta fixed (no adaptive controller)")

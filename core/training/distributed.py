@@ -182,22 +182,22 @@ def _sum_stats(values: list[float], device) -> list[float]:
 # reward model
 
 
-def _reward_forward_module(model):
+def _reward_forward_module(model, pooling: str):
     import torch
 
     from core.training.reward import sequence_rewards
 
     class RewardForward(torch.nn.Module):
-        """What DDP wraps: the reward model read at the last token (sequence_rewards)."""
+        """What DDP wraps: the reward model's sequence rewards (sequence_rewards, with the run's pooling)."""
 
-        def __init__(self, inner):
+        def __init__(self, inner, pooling):
             super().__init__()
-            self.inner = inner
+            self.inner, self.pooling = inner, pooling
 
-        def forward(self, input_ids, attention_mask):
-            return sequence_rewards(self.inner, input_ids, attention_mask)
+        def forward(self, input_ids, attention_mask, starts):
+            return sequence_rewards(self.inner, input_ids, attention_mask, starts, self.pooling)
 
-    return RewardForward(model)
+    return RewardForward(model, pooling)
 
 
 def reward_dp_step(trainer, ddp, local: list, n_global: int, world: int, step: int) -> dict[str, float]:
@@ -226,7 +226,7 @@ def reward_dp_step(trainer, ddp, local: list, n_global: int, world: int, step: i
         ctx = ddp.no_sync() if i < len(micro) - 1 else contextlib.nullcontext()
         with ctx:
             with trainer._autocast():
-                rewards = ddp(b.input_ids, b.attention_mask)
+                rewards = ddp(b.input_ids, b.attention_mask, b.starts)
             group_loss, _, diff = bradley_terry_loss(rewards, b.winners, b.losers, b.margins, b.groups,
                                                      b.n_prompts)
             loss = group_loss.sum() * scale
@@ -277,7 +277,7 @@ def _reward_worker(rank, world, device, payload, out, stop) -> None:
         ckpt.optimizer_from_files(trainer.optimizer, trainer.names, files["optimizer.safetensors"],
                                   ckpt.json_load(files["optimizer.json"]))
         state = dict(payload["state"])
-    ddp = _ddp(DDP, _reward_forward_module(model), device)
+    ddp = _ddp(DDP, _reward_forward_module(model, config.pooling), device)
     proxy = _Proxy(out)
     step = state["step"]
     t0, pairs_seen, tokens_seen = time.monotonic(), 0, 0
@@ -324,7 +324,7 @@ def _reward_worker(rank, world, device, payload, out, stop) -> None:
     final = trainer.evaluate(data.val)
     if data.heldout:
         final.update(trainer.evaluate(data.heldout, prefix="heldout"))
-    raw = trainer.raw_scores([t for ex in data.train for t in ex.tokens])
+    raw = trainer.raw_scores(data.train)
     offset = float(sum(raw) / len(raw))
     scale = float((sum((r - offset) ** 2 for r in raw) / max(1, len(raw) - 1)) ** 0.5) or 1.0
     out.put(("done", step, state, final, offset, scale, tokenizer.pad_token_id,
@@ -358,7 +358,7 @@ def train_reward_model_dp(proj, config, *, cancel: CancelToken = NEVER,
             raise UserError(f"run {resume_run} is a {run.kind} run, not a reward-model run")
         if run.status == "done":
             raise UserError(f"run {resume_run} has already finished; start a new run instead")
-        config = RewardConfig.from_dict(run.config)
+        config = RewardConfig.from_saved(run.config)
         run_id = resume_run
         if proj.has_artifact(run_id, CHECKPOINT):
             resume_files = proj.load_artifact(run_id, CHECKPOINT)
@@ -554,7 +554,9 @@ def train_dpo_dp(proj, config, *, cancel: CancelToken = NEVER, resume_run: Optio
     import torch
 
     from core.training.policy_config import PolicyConfig
-    from core.training.policy_job import CHECKPOINT, DATA, FINAL, PolicyResult, _dpo_pairs, _hash, collect_ids
+    from core.training.policy_job import (
+        CHECKPOINT, DATA, FINAL, PolicyResult, _dpo_pairs, _hash, collect_ids, resolve_reply_length,
+    )
     from core.training.quantization import resolve_policy_plan
 
     resume_files = None
@@ -569,7 +571,7 @@ def train_dpo_dp(proj, config, *, cancel: CancelToken = NEVER, resume_run: Optio
         cfg = (PolicyConfig.from_dict(config) if isinstance(config, dict) else config).validate()
         if not cfg.policy_path:
             raise UserError("Choose the policy's base model folder (policy_path).")
-        cfg, plan = resolve_policy_plan(cfg, proj)
+        cfg, plan = resolve_policy_plan(resolve_reply_length(proj, cfg), proj)
         ids = collect_ids(proj, cfg)
         provenance = {"data_hash": _hash(ids), "n_prompts": len(ids["prompt_ids"]),
                       "n_pairs": len(ids.get("pairs", [])), "reward_run": None, "reward_function": None,

@@ -21,8 +21,9 @@ A sequence-classification head (`num_labels=1`) on a local base model, trained w
 loss −log σ(r_chosen − r_rejected − margin) over every pair implied by each judgment (ranking tiers,
 pairwise wins, ratings; ties give no pair). Each response is scored once per forward pass and all of a
 prompt's pairs are formed from those scores. Training and validation are split by prompt; held-out
-prompts are never trained on. The reward is read at the last non-pad token. After training, rewards are
-centred (mean 0 on the training responses) and their scale is recorded.
+prompts are never trained on. The score head reads the average of two summaries of the final hidden
+states: their mean over the reply's tokens and the last token (`pooling=both`; `mean` or `last` read
+one; runs saved before the option existed read the last token). After training, rewards are centred (mean 0 on the training responses) and their scale is recorded.
 
 Presets: **Quick**, **Balanced**, **Thorough** (`core/training/presets.py`) set the length, learning
 rate and batch by model size and device, and switch to LoRA when a full fine-tune will not fit. A
@@ -47,6 +48,12 @@ Training modes: **LoRA** (peft; the reference is the same model with adapters di
 copy is held), **freeze** (train the top layers), or **full**. The export (`rlhf-studio export-model`)
 writes a standard Hugging Face folder, LoRA merged or as an adapter, after an explicit plaintext
 confirmation.
+
+Reply length: `max_new_tokens` = 0 (every preset) is automatic: the run measures the project's
+candidate replies in the policy's tokens and takes their 95th percentile plus room for EOS, rounded up
+to 16 (32 to 512); the run records the number it used. A limit shorter than the replies the expert
+ranked would cut good replies off, and the missing-EOS penalty would then teach the policy that short
+is better.
 
 Presets (`core/training/policy_config.py` `PRESETS`):
 

@@ -65,8 +65,8 @@ class PolicyConfig:
 
     temperature: float = 0.7
     """Sampling temperature; the log-probs use the same scaling."""
-    max_new_tokens: int = 64
-    """Response length limit in tokens."""
+    max_new_tokens: int = 0
+    """Response length limit in tokens; 0 = automatic: fits 95% of the project's candidate replies."""
     max_prompt_tokens: int = 256
     """Longer prompts keep their last tokens."""
     missing_eos_penalty: Optional[float] = 1.0
@@ -134,9 +134,11 @@ class PolicyConfig:
                             "policy's device: keep reward_device=auto or use value_init=head.")
         if self.algo in ("rloo", "grpo") and self.rloo_k < 2:
             raise UserError("RLOO and GRPO need at least 2 samples per prompt (rloo_k).")
-        for name in ("total_steps", "batch_size", "minibatch_size", "ppo_epochs", "max_new_tokens"):
+        for name in ("total_steps", "batch_size", "minibatch_size", "ppo_epochs"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1.")
+        if self.max_new_tokens < 0:
+            raise UserError("max_new_tokens must be at least 1, or 0 for automatic.")
         if self.temperature <= 0:
             raise UserError("temperature must be above 0 (the policy's log-probs are divided by it).")
         return self
@@ -154,12 +156,12 @@ class PolicyConfig:
 
 PRESETS: dict[str, dict] = {
     # A first look in minutes: few steps, small batches.
-    "quick": dict(total_steps=20, batch_size=8, minibatch_size=4, ppo_epochs=2, max_new_tokens=48,
+    "quick": dict(total_steps=20, batch_size=8, minibatch_size=4, ppo_epochs=2,
                   log_samples_every=5, checkpoint_every=5),
     # The default trade-off.
-    "balanced": dict(total_steps=100, batch_size=16, minibatch_size=8, ppo_epochs=4, max_new_tokens=64),
+    "balanced": dict(total_steps=100, batch_size=16, minibatch_size=8, ppo_epochs=4),
     # Longer, more samples per step, more conservative updates.
-    "thorough": dict(total_steps=400, batch_size=32, minibatch_size=8, ppo_epochs=4, max_new_tokens=128,
+    "thorough": dict(total_steps=400, batch_size=32, minibatch_size=8, ppo_epochs=4,
                      learning_rate=5e-5, checkpoint_every=20, log_samples_every=20),
 }
 

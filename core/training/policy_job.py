@@ -17,6 +17,7 @@ Out of memory: the run is marked "failed" and a `UserError` with advice is raise
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -69,6 +70,39 @@ def collect_ids(proj, cfg: PolicyConfig) -> dict:
     if not prompt_ids:
         raise UserError("The project has no training prompts. Import or add prompts first.")
     return {"prompt_ids": prompt_ids}
+
+
+AUTO_REPLY_FALLBACK = 64
+"""max_new_tokens when set to automatic and the project has no candidate replies to measure."""
+
+
+def auto_reply_length(proj, policy_path: str, max_prompts: int = 400) -> int:
+    """A reply limit that the project's own candidate replies fit under: their 95th percentile in the
+    policy's tokens, plus room for EOS, rounded up to 16 (32 to 512).
+
+    Why: a limit below what the expert's candidates need cuts good replies off, and the missing-EOS
+    penalty then teaches the policy that short is better (the demo's 64-token preset cut a quarter of its
+    candidates). Reads at most `max_prompts` training prompts, spread over the project.
+    """
+    from transformers import AutoTokenizer
+
+    ids = proj.prompt_ids(split="train")
+    if len(ids) > max_prompts:
+        ids = ids[:: max(1, len(ids) // max_prompts)][:max_prompts]
+    texts = [r.text for pid in ids for r in proj.responses(pid)]
+    if not texts:
+        return AUTO_REPLY_FALLBACK
+    tokenizer = AutoTokenizer.from_pretrained(policy_path)
+    lengths = sorted(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    p95 = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
+    return int(min(512, max(32, -(-(p95 + 8) // 16) * 16)))
+
+
+def resolve_reply_length(proj, cfg: PolicyConfig) -> PolicyConfig:
+    """`cfg` with max_new_tokens = 0 (automatic) replaced by `auto_reply_length`; a run records the number."""
+    if cfg.max_new_tokens == 0 and cfg.policy_path:
+        cfg = dataclasses.replace(cfg, max_new_tokens=auto_reply_length(proj, cfg.policy_path))
+    return cfg
 
 
 def build_reward(proj, cfg: PolicyConfig, device: torch.device, reward_fn: Optional[RewardFn]):
@@ -165,6 +199,7 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
             raise UserError("Choose the policy's base model folder (policy_path).")
         from core.training.quantization import resolve_policy_plan
 
+        cfg = resolve_reply_length(proj, cfg)
         cfg, plan = resolve_policy_plan(cfg, proj)  # concrete quantization/checkpointing, or a UserError
         ids = collect_ids(proj, cfg)
         provenance = {"data_hash": _hash(ids), "n_prompts": len(ids["prompt_ids"]),

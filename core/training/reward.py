@@ -6,8 +6,14 @@ One readable file (CleanRL style): config, data, model, loss, step, job, scoring
   with ALL their judged responses, scores each response once, and forms all of that prompt's pairs from
   those scores (InstructGPT). Each prompt weighs the same in the loss, whatever its number of pairs.
 - Loss: -log sigmoid(r_w - r_l - margin).
-- The reward is the score head read at the last non-pad token, found from the attention mask, so left and
-  right padding give the same reward; position ids also come from the mask for the same reason.
+- The reward is the score head applied to a summary of the final hidden states: by default
+  (pooling="both") the average of the mean over the reply's tokens and the last non-pad token. The mean
+  reads the whole reply, which a small base model does not gather into its last token; the last token
+  keeps what attention put there (a single decisive word). Over five simulated experts on the demo the
+  pair gave 0.764 held-out accuracy on average against 0.749 for the last token alone (bench figures,
+  docs/training.md). "mean" and "last" are the single readings; runs saved before the option existed load
+  as "last". Positions and the reply's span come from the attention mask, so left and right padding
+  give the same reward.
 - Train/validation split by prompt; prompts of the "heldout" split are never trained on (only scored).
 - After training the rewards are centred (mean 0 over the training responses); offset and scale are
   stored with the weights and applied by `RewardModel.score`.
@@ -44,6 +50,7 @@ __all__ = [
     "sequence_rewards",
     "split_by_prompt",
     "encode_pair",
+    "encode_scored",
     "build_reward_model",
     "collect_data",
     "data_snapshot_hash",
@@ -105,6 +112,8 @@ class RewardConfig:
     """Gradient clipping threshold (global L2 norm); 0 turns clipping off."""
     max_length: int = 512
     """Tokens per prompt+response; longer ones keep their end (the response and EOS)."""
+    pooling: Literal["both", "mean", "last"] = "both"
+    """What the score head reads: mean over the reply's tokens, the last token, or both averaged."""
     margin_mode: Literal["none", "tier_distance"] = "none"
     """Margin in the loss: none, or the judged distance (tiers apart / rating difference)."""
     margin_scale: float = 1.0
@@ -153,11 +162,18 @@ class RewardConfig:
             raise UserError("val_fraction must be between 0 and 1")
         if self.max_length < 8:
             raise UserError("max_length must be at least 8 tokens")
+        if self.pooling not in ("mean", "last", "both"):
+            raise UserError(f"pooling must be both, mean or last, not {self.pooling!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "RewardConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_saved(cls, values: dict) -> "RewardConfig":
+        """A config stored with a run; runs saved before `pooling` existed read the last token."""
+        return cls.from_dict({"pooling": "last", **values})
 
     @classmethod
     def field_docs(cls) -> dict[str, str]:
@@ -184,6 +200,8 @@ class PromptExample:
     """(winner index, loser index, margin) into response_ids."""
     tokens: list[list[int]] = field(default_factory=list)
     """Token ids of prompt+response+EOS per response, filled by `tokenize`."""
+    starts: list[int] = field(default_factory=list)
+    """Index in each token list where the response begins (0 when unknown: the whole sequence)."""
 
 
 @dataclass
@@ -262,19 +280,29 @@ def collect_data(proj, config: RewardConfig) -> RewardData:
 
 
 def encode_pair(tokenizer, prompt, response: str, max_length: int) -> list[int]:
-    """Token ids of prompt+response ending with EOS: the prompt formatted exactly as the policy sees it
-    (`core.models.loading.format_prompt`), so the reward model scores the policy's own token stream.
+    """Token ids of prompt+response ending with EOS (see `encode_scored`)."""
+    return encode_scored(tokenizer, prompt, response, max_length)[0]
 
-    Too long: keep the end, where the response and the EOS the reward is read at are.
+
+def encode_scored(tokenizer, prompt, response: str, max_length: int) -> tuple[list[int], int]:
+    """(token ids of prompt+response ending with EOS, index where the response begins).
+
+    The prompt is formatted exactly as the policy sees it (`core.models.loading.format_prompt`), so the
+    reward model scores the policy's own token stream. Too long: keep the end, where the response and the
+    EOS are. The start comes from the formatted prompt's own token count (a merge across the boundary can
+    shift it by a token, which the mean over the response hardly notices).
     """
     from core.models.loading import format_prompt
 
     templated = isinstance(prompt, list) or bool(getattr(tokenizer, "chat_template", None))
-    text = format_prompt(tokenizer, prompt) + response
-    ids = tokenizer(text, add_special_tokens=not templated)["input_ids"]
+    prefix = format_prompt(tokenizer, prompt)
+    ids = tokenizer(prefix + response, add_special_tokens=not templated)["input_ids"]
+    start = len(tokenizer(prefix, add_special_tokens=not templated)["input_ids"])
     if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
         ids = ids + [tokenizer.eos_token_id]
-    return ids[-max_length:]
+    start = min(start, len(ids) - 1)  # at least the EOS counts as response
+    cut = max(0, len(ids) - max_length)
+    return ids[cut:], max(0, start - cut)
 
 
 def tokenize(proj, tokenizer, examples: Iterable[PromptExample], max_length: int) -> None:
@@ -284,7 +312,9 @@ def tokenize(proj, tokenizer, examples: Iterable[PromptExample], max_length: int
         missing = [r for r in ex.response_ids if r not in texts]
         if missing:
             raise UserError(f"response {missing[0]} of prompt {ex.prompt_id} is no longer in the project")
-        ex.tokens = [encode_pair(tokenizer, prompt, texts[r], max_length) for r in ex.response_ids]
+        encoded = [encode_scored(tokenizer, prompt, texts[r], max_length) for r in ex.response_ids]
+        ex.tokens = [ids for ids, _ in encoded]
+        ex.starts = [start for _, start in encoded]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -413,17 +443,30 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return (positions * attention_mask.long()).amax(dim=1)
 
 
-def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """[N, T] tokens -> [N] float32 rewards, read at the last non-pad token."""
+def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     starts: Optional[torch.Tensor] = None, pooling: str = "last") -> torch.Tensor:
+    """[N, T] tokens -> [N] float32 rewards: the head over the mean hidden state of the response tokens
+    (pooling="mean"; `starts` [N] = where each response begins, counted in attended tokens), at the
+    last non-pad token (pooling="last"), or over the average of those two (pooling="both")."""
     backbone, head = _backbone_and_head(model)
     # Positions count attended tokens only, so a left-padded sequence sees the same positions as unpadded.
-    position_ids = (attention_mask.long().cumsum(1) - 1).clamp(min=0)
+    position_ids = (attention_mask.long().cumsum(1) - 1).clamp(min=0)  # [N, T]
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                       use_cache=False).last_hidden_state  # [N, T, H]
     last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]  # [N, H]
+    if pooling in ("mean", "both"):
+        if starts is None:
+            starts = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
+        span = (position_ids >= starts[:, None]) & attention_mask.bool()  # [N, T]
+        weights = span.to(hidden.dtype)[..., None]  # [N, T, 1]
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)  # [N, H]
+        if pooling == "both":
+            pooled = 0.5 * (pooled + last)
+    else:
+        pooled = last
     # The head in fp32 even under autocast: rewards are compared and centred, bf16 would tie close ones.
-    with torch.autocast(last.device.type, enabled=False):
-        return head(last.float()).squeeze(-1)  # [N]
+    with torch.autocast(pooled.device.type, enabled=False):
+        return head(pooled.float()).squeeze(-1)  # [N]
 
 
 def bradley_terry_loss(rewards, winners, losers, margins, groups, n_groups: int):
@@ -446,6 +489,7 @@ class Batch:
 
     input_ids: torch.Tensor  # [N, T]
     attention_mask: torch.Tensor  # [N, T]
+    starts: torch.Tensor  # [N] where each response begins (attended-token index; 0 when unknown)
     winners: torch.Tensor  # [P]
     losers: torch.Tensor  # [P]
     margins: torch.Tensor  # [P]
@@ -460,10 +504,12 @@ class Batch:
 
 def collate(examples: Sequence[PromptExample], pad_id: int, device, padding_side: str = "right") -> Batch:
     seqs: list[list[int]] = []
+    starts: list[int] = []
     w, l, m, g = [], [], [], []
     for gi, ex in enumerate(examples):
         base = len(seqs)
         seqs.extend(ex.tokens)
+        starts.extend(ex.starts if len(ex.starts) == len(ex.tokens) else [0] * len(ex.tokens))
         for wi, li, mi in ex.pairs:
             w.append(base + wi)
             l.append(base + li)
@@ -482,6 +528,7 @@ def collate(examples: Sequence[PromptExample], pad_id: int, device, padding_side
     nb = device.type == "cuda"
     return Batch(
         ids.to(device, non_blocking=nb), mask.to(device, non_blocking=nb),
+        torch.tensor(starts, dtype=torch.long).to(device),
         torch.tensor(w, dtype=torch.long).to(device), torch.tensor(l, dtype=torch.long).to(device),
         torch.tensor(m, dtype=torch.float32).to(device), torch.tensor(g, dtype=torch.long).to(device),
         len(examples), sum(len(s) for s in seqs),
@@ -537,6 +584,9 @@ class RewardTrainer:
     def batch(self, examples: Sequence[PromptExample]) -> Batch:
         return collate(examples, self.pad_id, self.device)
 
+    def rewards(self, b: Batch) -> torch.Tensor:
+        return sequence_rewards(self.model, b.input_ids, b.attention_mask, b.starts, self.config.pooling)
+
     def train_step(self, micro_batches: Sequence[Batch], step: int) -> dict[str, float]:
         """One optimizer step over the micro-batches (gradient accumulation); returns step metrics."""
         self.model.train()
@@ -550,7 +600,7 @@ class RewardTrainer:
         n_pairs = 0
         for b in micro_batches:
             with self._autocast():
-                rewards = sequence_rewards(self.model, b.input_ids, b.attention_mask)  # [N]
+                rewards = self.rewards(b)  # [N]
             group_loss, _, diff = bradley_terry_loss(rewards, b.winners, b.losers, b.margins, b.groups, b.n_prompts)
             loss = group_loss.sum() / n_prompts  # every prompt weighs the same in the step
             loss.backward()
@@ -581,7 +631,7 @@ class RewardTrainer:
         for i in range(0, len(examples), size):
             b = self.batch(examples[i:i + size])
             with self._autocast():
-                rewards = sequence_rewards(self.model, b.input_ids, b.attention_mask)
+                rewards = self.rewards(b)
             group_loss, _, diff = bradley_terry_loss(rewards, b.winners, b.losers, b.margins, b.groups, b.n_prompts)
             loss_sum += float(group_loss.sum())
             correct += float(_correct(diff).sum())
@@ -590,23 +640,29 @@ class RewardTrainer:
         return {f"loss/{prefix}": loss_sum / len(examples), f"accuracy/{prefix}": correct / max(1, n_pairs),
                 f"margin/{prefix}": diff_sum / max(1, n_pairs)}
 
-    def raw_scores(self, sequences: Sequence[list[int]], batch_size: int = 32) -> list[float]:
-        return score_sequences(self.model, sequences, self.pad_id, self.device, self.autocast, batch_size)
+    def raw_scores(self, examples: Sequence[PromptExample], batch_size: int = 32) -> list[float]:
+        """Uncentred rewards of every response of the examples, in order."""
+        seqs = [t for ex in examples for t in ex.tokens]
+        starts = [s for ex in examples for s in (ex.starts or [0] * len(ex.tokens))]
+        return score_sequences(self.model, seqs, self.pad_id, self.device, self.autocast, batch_size,
+                               starts=starts, pooling=self.config.pooling)
 
 
 @torch.no_grad()
 def score_sequences(model, sequences: Sequence[list[int]], pad_id: int, device, autocast: bool,
-                    batch_size: int = 32) -> list[float]:
+                    batch_size: int = 32, *, starts: Optional[Sequence[int]] = None,
+                    pooling: str = "last") -> list[float]:
     """Uncentred rewards of token sequences, in order; batches similar lengths together to pad less."""
     model.eval()
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     out = [0.0] * len(sequences)
     for i in range(0, len(order), batch_size):
         idx = order[i:i + batch_size]
-        b = collate([PromptExample(0, [], [], tokens=[sequences[j] for j in idx])], pad_id, device)
+        b = collate([PromptExample(0, [], [], tokens=[sequences[j] for j in idx],
+                                   starts=[starts[j] for j in idx] if starts is not None else [])], pad_id, device)
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
         with ctx:
-            values = sequence_rewards(model, b.input_ids, b.attention_mask).tolist()
+            values = sequence_rewards(model, b.input_ids, b.attention_mask, b.starts, pooling).tolist()
         for j, v in zip(idx, values):
             out[j] = v
     return out
@@ -746,7 +802,7 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
             raise UserError(f"run {resume_run} is a {run.kind} run, not a reward-model run")
         if run.status == "done":
             raise UserError(f"run {resume_run} has already finished; start a new run instead")
-        config = RewardConfig.from_dict(run.config)
+        config = RewardConfig.from_saved(run.config)
         run_id = resume_run
         if proj.has_artifact(run_id, CHECKPOINT):
             resume_files = proj.load_artifact(run_id, CHECKPOINT)
@@ -843,7 +899,7 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
         final = trainer.evaluate(data.val)
         if data.heldout:
             final.update(trainer.evaluate(data.heldout, prefix="heldout"))
-        raw = trainer.raw_scores([t for ex in data.train for t in ex.tokens])
+        raw = trainer.raw_scores(data.train)
         offset = float(sum(raw) / len(raw))
         scale = float((sum((r - offset) ** 2 for r in raw) / max(1, len(raw) - 1)) ** 0.5) or 1.0
         meta = {"base_model": config.base_model, "config": asdict(config), "offset": offset, "scale": scale,
@@ -892,9 +948,10 @@ class RewardModel:
     @torch.no_grad()
     def score(self, items: Sequence[tuple[Any, str]], batch_size: int = 32) -> list[float]:
         """[(prompt, response)] -> centred rewards. Prompts are strings or chat message lists."""
-        seqs = [encode_pair(self.tokenizer, p, r, self.config.max_length) for p, r in items]
-        raw = score_sequences(self.model, seqs, self.tokenizer.pad_token_id, self.device,
-                              self.device.type == "cuda" and self.config.bf16, batch_size)
+        encoded = [encode_scored(self.tokenizer, p, r, self.config.max_length) for p, r in items]
+        raw = score_sequences(self.model, [ids for ids, _ in encoded], self.tokenizer.pad_token_id, self.device,
+                              self.device.type == "cuda" and self.config.bf16, batch_size,
+                              starts=[start for _, start in encoded], pooling=self.config.pooling)
         return [r - self.offset for r in raw]
 
 
@@ -904,7 +961,7 @@ def load_reward_model(proj, run_id: int, *, device: str | None = None, name: str
     if "reward.json" not in files:
         raise UserError(f"run {run_id} has no finished reward model (artifact {name!r})")
     meta = ckpt.json_load(files["reward.json"])
-    config = RewardConfig.from_dict(meta["config"])
+    config = RewardConfig.from_saved(meta["config"])
     if device is not None:
         config.device = device
     dev = resolve_device(config.device)

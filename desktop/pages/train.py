@@ -174,12 +174,16 @@ def policy_preflight_job(proj, inputs: dict, cancel: CancelToken = NEVER) -> Ite
     except UserError as exc:
         return {**out, "message": str(exc)}
     cancel.raise_if_cancelled()
+    from core.training.policy_job import resolve_reply_length
+
+    cfg = resolve_reply_length(proj, cfg)  # the concrete limit the run will use, for the memory estimate
     est = policy_memory_estimate(cfg)
     what = (f"{len(ids['pairs']):,} preference pairs" if cfg.algo == "dpo"
             else f"{len(ids['prompt_ids']):,} training prompts")
     if est["need"] <= est["free"]:
         return {**out, "ok": True,
-                "message": f"Ready: {what}; {cfg.total_steps:,} steps, {cfg.mode} on {est['device']} "
+                "message": f"Ready: {what}; {cfg.total_steps:,} steps, replies up to {cfg.max_new_tokens} "
+                           f"tokens, {cfg.mode} on {est['device']} "
                            f"({fmt_params(est['n_params'])} parameters): about {fmt_bytes(est['need'])} of "
                            f"{fmt_bytes(est['free'])} free."}
     # Too big: suggest LoRA first (the reference is then the same weights), else a smaller batch.
