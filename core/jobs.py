@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Optional
 
-__all__ = ["Progress", "CancelToken", "Cancelled", "NEVER", "Job", "run_job"]
+__all__ = ["Progress", "CancelToken", "Cancelled", "NEVER", "Job", "run_job", "call_job"]
 
 
 @dataclass
@@ -87,3 +87,9 @@ def run_job(job: Job, on_progress: Optional[Callable[[Progress], None]] = None) 
             return stop.value
         if on_progress is not None:
             on_progress(event)
+
+
+def call_job(fn: Callable[..., Any], *args: Any, message: str = "", **kwargs: Any) -> Job:
+    """A one-step job around a blocking call (Project.open's Argon2id), so a worker runs it like any other."""
+    yield Progress(0, None, message)
+    return fn(*args, **kwargs)

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
-from desktop.ml_imports import ml_job
+from core.ops.data import generation_job
+from core.ops.ml_imports import ml_job
 from desktop.pages.base import error_text
 from desktop.worker import JobProgressWidget
 
@@ -35,15 +36,6 @@ def parse_temperatures(text: str) -> Optional[tuple[float, ...]]:
     if any(t < 0 for t in temps):
         raise UserError("Temperature mix: temperatures must be 0 or more.")
     return temps
-
-
-def generation_job(proj, model: str, k: int, settings: dict, split, prompt_ids, cancel):
-    """core.models.candidates.generate_candidates, with its imports on the worker thread."""
-    from core.models.candidates import generate_candidates
-    from core.models.generation import SamplingSettings
-
-    return (yield from generate_candidates(proj, model, k=k, settings=SamplingSettings.from_dict(settings),
-                                           split=split, prompt_ids=prompt_ids, cancel=cancel))
 
 
 class GenerateDialog(QDialog):

@@ -11,7 +11,8 @@ training):
     handle.cancel()                   # sets the CancelToken; the job raises Cancelled at its next check
 
 Exactly one of finished / failed / cancelled is emitted, on the GUI thread, after the job's generator
-has returned. A plain blocking call (Project.open's Argon2id) becomes a one-step job with `call_job`.
+has returned. A plain blocking call (Project.open's Argon2id) becomes a one-step job with `call_job`
+(core.jobs, re-exported here).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from core.jobs import Cancelled, CancelToken, Job, Progress
+from core.jobs import Cancelled, CancelToken, Job, Progress, call_job
 
 __all__ = ["JobHandle", "JobRunner", "JobProgressWidget", "call_job", "format_eta"]
 
@@ -48,12 +49,6 @@ def tune_for_responsiveness() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(700, 10, 1000)
-
-
-def call_job(fn: Callable[..., Any], *args: Any, message: str = "", **kwargs: Any) -> Job:
-    """A one-step job around a blocking call, so it can run on the worker like any other job."""
-    yield Progress(0, None, message)
-    return fn(*args, **kwargs)
 
 
 class JobHandle(QObject):

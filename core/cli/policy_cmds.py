@@ -103,34 +103,45 @@ def register(subparsers) -> None:
     e.set_defaults(func=cmd_export_model)
 
 
-def config_from_args(args):
-    from core.training.policy_config import preset
+POLICY_FLAGS = (
+    "mode", "freeze_layers", "total_steps", "batch_size", "minibatch_size", "ppo_epochs", "learning_rate",
+    "temperature", "max_new_tokens", "kl_coef", "kl_target", "rloo_k", "value_init", "dpo_beta",
+    "label_smoothing", "device", "seed", "quantization", "gradient_checkpointing", "reward_device",
+    "rollout_engine", "gpus")
+REWARD_FLAGS = ("model_weight", "length_target", "length_weight", "pattern_weight", "repetition_weight",
+                "rouge_weight", "bleu_weight")
 
-    overrides = {k: getattr(args, k) for k in (
-        "mode", "freeze_layers", "total_steps", "batch_size", "minibatch_size", "ppo_epochs", "learning_rate",
-        "temperature", "max_new_tokens", "kl_coef", "kl_target", "rloo_k", "value_init", "dpo_beta",
-        "label_smoothing", "device", "seed", "quantization", "gradient_checkpointing", "reward_device",
-        "rollout_engine", "gpus")}
+
+def overrides_from_args(args) -> dict:
+    """The flags as PolicyConfig overrides (the Train page's shape: `reward` holds the hybrid reward's)."""
+    overrides = {k: getattr(args, k) for k in POLICY_FLAGS if getattr(args, k) is not None}
     if args.mode is None and args.freeze_layers:
         overrides["mode"] = "freeze"
-    cfg = preset(args.preset, algo=args.algo, policy_path=os.path.abspath(args.policy), reward_run=args.reward,
-                 **overrides)
     if args.fixed_kl:
-        cfg.adaptive_kl = False
-    r = cfg.reward
-    for name, attr in (("model_weight", "model_weight"), ("length_target", "length_target"),
-                       ("length_weight", "length_weight"), ("pattern_weight", "pattern_weight"),
-                       ("repetition_weight", "repetition_weight"), ("rouge_weight", "rouge_weight"),
-                       ("bleu_weight", "bleu_weight")):
-        if getattr(args, name) is not None:
-            setattr(r, attr, getattr(args, name))
-    r.required, r.forbidden, r.patterns_are_regex = list(args.require), list(args.forbid), args.regex
-    if (r.required or r.forbidden) and not r.pattern_weight:
-        r.pattern_weight = 1.0
-    if args.length_target is not None and not r.length_weight:
-        r.length_weight = 1.0
-    if args.reward is None:
-        r.model_weight = 0.0 if args.model_weight is None else r.model_weight
+        overrides["adaptive_kl"] = False
+    reward = {k: getattr(args, k) for k in REWARD_FLAGS if getattr(args, k) is not None}
+    if args.require or args.forbid:
+        reward.update(required=list(args.require), forbidden=list(args.forbid))
+        if not reward.get("pattern_weight"):
+            reward["pattern_weight"] = 1.0
+    if args.regex:
+        reward["patterns_are_regex"] = True
+    if args.length_target is not None and not reward.get("length_weight"):
+        reward["length_weight"] = 1.0
+    if args.reward is None and args.model_weight is None:
+        reward["model_weight"] = 0.0
+    if reward:
+        overrides["reward"] = reward
+    return overrides
+
+
+def config_from_args(args):
+    """The PolicyConfig for these flags, through the same operation as the app's Train page
+    (core.ops.training.policy_config: preset, then algorithm/model/reward run, then overrides)."""
+    from core.ops.training import policy_config
+
+    cfg, _preset_config = policy_config(args.preset, algo=args.algo, policy_path=os.path.abspath(args.policy),
+                                        reward_run=args.reward, overrides=overrides_from_args(args))
     return cfg.validate()
 
 

@@ -34,9 +34,27 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_train_reward)
 
 
+def config_from_args(proj, args: argparse.Namespace):
+    """The RewardConfig for these flags: the preset (shaped by --device and --lora), then the other flags as
+    overrides, through the same operation as the app's Train page (core.ops.training.reward_config)."""
+    from core.ops.training import reward_config
+
+    overrides = {}
+    if args.freeze_layers:
+        overrides.update(finetune="freeze", freeze_layers=args.freeze_layers)
+    for name in ("quantization", "gradient_checkpointing", "gpus"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    lora = args.lora
+    if overrides.get("quantization") in ("4bit", "8bit") and lora is None:
+        lora = True  # a quantized base trains through LoRA adapters
+    config, _preset_config = reward_config(proj, os.path.abspath(args.base), args.preset, overrides,
+                                           device=args.device, lora=lora)
+    return config
+
+
 def cmd_train_reward(args: argparse.Namespace) -> int:
     from core.cli.progress import run_with_progress
-    from core.training.presets import config_for_project
     from core.training.reward import train_reward_model
 
     if args.resume is None and not args.base:
@@ -47,17 +65,7 @@ def cmd_train_reward(args: argparse.Namespace) -> int:
         if args.resume is not None:
             job = train_reward_model(proj, {}, cancel=token, resume_run=args.resume)
         else:
-            overrides = {}
-            if args.freeze_layers:
-                overrides.update(finetune="freeze", freeze_layers=args.freeze_layers)
-            for name in ("quantization", "gradient_checkpointing", "gpus"):
-                if getattr(args, name, None) is not None:
-                    overrides[name] = getattr(args, name)
-            if overrides.get("quantization") in ("4bit", "8bit") and args.lora is None:
-                args.lora = True  # a quantized base trains through LoRA adapters
-            config = config_for_project(proj, os.path.abspath(args.base), args.preset, device=args.device,
-                                        lora=args.lora, **overrides)
-            job = train_reward_model(proj, config, cancel=token)
+            job = train_reward_model(proj, config_from_args(proj, args), cancel=token)
         try:
             # Ctrl-C sets the token: the job checkpoints at the next step boundary and raises Cancelled.
             result = run_with_progress(job, token, desc="reward model",

@@ -10,18 +10,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from core.jobs import Progress
+from core.ops.data import audit_job
 from desktop.pages.base import Page
 
 COLUMNS = ("#", "When", "Event", "Details")
-
-
-def _audit_job(project, cancel):
-    yield Progress(0, 2, "reading the audit log")
-    log = project.audit_log()
-    cancel.raise_if_cancelled()
-    yield Progress(1, 2, "verifying the chain")
-    return log, project.verify_audit()
 
 
 class ActivityPage(Page):
@@ -72,7 +64,7 @@ class ActivityPage(Page):
         project = self.project
         if project is None:
             return
-        self.run_job(lambda cancel: _audit_job(project, cancel), "Reading activity",
+        self.run_job(lambda cancel: audit_job(project, cancel), "Reading activity",
                      on_finished=lambda res, p=project: self._show(p, *res), on_failed=self.show_error)
 
     def _show(self, project, entries: list[dict], problems: list[str]) -> None:

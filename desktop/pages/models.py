@@ -2,12 +2,12 @@
 
 The list of model folders is an encrypted project setting ("models"; paths can name a client or a case).
 Everything that touches a model (validating a folder, counting its parameters for the memory estimate,
-generation) runs as a job on the worker: the GUI thread never imports a model.
+generation) runs as a job (core.ops.models) on the worker: the GUI thread never imports a model.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -15,9 +15,9 @@ from PySide6.QtWidgets import (
     QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from core.errors import UserError
-from core.jobs import NEVER, CancelToken, Progress
-from desktop.ml_imports import ml_job
+from core.ops.format import fmt_bytes, fmt_params
+from core.ops.ml_imports import ml_job
+from core.ops.models import describe_models_job, export_job, validate_model_job
 from desktop.pages.base import Page, error_text
 from desktop.widgets.empty_state import EmptyState
 
@@ -53,73 +53,7 @@ def unregister_model(proj, path: str) -> list[str]:
     return paths
 
 
-# ---- jobs (worker thread) ------------------------------------------------------------------------------
-
-
-def validate_model_job(path: str | Path, cancel: CancelToken = NEVER) -> Iterator[Progress]:
-    """Check a folder with the loader (files, config, tokenizer) and describe it; returns describe_model's dict."""
-    from core.models.loading import check_model_folder, describe_model, load_tokenizer
-
-    yield Progress(0, 3, "checking the folder")
-    check_model_folder(path)
-    cancel.raise_if_cancelled()
-    yield Progress(1, 3, "loading the tokenizer")
-    load_tokenizer(path)
-    cancel.raise_if_cancelled()
-    yield Progress(2, 3, "estimating memory")
-    info = describe_model(path)
-    yield Progress(3, 3, "done")
-    return info
-
-
-def describe_models_job(paths: list[str], cancel: CancelToken = NEVER) -> Iterator[Progress]:
-    """{path: describe_model dict, or {"error": message}} for each folder (a missing one is an error row)."""
-    from core.models.loading import describe_model
-
-    out: dict[str, dict[str, Any]] = {}
-    for i, path in enumerate(paths):
-        cancel.raise_if_cancelled()
-        yield Progress(i, len(paths), "estimating memory")
-        try:
-            out[path] = describe_model(path)
-        except UserError as exc:
-            out[path] = {"error": str(exc)}
-    yield Progress(len(paths), len(paths), "done")
-    return out
-
-
-# ---- formatting ----------------------------------------------------------------------------------------
-
-
-def fmt_bytes(n: Optional[float]) -> str:
-    if n is None:
-        return ""
-    if n >= 2**30:
-        return f"{n / 2**30:.1f} GiB"
-    if n >= 2**20:
-        return f"{n / 2**20:.0f} MiB"
-    return f"{n / 2**10:.0f} KiB"
-
-
-def fmt_params(n: Optional[int]) -> str:
-    if not n:
-        return ""
-    if n >= 1e9:
-        return f"{n / 1e9:.1f} B"
-    if n >= 1e6:
-        return f"{n / 1e6:.1f} M"
-    return f"{n / 1e3:.0f} K"
-
-
 # ---- export (plaintext: always asked first) ----------------------------------------------------------
-
-
-def export_job(project, run_id: int, folder: str, cancel: CancelToken = NEVER) -> Iterator[Progress]:
-    """core.training.export.export_model (plaintext: the user confirmed), imported on the worker."""
-    from core.training.export import export_model
-
-    yield Progress(0, None, "exporting the model")
-    return export_model(project, run_id, folder, plaintext=True)
 
 
 def export_folder_name(project, run_id: int) -> str:
