@@ -114,11 +114,16 @@ def run_gui(project: Optional[str] = None, demo: bool = False) -> int:
     return app.exec()
 
 
-def main() -> int:
-    """PyInstaller / `python -m desktop.app` entry: the same command line as `rlhf-studio`."""
+# What `rlhf-studio gui` (and `rlhf-studio` alone) opens; core's command line imports it by name.
+GUI_ENTRY = "desktop.app:run_gui"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The `rlhf-studio` console script, PyInstaller's and `python -m desktop.app`'s entry: core's command
+    line, with this app as its `gui` command."""
     from core.cli import main as cli_main
 
-    return cli_main(sys.argv[1:])
+    return cli_main(list(sys.argv[1:] if argv is None else argv), gui_entry=GUI_ENTRY)
 
 
 if __name__ == "__main__":

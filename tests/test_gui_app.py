@@ -347,6 +347,20 @@ def test_gui_command_registered():
     assert args.project == "/x/p.rlhfproj" and not args.demo
 
 
+def test_rlhf_studio_opens_the_app_through_the_entry_desktop_passes(monkeypatch):
+    """`rlhf-studio` (desktop.app:main) hands core's command line the app as a name; core imports it lazily."""
+    import desktop.app
+    from core.cli import main as core_main
+
+    calls = []
+    monkeypatch.setattr(desktop.app, "run_gui", lambda project=None, demo=False: calls.append((project, demo)) or 0)
+    assert desktop.app.main(["gui", "--demo"]) == 0
+    assert desktop.app.main([]) == 0
+    assert desktop.app.main(["gui", "/x/p.rlhfproj"]) == 0
+    assert calls == [(None, True), (None, False), ("/x/p.rlhfproj", False)]
+    assert core_main(["gui"]) == 2  # core alone names no app
+
+
 def test_data_page_counts_quality_findings(qtbot, window, tmp_path):
     win = window
     proj = Project.create(tmp_path / "qual", PASSPHRASE)

@@ -18,19 +18,12 @@ def _imports(path: Path):
             yield node.lineno, node.module
 
 
-# The `gui` subcommand is the one crossing: it launches the desktop app, importing it lazily inside
-# the command function, so importing core never loads Qt (checked below at runtime).
-LAUNCHER = ("core/cli/gui_cmd.py", "desktop.app")
-
-
 def test_core_source_has_no_qt_or_desktop_imports():
     bad = []
     for path in sorted((REPO / "core").rglob("*.py")):
         rel = str(path.relative_to(REPO))
         for line, name in _imports(path):
             root = name.split(".")[0]
-            if (rel, name) == LAUNCHER:
-                continue
             if root in QT_ROOTS or root == "desktop" or name.startswith("matplotlib.backends.backend_qt"):
                 bad.append(f"{rel}:{line}: imports {name}")
     assert bad == []

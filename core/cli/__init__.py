@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Optional
 
 from core.offline import enforce_offline_env
 
@@ -41,12 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, gui_entry: Optional[str] = None) -> int:
+    """Run one command. `gui_entry` ("module:function") names the desktop app that `gui` (and no command)
+    opens; the front end that calls this passes it, so core never imports the GUI (core/cli/gui_cmd.py)."""
     enforce_offline_env()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui", *(argv or [])])
+    args.gui_entry = gui_entry
     from core.errors import UserError
 
     try:

@@ -1,5 +1,14 @@
-"""`rlhf-studio gui [--demo] [PROJECT]`: the desktop app (also what `rlhf-studio` alone opens)."""
+"""`rlhf-studio gui [--demo] [PROJECT]`: the desktop app (also what `rlhf-studio` alone opens).
+
+core never names the GUI: the front end that starts the command line (desktop/app.py, the `rlhf-studio`
+console script) passes its entry point as a "module:function" string, imported here only when the app is
+wanted (PySide6 loads then, never for the other commands).
+"""
 from __future__ import annotations
+
+import importlib
+
+from core.errors import UserError
 
 
 def register(subparsers) -> None:
@@ -11,7 +20,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from desktop.app import run_gui  # PySide6 is imported only when the GUI is wanted
+def load_entry(spec: str):
+    """The function a "module:function" string names."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
 
-    return run_gui(project=args.project, demo=args.demo)
+
+def run(args) -> int:
+    entry = getattr(args, "gui_entry", None)
+    if not entry:
+        raise UserError("no desktop app here: open it with `rlhf-studio` (or `python -m desktop.app`)")
+    return load_entry(entry)(project=args.project, demo=args.demo)
