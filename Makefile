@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: venv run test reliability screenshots bench demo-model clean
+.PHONY: venv run lint test reliability screenshots bench demo-model clean
 
 venv: $(STAMP)
 
@@ -23,7 +23,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/rlhf-studio gui --demo
 
-test: $(STAMP)
+# ruff (pyflakes + pycodestyle, [tool.ruff]) and the layering contracts ([tool.importlinter]) in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check
+	$(BIN)/lint-imports
+
+test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider -m "not reliability"
 
 # The reliability battery at full strength (SIGKILLs, fuzzed imports, disk full, whole-workflow canary

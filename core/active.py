@@ -19,7 +19,8 @@ a progress bar; the annotation session only reads the result (`QueueOrder`), so 
    to the prompts already picked, so one topic does not fill the next screens.
 
 Until `START_INFORMATIVE` prompts have judgments the order says why and the session keeps the project
-order (a model of a handful of judgments picks worse than the project order). Consistency re-checks are unchanged (they sit outside the queue).
+order (a model of a handful of judgments picks worse than the project order). Consistency re-checks are
+unchanged (they sit outside the queue).
 
 **Assisted review** (`explain_judgment`, `review_list`): only ever about judgments that exist. The
 model's view of a judgment comes from a model that did not see it (the queue ensemble fit before it,
@@ -43,7 +44,8 @@ from core.jobs import NEVER, CancelToken, Progress, run_job
 from core.queue_model import Ensemble, Featurizer, Group, Rows, fit, fit_ensemble, prompt_text
 
 __all__ = [
-    "ORDERS", "ORDER_SETTING", "QUEUE_SETTING", "MIN_JUDGED", "START_INFORMATIVE", "QueueOrder", "ModelCache", "ModelView",
+    "ORDERS", "ORDER_SETTING", "QUEUE_SETTING", "MIN_JUDGED", "START_INFORMATIVE", "QueueOrder", "ModelCache",
+    "ModelView",
     "refresh_queue", "stored_order", "informativeness", "explain_judgment", "review_list", "model_view",
 ]
 
@@ -516,7 +518,8 @@ def model_view(judgment, scores: dict[int, float], source: str) -> Optional[Mode
                      top, source)
 
 
-def _queue_scores(project, featurizer: Featurizer, weights: np.ndarray, pids: Sequence[int]) -> dict[int, dict[int, float]]:
+def _queue_scores(project, featurizer: Featurizer, weights: np.ndarray,
+                  pids: Sequence[int]) -> dict[int, dict[int, float]]:
     table = _Table(featurizer)
     for pid in pids:
         responses, quality = _candidates(project, pid)

@@ -156,7 +156,8 @@ class Featurizer:
         # that may contradict the request
         new_numbers = sum(1 for w in uni if w.isdigit() and len(w) >= 2 and w not in prompt_words)
         old_numbers = sum(1 for w in uni if w.isdigit() and len(w) >= 2 and w in prompt_words)
-        dense = {0: math.log1p(n) / 2.0, 1: n / 40.0, 2: (n / 40.0) ** 2, 3: float(bool(stripped) and stripped[-1] in ".!?"),
+        dense = {0: math.log1p(n) / 2.0, 1: n / 40.0, 2: (n / 40.0) ** 2,
+                 3: float(bool(stripped) and stripped[-1] in ".!?"),
                  4: 2.0 * in_prompt, 5: float(n < 5), 6: sentences / 4.0, 7: digits / 4.0,
                  13: min(new_numbers, 3) / 1.5, 14: min(old_numbers, 3) / 1.5}
         for tag in tags:

@@ -3,7 +3,8 @@
 Builds a throwaway encrypted project in a temporary folder (support requests with four candidate
 replies each, a few already judged), with its own QSettings file, so nothing of the user's is read or
 touched. The Train, Evaluate and Models pages are shown before any run (their empty states); the
-trained states come from `--training` (desktop.training_screens) and bench/eval_loop.py. Dialogs are drawn over the window they belong to, as a user would see them.
+trained states come from `--training` (desktop.training_screens) and bench/eval_loop.py. Dialogs are drawn
+over the window they belong to, as a user would see them.
 """
 from __future__ import annotations
 

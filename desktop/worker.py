@@ -17,9 +17,7 @@ has returned. A plain blocking call (Project.open's Argon2id) becomes a one-step
 from __future__ import annotations
 
 import gc
-import os
 import sys
-import threading
 import time
 from typing import Any, Callable, Optional
 

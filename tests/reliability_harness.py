@@ -280,8 +280,10 @@ CORRUPT_LINES = [
 def _strategies():
     from hypothesis import strategies as st
 
-    scalars = st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=True, allow_subnormal=False) | st.text(max_size=12)
-    values = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+    scalars = (st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=True, allow_subnormal=False)
+               | st.text(max_size=12))
+    values = st.recursive(scalars,
+                          lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=3),
                           max_leaves=10)
     keys = st.sampled_from(["prompt", "responses", "ranking", "chosen", "rejected", "completions", "split",
                             "reference", "text", "rating", "role", "content"])
@@ -478,7 +480,8 @@ def edge_case(kind: str, workdir: Path) -> dict:
                 assert str(prompts[0].prompt).startswith("UTF-16")
             if kind == "nul_escaped":
                 assert prompts[0].prompt == "a\u0000b"
-    return {"kind": kind, "outcome": outcome, "seconds": round(seconds, 2), "file_mb": round(path.stat().st_size / 2**20, 2)}
+    return {"kind": kind, "outcome": outcome, "seconds": round(seconds, 2),
+            "file_mb": round(path.stat().st_size / 2**20, 2)}
 
 
 def edge_case_measured(kind: str, workdir: Path) -> dict:

@@ -1,7 +1,6 @@
 """The embedded demo model and the demo project, offline."""
 import json
 import statistics
-from pathlib import Path
 
 import pytest
 import torch

@@ -50,7 +50,8 @@ def test_modelfile_points_at_the_gguf_with_a_template_and_stop(qwen_folder, tmp_
     path = gguf_export.write_modelfile(tmp_path, tok)
     text = path.read_text()
     assert "FROM ./model.gguf" in text
-    assert 'TEMPLATE """{{- range .Messages }}' in text and '{{ else if eq .Role "user" }}<|user|>\n{{ .Content }}\n' in text
+    assert 'TEMPLATE """{{- range .Messages }}' in text
+    assert '{{ else if eq .Role "user" }}<|user|>\n{{ .Content }}\n' in text
     assert text.rstrip().endswith(f'PARAMETER stop "{tok.eos_token}"')
     assert "<|assistant|>\n\"\"\"" in text  # the generation prompt closes the template
     chatml = type("T", (), {"chat_template": "{{ '<|im_start|>' }}", "eos_token": "<|endoftext|>"})()

@@ -54,7 +54,8 @@ def test_model_check_only_after_submit(page, qtbot):
     item = page.item
     # before judging: no model view anywhere, and none was even asked for
     assert page.assist.handle("explain") is None
-    assert not page.assist.note.isVisible() and "model" not in visible_text(page).lower().replace("model check after", "")
+    assert not page.assist.note.isVisible()
+    assert "model" not in visible_text(page).lower().replace("model check after", "")
     # the expert ranks the worst reply first: a slip the model disagrees with
     order = sorted(range(item.k), key=lambda i: goodness(item.candidates[i].text))
     best = order[-1]

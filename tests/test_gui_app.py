@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from gui_helpers import (  # noqa: F401  (fixtures)
     PASSPHRASE, _module_window, create_through_wizard, unlock, wait_job, window, write_jsonl,
 )

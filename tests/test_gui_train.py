@@ -9,7 +9,6 @@ import pytest
 import torch
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from core.project import Project
 from desktop.config_form import field_docs
 from desktop.pages.train import TrainPage
 from tests.train_gui_helpers import (  # noqa: F401 (fixtures)

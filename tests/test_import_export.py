@@ -35,8 +35,9 @@ def _snapshot(proj):
 
 
 def test_prompt_only_with_reference_and_split(project, tmp_path):
+    chat = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
     f = _write(tmp_path, "p.jsonl", [{"prompt": "a", "reference": "gold"}, {"prompt": "b", "split": "heldout"},
-                                     {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]}])
+                                     {"prompt": chat}])
     report = run_job(import_file(project, f))
     assert (report.prompts_added, report.shape) == (3, "prompts")
     ps = project.prompts()
@@ -88,7 +89,8 @@ def test_rated_completions(project, tmp_path):
 
 def test_csv_pairs_and_responses_with_ranking(project, tmp_path):
     f1 = _write(tmp_path, "pairs.csv", 'prompt,chosen,rejected\n"Hi, there",good,bad\nq2,"multi\nline",no\n')
-    f2 = _write(tmp_path, "ranked.csv", "prompt,response_1,response_2,response_3,ranking\nq3,a,b,c,\"[2, 0, 1]\"\nq4,d,e,,\n")
+    f2 = _write(tmp_path, "ranked.csv",
+                "prompt,response_1,response_2,response_3,ranking\nq3,a,b,c,\"[2, 0, 1]\"\nq4,d,e,,\n")
     run_job(import_file(project, f1))
     run_job(import_file(project, f2))
     assert [p.prompt for p in project.prompts()] == ["Hi, there", "q2", "q3", "q4"]

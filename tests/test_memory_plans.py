@@ -78,7 +78,8 @@ def test_reward_job_records_the_concrete_plan_on_cpu(tmp_path):
 
     base = str(build_tiny_model(tmp_path / "m", arch="qwen2", seed=0))
     pairs = [(0, 1, 0.0)] * 30
-    data = RewardData(train=[PromptExample(1, [0, 1], pairs)], val=[PromptExample(2, [0, 1], pairs)], heldout=[], snapshot_hash="x")
+    data = RewardData(train=[PromptExample(1, [0, 1], pairs)], val=[PromptExample(2, [0, 1], pairs)], heldout=[],
+                      snapshot_hash="x")
     pre = preflight(RewardConfig(base_model=base, finetune="lora"), data, torch.device("cpu"))
     assert pre["quantization"] == "none" and "full-precision base + LoRA" in pre["plan"]
     with pytest.raises(UserError, match="4-bit plan is impossible here"):

@@ -3,7 +3,6 @@ project), the warning rule firing and staying quiet, and the live figures of a r
 import math
 
 import pytest
-import torch
 
 from core.jobs import run_job
 from core.training import monitors as M
@@ -194,7 +193,8 @@ def test_cli_warns_once_when_the_rule_fires(tmp_path):
     with make_project(tmp_path / "w.rlhfproj") as proj:
         run = proj.create_run("policy", {"policy": {"algo": "ppo", "kl_target": 6.0}})
         printer = MonitorPrinter(proj)
-        lines = printer(Progress(0, 10, metrics={"run/id": float(run)})) + printer(Progress(0, 10, metrics=BASE.metrics()))
+        lines = (printer(Progress(0, 10, metrics={"run/id": float(run)}))
+                 + printer(Progress(0, 10, metrics=BASE.metrics())))
         for step, row in enumerate(_rows(10, reward=(0.0, 1.0), length=(20.0, 2.0)), start=1):
             lines += printer(Progress(step, 10, metrics={**row, **M.step_figures(row, BASE)}))
         assert len(lines) == 1 and lines[0].startswith("warning at step ") and "Length collapse" in lines[0]

@@ -4,7 +4,6 @@ higher under that same expert than the base model's on held-out prompts. Sockets
 import statistics
 
 import pytest
-import torch
 
 from core.demo import corpus as C
 from core.demo.project import create_demo_project, demo_model_dir

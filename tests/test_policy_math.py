@@ -115,7 +115,10 @@ def test_dpo_loss_is_log2_when_policy_equals_reference():
 def test_dpo_loss_closed_form():
     pc, pr, rc, rr = torch.tensor([-4.0]), torch.tensor([-6.0]), torch.tensor([-5.0]), torch.tensor([-5.5])
     h = (-4 + 6) - (-5 + 5.5)  # 1.5
-    sig = lambda x: 1 / (1 + math.exp(-x))
+
+    def sig(x):
+        return 1 / (1 + math.exp(-x))
+
     assert float(dpo_loss(pc, pr, rc, rr, beta=0.2)["loss"]) == pytest.approx(-math.log(sig(0.2 * h)))
     smoothed = -(0.9 * math.log(sig(0.3)) + 0.1 * math.log(sig(-0.3)))
     assert float(dpo_loss(pc, pr, rc, rr, beta=0.2, label_smoothing=0.1)["loss"]) == pytest.approx(smoothed)

@@ -8,9 +8,9 @@ from core.errors import UserError
 from core.project import Project
 from core.training.presets import PRESETS, make_config
 from tests.reward_fixtures import reward_one_thread, tiny_base  # noqa: F401 (fixtures)
+from tests.test_reward_job import PASS, _fill
 
 pytestmark = pytest.mark.usefixtures("reward_one_thread")
-from tests.test_reward_job import PASS, _fill
 
 
 def _parse(argv):

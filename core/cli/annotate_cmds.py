@@ -87,7 +87,8 @@ def cmd_review(args: argparse.Namespace) -> int:
     print(f"{'judgment':>8s} {'prompt':>7s} {'kind':8s} {'doubt':>6s} {'flipped':>8s}  model's best / yours")
     for v in views:
         mark = "" if not v.top_differs else f"  response {v.model_top} / {', '.join(map(str, v.expert_top))}"
-        print(f"{v.judgment_id:8d} {v.prompt_id:7d} {v.kind:8s} {v.disagreement:6.0%} {v.flipped:4d}/{v.pairs:<3d}{mark}")
+        print(f"{v.judgment_id:8d} {v.prompt_id:7d} {v.kind:8s} {v.disagreement:6.0%} "
+              f"{v.flipped:4d}/{v.pairs:<3d}{mark}")
     print(f"(model: {views[0].source})")
     return 0
 

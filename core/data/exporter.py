@@ -69,7 +69,8 @@ def _prompt_rows(project, cancel) -> Iterator[dict]:
 
 
 def _csv_cell(value: Any) -> str:
-    if isinstance(value, list) and value and isinstance(value[0], dict) and value[0].get("role") == "assistant" and len(value) == 1:
+    if (isinstance(value, list) and value and isinstance(value[0], dict) and value[0].get("role") == "assistant"
+            and len(value) == 1):
         return value[0]["content"]
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 

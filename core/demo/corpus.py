@@ -402,7 +402,8 @@ def _fill(template: str, slots: dict[str, str]) -> str:
     return template.format(**slots)
 
 
-def make_request(rng: random.Random, topic: Optional[Topic] = None, slots: Optional[dict] = None) -> tuple[Topic, str, dict]:
+def make_request(rng: random.Random, topic: Optional[Topic] = None,
+                 slots: Optional[dict] = None) -> tuple[Topic, str, dict]:
     """A customer request: (topic, text, slots)."""
     topic = topic or rng.choice(TOPICS)
     slots = slots or _slots(rng)

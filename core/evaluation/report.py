@@ -16,8 +16,8 @@ Sections:
   (A>B, B>C, C>A within a prompt) among the pairs implied by all current judgments.
 
 The files hold numbers, run/prompt/response ids and the project's flag names; writing them is an explicit
-export and is written to the audit log. Charts are drawn by `draw_*` functions on any matplotlib Axes (the Evaluate page uses the same ones on
-its canvases); files are rendered with the Agg backend, never pyplot.
+export and is written to the audit log. Charts are drawn by `draw_*` functions on any matplotlib Axes (the
+Evaluate page uses the same ones on its canvases); files are rendered with the Agg backend, never pyplot.
 """
 from __future__ import annotations
 

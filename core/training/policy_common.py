@@ -440,7 +440,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def clip_and_step(optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], max_grad_norm: float) -> torch.Tensor:
+def clip_and_step(optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter],
+                  max_grad_norm: float) -> torch.Tensor:
     """Clip, step, zero; returns the pre-clip norm as a tensor (no host sync inside the loop)."""
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()

@@ -273,7 +273,8 @@ class AnnotateAssist(QObject):
             verb = "rated" if view.kind == "rating" else "ranked"
             said = f"the model would have {verb} {shown(view.model_top)} first (you: {you})"
         elif view.flipped:
-            said = f"the model agrees on the best one but orders {view.flipped} of your {view.pairs} pairs the other way"
+            said = (f"the model agrees on the best one but orders {view.flipped} of your {view.pairs} pairs "
+                    "the other way")
         else:
             said = "the model agrees with your order"
         if short:

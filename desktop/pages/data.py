@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import ImportFailed
 from core.search import prompt_text, search_prompts
-from desktop.pages.base import Page, error_text
+from desktop.pages.base import Page
 from desktop.widgets.empty_state import EmptyState
 from desktop.worker import call_job
 

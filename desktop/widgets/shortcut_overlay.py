@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-from typing import Optional
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QColor, QPainter
