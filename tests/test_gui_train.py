@@ -206,7 +206,7 @@ def test_policy_run_samples_cancel_resume_export(qtbot, page, tmp_path, monkeypa
 
     # Cancel as the first samples are reported, on the worker: a 6-step run of a tiny model may otherwise
     # end before the GUI thread gets to the Cancel click (a race with the machine's speed).
-    import desktop.pages.train as train_page
+    import desktop.pages.train.policy_tab as train_page
 
     real_job = train_page.policy_train_job
 
