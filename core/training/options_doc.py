@@ -14,7 +14,10 @@ recorded in the project; a cancelled or crashed run resumes from its last checkp
 counter, metric curves, optimizer state, KL coefficient and random state carried on.
 
 Presets fill these options from the device and the data size; the app's "Advanced…" form and the CLI
-flags set any of them. This page is generated from the code (`python -m core.training.options_doc`).
+flags set any of them, as overrides on top of the preset. Both build the config, run the pre-flight
+check and start the run through the same operations (`core/ops/training.py`), so the same preset and
+overrides give the same config in the app and on the command line. This page is generated from the code
+(`python -m core.training.options_doc`).
 
 ## Reward model (`rlhf-studio train-reward`, Train page → Reward model)
 A sequence-classification head (`num_labels=1`) on a local base model, trained with the Bradley–Terry
