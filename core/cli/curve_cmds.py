@@ -30,14 +30,14 @@ def register(subparsers) -> None:
 
 def cmd_learning_curve(args: argparse.Namespace) -> int:
     from core.cli.progress import run_with_progress
-    from core.training.learning_curve import learning_curve
+    from core.ops.training import learning_curve_job
 
     overrides = {"max_steps": args.max_steps} if args.max_steps else {}
     token = CancelToken()
     with open_project_from_args(args) as proj:
         try:
-            curve = run_with_progress(learning_curve(proj, os.path.abspath(args.base), preset=args.preset,
-                                                     seed=args.seed, device=args.device, cancel=token, **overrides),
+            curve = run_with_progress(learning_curve_job(proj, os.path.abspath(args.base), token, preset=args.preset,
+                                                         seed=args.seed, device=args.device, **overrides),
                                       token, desc="learning curve", metrics=("curve/prompts", "curve/accuracy"))
         except Cancelled:
             print("cancelled: nothing was stored")

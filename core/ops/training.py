@@ -1,7 +1,7 @@
 """Training operations: configs from a preset plus overrides, pre-flight checks, runs, the scoring view.
 
-The Train page and `rlhf-studio train-reward` / `train-policy` build their configs here, so the same
-preset and overrides give the same config in both (tests/test_ops.py).
+The Train page and `rlhf-studio train-reward` / `train-policy` / `learning-curve` go through these, so the
+same preset and overrides give the same config in both (tests/test_ops.py).
 """
 from __future__ import annotations
 
@@ -200,6 +200,14 @@ def reward_train_job(proj, config, resume_run: Optional[int], cancel: CancelToke
     from core.training.reward import train_reward_model
 
     return (yield from train_reward_model(proj, config, cancel=cancel, resume_run=resume_run))
+
+
+def learning_curve_job(proj, base_model: str, cancel: CancelToken = NEVER, **options) -> Iterator[Progress]:
+    """core.training.learning_curve.learning_curve (re-fits on growing shares of the ranked prompts), imported
+    on the worker; `options` are its keywords (preset, seed, device, max_steps...)."""
+    from core.training.learning_curve import learning_curve
+
+    return (yield from learning_curve(proj, base_model, cancel=cancel, **options))
 
 
 # ---- the reward model's scoring view ---------------------------------------------------------------------

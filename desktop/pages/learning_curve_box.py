@@ -65,10 +65,10 @@ class LearningCurveBox(QGroupBox):
         if proj is None or not base or (self.handle is not None and self.handle.running):
             return None
 
-        def job(cancel):
-            from core.training.learning_curve import learning_curve
+        from core.ops.training import learning_curve_job
 
-            return (yield from learning_curve(proj, base, cancel=cancel, **overrides))
+        def job(cancel):
+            return learning_curve_job(proj, base, cancel, **overrides)
 
         self.chart.clear()
         self.advice.setText("Re-fitting the reward model on 25, 50, 75 and 100% of your ranked prompts…")
