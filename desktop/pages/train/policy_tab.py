@@ -73,21 +73,8 @@ class PolicyTab(_Tab):
         self.reward_run = QComboBox()
         self.reward_run.currentIndexChanged.connect(lambda *_: self.run_preflight())
         form.addRow("Reward run:", self.reward_run)
-        self.preset = QComboBox()
-        for key, text in POLICY_PRESETS:
-            self.preset.addItem(text, key)
-        self.preset.currentIndexChanged.connect(lambda *_: self.run_preflight())
-        self.advanced = QPushButton("Advanced…")
-        self.advanced.setToolTip("Every hyperparameter (and the automatic reward terms), from the preset's values.")
-        self.advanced.clicked.connect(self.open_advanced)
-        prow = QHBoxLayout()
-        prow.addWidget(self.preset, 1)
-        prow.addWidget(self.advanced)
-        form.addRow("Preset:", prow)
-        self.preflight_label = QLabel("")
-        self.preflight_label.setWordWrap(True)
-        self.preflight_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        form.addRow(self.preflight_label)
+        self._preset_row(form, POLICY_PRESETS,
+                         "Every hyperparameter (and the automatic reward terms), from the preset's values.")
         self.apply_button = QPushButton("Apply suggestion")
         self.apply_button.clicked.connect(self.apply_suggestion)
         self.apply_button.setVisible(False)
@@ -304,15 +291,12 @@ class PolicyTab(_Tab):
         self.loss_chart.add_points({k: (step, v) for k, v in m.items() if k.startswith("loss/")})
         self.monitors.add(step, m)
 
+    def _run_started(self, run_id: int) -> None:
+        self.monitors.reset(run_id, (self.project.run(run_id).config or {}).get("policy"))
+
     def _on_progress(self, ev: Progress) -> None:
         m = ev.metrics
-        if "run/id" in m:
-            run_id = int(m["run/id"])
-            if run_id != self.current_run:
-                self.monitors.reset(run_id, (self.project.run(run_id).config or {}).get("policy"))
-                self.current_run = run_id
-                self.refresh_runs()
-                self.select_run(run_id)
+        if self._follow_run(m):
             return
         if m:
             self._route(ev.step, m)

@@ -56,24 +56,9 @@ class RewardTab(_Tab):
         self.base = ModelPicker()
         self.base.currentChanged.connect(lambda *_: self.run_preflight())
         form.addRow("Base model:", self.base)
-        self.preset = QComboBox()
-        for key, text in REWARD_PRESETS:
-            self.preset.addItem(text, key)
-        self.preset.setCurrentIndex(0)
+        self._preset_row(form, REWARD_PRESETS, "Every hyperparameter of the run, starting from the preset's values.")
         self.preset.setToolTip("Quick: a first model in minutes. Balanced: the default. Thorough: longer "
                                "sequences, more steps. Values are chosen for this device and your data size.")
-        self.preset.currentIndexChanged.connect(lambda *_: self.run_preflight())
-        self.advanced = QPushButton("Advanced…")
-        self.advanced.setToolTip("Every hyperparameter of the run, starting from the preset's values.")
-        self.advanced.clicked.connect(self.open_advanced)
-        prow = QHBoxLayout()
-        prow.addWidget(self.preset, 1)
-        prow.addWidget(self.advanced)
-        form.addRow("Preset:", prow)
-        self.preflight_label = QLabel("")
-        self.preflight_label.setWordWrap(True)
-        self.preflight_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        form.addRow(self.preflight_label)
         brow = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
@@ -271,12 +256,7 @@ class RewardTab(_Tab):
 
     def _on_progress(self, ev: Progress) -> None:
         m = ev.metrics
-        if "run/id" in m:
-            run_id = int(m["run/id"])
-            if run_id != self.current_run:
-                self.current_run = run_id
-                self.refresh_runs()
-                self.select_run(run_id)
+        if self._follow_run(m):
             return
         self.loss_chart.add_metrics(ev.step, m, only=("loss/train", "loss/val"))
         self.acc_chart.add_metrics(ev.step, m, only=("accuracy/train", "accuracy/val"))

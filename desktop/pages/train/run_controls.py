@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
-    QTableWidgetItem, QWidget,
+    QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+    QTableWidget, QTableWidgetItem, QWidget,
 )
 
 from desktop.pages.base import error_text
@@ -135,6 +135,39 @@ class _Tab(QWidget):
         self.current_run: Optional[int] = None
         self.overrides: dict = {}
         self._preflight_seq = 0  # bumped by each pre-flight start; see _latest
+
+    def _preset_row(self, form: QFormLayout, presets: tuple, advanced_tip: str) -> None:
+        """The preset combo with its Advanced… button, and the pre-flight verdict under them."""
+        self.preset = QComboBox()
+        for key, text in presets:
+            self.preset.addItem(text, key)
+        self.preset.currentIndexChanged.connect(lambda *_: self.run_preflight())
+        self.advanced = QPushButton("Advanced…")
+        self.advanced.setToolTip(advanced_tip)
+        self.advanced.clicked.connect(self.open_advanced)
+        prow = QHBoxLayout()
+        prow.addWidget(self.preset, 1)
+        prow.addWidget(self.advanced)
+        form.addRow("Preset:", prow)
+        self.preflight_label = QLabel("")
+        self.preflight_label.setWordWrap(True)
+        self.preflight_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow(self.preflight_label)
+
+    def _follow_run(self, metrics: dict) -> bool:
+        """A training job's first event names its run: show that run, selected. True for that event."""
+        if "run/id" not in metrics:
+            return False
+        run_id = int(metrics["run/id"])
+        if run_id != self.current_run:
+            self._run_started(run_id)
+            self.current_run = run_id
+            self.refresh_runs()
+            self.select_run(run_id)
+        return True
+
+    def _run_started(self, run_id: int) -> None:
+        """A new run began reporting (before it is shown); a tab that keeps per-run state resets it here."""
 
     # jobs whose results belong to the project they started with
     def _guard(self, fn: Callable) -> Callable:
