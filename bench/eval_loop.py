@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         import eval_loop_defaults
 
         return eval_loop_defaults.main(args.experts.split(","), args.algos.split(","), keep=args.keep,
-                                       threads=0)
+                                       threads=args.threads)
 
     import tempfile
 

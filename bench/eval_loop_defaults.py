@@ -14,7 +14,6 @@ held-out replies the tuning left identical, the reply length against the base, a
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import sys
@@ -28,16 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 PASS = "bench"
 
 
-def cli(*argv: str) -> str:
-    """Run one `rlhf-studio` command in this process; its stdout, or SystemExit with its stderr."""
+def cli(*argv: str) -> None:
+    """Run one `rlhf-studio` command in this process, its output shown as a user would see it."""
     from core.cli import main
 
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
+    print(f"$ rlhf-studio {' '.join(map(str, argv))}", flush=True)
+    rc = main([str(a) for a in argv])
     if rc != 0:
-        raise SystemExit(f"rlhf-studio {' '.join(map(str, argv))} failed ({rc}): {err.getvalue()[-2000:]}")
-    return out.getvalue()
+        raise SystemExit(f"rlhf-studio {' '.join(map(str, argv))} failed ({rc})")
 
 
 def latest_run(folder: Path, kind: str) -> int:

@@ -84,7 +84,7 @@ def auto_reply_length(proj, policy_path: str, max_prompts: int = 400) -> int:
     penalty then teaches the policy that short is better (the demo's 64-token preset cut a quarter of its
     candidates). Reads at most `max_prompts` training prompts, spread over the project.
     """
-    from transformers import AutoTokenizer
+    from core.models.loading import load_tokenizer
 
     ids = proj.prompt_ids(split="train")
     if len(ids) > max_prompts:
@@ -92,7 +92,7 @@ def auto_reply_length(proj, policy_path: str, max_prompts: int = 400) -> int:
     texts = [r.text for pid in ids for r in proj.responses(pid)]
     if not texts:
         return AUTO_REPLY_FALLBACK
-    tokenizer = AutoTokenizer.from_pretrained(policy_path)
+    tokenizer = load_tokenizer(policy_path)  # a folder that is not a model: a UserError that says so
     lengths = sorted(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     p95 = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
     return int(min(512, max(32, -(-(p95 + 8) // 16) * 16)))
@@ -101,7 +101,10 @@ def auto_reply_length(proj, policy_path: str, max_prompts: int = 400) -> int:
 def resolve_reply_length(proj, cfg: PolicyConfig) -> PolicyConfig:
     """`cfg` with max_new_tokens = 0 (automatic) replaced by `auto_reply_length`; a run records the number."""
     if cfg.max_new_tokens == 0 and cfg.policy_path:
-        cfg = dataclasses.replace(cfg, max_new_tokens=auto_reply_length(proj, cfg.policy_path))
+        try:
+            cfg = dataclasses.replace(cfg, max_new_tokens=auto_reply_length(proj, cfg.policy_path))
+        except UserError:
+            pass  # not a model folder: loading the model says so, inside the run, where the user sees it
     return cfg
 
 
