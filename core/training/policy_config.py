@@ -155,9 +155,9 @@ class PolicyConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # A first look in minutes: few steps, small batches.
-    "quick": dict(total_steps=20, batch_size=8, minibatch_size=4, ppo_epochs=2,
-                  log_samples_every=5, checkpoint_every=5),
+    # A first look in minutes: few steps, small batches (enough steps that the model visibly moves).
+    "quick": dict(total_steps=40, batch_size=8, minibatch_size=4, ppo_epochs=4,
+                  log_samples_every=5, checkpoint_every=10),
     # The default trade-off.
     "balanced": dict(total_steps=100, batch_size=16, minibatch_size=8, ppo_epochs=4),
     # Longer, more samples per step, more conservative updates.
