@@ -85,7 +85,7 @@ def one_loop(base: Path, work: Path, expert_name: str, algos: list[str], model: 
         rows.append({"expert": expert_name, "algo": algo, "ranked": ranked, "judged": judged,
                      "rm_accuracy": rm["accuracy"]["rate"], "rm_pairs": rm["heldout_pairs"],
                      "win": ev["win_rate"]["rate"], "low": ev["win_rate"]["low"], "high": ev["win_rate"]["high"],
-                     "outcomes": ev["outcomes"], "length_ratio": (summary.get("monitors") or {}).get("monitor/length_ratio"),
+                     "outcomes": ev["outcomes"], "length_ratio": (summary.get("monitors") or {}).get("length_ratio"),
                      "seconds": stage})
     return rows
 
