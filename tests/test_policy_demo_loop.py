@@ -1,6 +1,8 @@
-"""The whole loop on the demo project, offline: a simulated expert ranks the demo candidates, a reward
-model learns the rankings, PPO tunes the demo model against it, and the tuned policy's replies score
-higher under that same expert than the base model's on held-out prompts. Sockets are patched to fail."""
+"""The whole loop on the demo project, offline, on the product's defaults (the Balanced presets that one
+click runs: no hand-set learning rate, length or mode): a simulated expert ranks the demo candidates, the
+reward model learns the rankings, PPO tunes the demo model against it, and the tuned policy's replies
+score higher under that same expert than the base model's on held-out prompts. Sockets are patched to
+fail. (bench/eval_loop.py --defaults measures the same loop for several experts with blind judging.)"""
 import statistics
 
 import pytest
@@ -11,9 +13,10 @@ from core.jobs import run_job
 from core.models.generation import SamplingSettings, generate_texts
 from core.models.loading import load_model
 from core.training.export import load_tuned_policy
-from core.training.policy_config import PolicyConfig
+from core.training.policy_config import preset
+from core.training.presets import config_for_project
 from core.training.policy_job import train_policy
-from core.training.reward import RewardConfig, train_reward_model
+from core.training.reward import train_reward_model
 from tests.models_fixtures import no_network  # noqa: F401 (fixture)
 from tests.policy_fixtures import PASS, one_thread  # noqa: F401 (fixture)
 
@@ -45,19 +48,14 @@ def test_tuned_policy_beats_base_under_the_simulated_expert(tmp_path, no_network
     proj = report.project
     try:
         _rank_like_the_expert(proj)
-        rcfg = RewardConfig(base_model=demo, device="cpu", learning_rate=1e-3, epochs=4, prompts_per_micro_batch=8,
-                            max_length=160, val_fraction=0.15, eval_every=20, early_stopping_patience=0,
-                            checkpoint_every=100, seed=0)
+        rcfg = config_for_project(proj, demo, "balanced", device="cpu")
         reward = run_job(train_reward_model(proj, rcfg))
         assert reward.metrics["accuracy/val"] >= 0.6, reward.metrics  # small validation split: noisy
 
-        cfg = PolicyConfig(algo="ppo", policy_path=demo, reward_run=reward.run_id, mode="full", device="cpu",
-                           dtype="float32", total_steps=20, batch_size=16, minibatch_size=8, ppo_epochs=2,
-                           learning_rate=1e-4, temperature=0.7, max_new_tokens=112, kl_coef=0.05,
-                           log_samples_every=10, checkpoint_every=10, seed=0)
+        cfg = preset("balanced", algo="ppo", policy_path=demo, reward_run=reward.run_id, device="cpu")
         result = run_job(train_policy(proj, cfg))
         curve = [v for _, v in proj.metrics(result.run_id)["reward/mean"]]
-        assert statistics.mean(curve[-4:]) > statistics.mean(curve[:4]), curve
+        assert statistics.mean(curve[-10:]) > statistics.mean(curve[:10]), curve
 
         heldout = [p.prompt for p in proj.prompts(split="heldout")]
         base, tok = load_model(demo, device="cpu")
