@@ -194,6 +194,35 @@ def _table(cls, docs: dict[str, str]) -> str:
     return "\n".join(rows) + "\n"
 
 
+MEASURED = """
+## What the defaults do on the demo (`python bench/eval_loop.py --defaults`)
+Every stage is the `rlhf-studio` command with its defaults (Balanced presets, PPO, LoRA, automatic
+reply length, greedy blind set of the 48 held-out prompts); a simulated expert from `bench/experts.py`
+ranks the 192 training prompts' 4 candidates and judges the blind pairs. 2-core CPU, one torch thread,
+two loops side by side (2026-12-03):
+
+| expert | reward model held-out accuracy | blind win rate (ties as ½) [95% CI] | won / tied / lost |
+| --- | --- | --- | --- |
+| demo (facts, polite, not vague) | 0.733 (266 pairs) | **0.875** [0.753, 0.941] | 42 / 0 / 6 |
+| warm (tone first) | 0.853 (272 pairs) | **0.896** [0.778, 0.955] | 42 / 2 / 4 |
+| plain (facts, indifferent to tone) | 0.739 (238 pairs) | 0.625 [0.484, 0.748] | 16 / 28 / 4 |
+| no_filler (filler sentences cost) | 0.745 (274 pairs) | 0.479 [0.345, 0.617] | 13 / 20 / 15 |
+| concise (the shorter the better) | 0.728 (287 pairs) | 0.344 [0.226, 0.485] | 6 / 21 / 21 |
+
+Seconds per stage (demo expert): demo project 32, reward model 94, PPO 203, blind set 3, report 1 —
+about 5.5 minutes in all. What limits the last three rows is the reward model: at ~0.73 held-out
+accuracy it learns "shorter is better" from experts who prefer short replies but not why, and PPO then
+finds one short, vague reply that it scores above every candidate (on the concise expert's project it
+ranks "Hello. Please check our help center for more information." first on 38 of 48 held-out prompts;
+the expert on 11). The length monitor fires on those runs ("Length collapse"), which is its job: use
+Check with the expert, rank those replies, retrain the reward model and continue. A stronger fixed KL
+penalty (`kl_coef=0.2`) lifts the concise expert from 0.25 to 0.41 but drops the demo expert from 0.90 to 0.68 (same reward models), so it
+is not the default. What changed the defaults' result on the demo from 0.48–0.56 to 0.88: the reply
+limit now fits the project's candidates (the old 64-token limit cut a quarter of them, and the
+missing-EOS penalty then rewarded short replies), and the reward model reads the whole reply.
+"""
+
+
 def render() -> str:
     from core.training.hybrid_reward import HybridRewardConfig
     from core.training.policy_config import PRESETS, PolicyConfig, field_docs
@@ -204,7 +233,8 @@ def render() -> str:
     )
     return (INTRO + _table(RewardConfig, RewardConfig.field_docs()) + POLICY + presets + "\n"
             + _table(PolicyConfig, field_docs(PolicyConfig)) + HYBRID
-            + _table(HybridRewardConfig, field_docs(HybridRewardConfig)) + PLANS + _monitors() + METRICS)
+            + _table(HybridRewardConfig, field_docs(HybridRewardConfig)) + PLANS + _monitors() + METRICS
+            + MEASURED)
 
 
 if __name__ == "__main__":
