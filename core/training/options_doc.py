@@ -209,8 +209,12 @@ two loops side by side (2026-12-03):
 | no_filler (filler sentences cost) | 0.745 (274 pairs) | 0.479 [0.345, 0.617] | 13 / 20 / 15 |
 | concise (the shorter the better) | 0.728 (287 pairs) | 0.344 [0.226, 0.485] | 6 / 21 / 21 |
 
-Seconds per stage (demo expert): demo project 32, reward model 94, PPO 203, blind set 3, report 1 —
-about 5.5 minutes in all. What limits the last three rows is the reward model: at ~0.73 held-out
+PPO against RLOO (the best of the others here) on the demo expert, both on their defaults and the same
+reward model: PPO 0.875, RLOO 0.875 [0.753, 0.941] (38 won, 8 tied, 2 lost), so PPO stays the
+headline; RLOO's default samples 4 replies a prompt and took 862 s against PPO's 203 s.
+
+Seconds per stage (demo expert, PPO): demo project 32, reward model 94, PPO 203, blind set 3, report 1
+— about 5.5 minutes in all. What limits the last three rows is the reward model: at ~0.73 held-out
 accuracy it learns "shorter is better" from experts who prefer short replies but not why, and PPO then
 finds one short, vague reply that it scores above every candidate (on the concise expert's project it
 ranks "Hello. Please check our help center for more information." first on 38 of 48 held-out prompts;
