@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/rlhf-studio gui --demo
 
-# ruff (pyflakes + pycodestyle, [tool.ruff]) and the layering contracts ([tool.importlinter]) in pyproject.toml
+# ruff (pyflakes + pycodestyle and the formatter's check, [tool.ruff]) and the layering contracts ([tool.importlinter]) in pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 	$(BIN)/lint-imports
 
 test: lint

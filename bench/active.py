@@ -35,6 +35,7 @@ answers and picks the prompts the model gets wrong reached the project order's 2
 after ~112 rankings (about 44% fewer): selection can save that much here, uncertainty alone does not
 find those prompts yet.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,9 +57,11 @@ FAST_KDF = None  # the demo project uses the product's KDF; it is opened a few t
 def load_experts():
     try:
         from experts import EXPERTS  # bench/experts.py: several simulated experts
+
         return dict(EXPERTS)
     except ImportError:
         from core.demo.corpus import expert_score
+
         return {"demo": expert_score}
 
 
@@ -171,10 +174,18 @@ def run_order(base: Path, work: Path, order: str, expert, args, seed: int) -> di
             ranked += 1
             if order == "informative" and ranked % args.refresh_every == 0:
                 t = time.perf_counter()
-                session.apply_order(run_job(refresh_queue(proj, split="train", seed=seed, cache=cache,
-                                                          use_reward_run=args.learner == "reward",
-                                                          **({"min_judged": args.start_after}
-                                                             if args.start_after else {}))))
+                session.apply_order(
+                    run_job(
+                        refresh_queue(
+                            proj,
+                            split="train",
+                            seed=seed,
+                            cache=cache,
+                            use_reward_run=args.learner == "reward",
+                            **({"min_judged": args.start_after} if args.start_after else {}),
+                        )
+                    )
+                )
                 refresh_s += time.perf_counter() - t
             if ranked in checkpoints:
                 curve[ranked] = learner.accuracy()
@@ -201,12 +212,12 @@ def needed(curve: list[tuple[int, float]], target: float):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--prompts", type=int, default=720, help="demo prompts per seed (20%% held out)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--experts", nargs="+", default=["demo", "concise"],
-                    help="simulated experts from bench/experts.py")
+    ap.add_argument("--experts", nargs="+", default=["demo", "concise"], help="simulated experts from bench/experts.py")
     ap.add_argument("--learner", choices=("queue", "reward"), default="queue")
     ap.add_argument("--preset", default="quick", help="reward-model preset with --learner reward")
     ap.add_argument("--device", default="cpu")
@@ -214,8 +225,12 @@ def main(argv=None) -> int:
     ap.add_argument("--refresh-every", type=int, default=10, help="rankings between queue refreshes")
     ap.add_argument("--targets", type=float, nargs="+", default=[0.75, 0.8, 0.85, 0.9])
     ap.add_argument("--tie-within", type=float, default=0.0)
-    ap.add_argument("--start-after", type=int, default=None,
-                    help="judged prompts before the informative order starts (default: the product's START_INFORMATIVE)")
+    ap.add_argument(
+        "--start-after",
+        type=int,
+        default=None,
+        help="judged prompts before the informative order starts (default: the product's START_INFORMATIVE)",
+    )
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "rlhf-studio-bench")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args(argv)
@@ -229,9 +244,14 @@ def main(argv=None) -> int:
         ap.error(f"unknown experts {missing}; have {sorted(experts)}")
     args.cache.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    print(f"bench/active.py: {args.prompts} demo prompts per seed, seeds {args.seeds}, experts {args.experts}, "
-          f"learner {args.learner}, refresh every {args.refresh_every} rankings, {os.cpu_count()} CPUs", flush=True)
-    results: dict[str, dict[str, list[dict[int, float]]]] = {e: {"project": [], "informative": []} for e in args.experts}
+    print(
+        f"bench/active.py: {args.prompts} demo prompts per seed, seeds {args.seeds}, experts {args.experts}, "
+        f"learner {args.learner}, refresh every {args.refresh_every} rankings, {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    results: dict[str, dict[str, list[dict[int, float]]]] = {
+        e: {"project": [], "informative": []} for e in args.experts
+    }
     for seed in args.seeds:
         base = demo_project(args.cache, args.prompts, seed)
         for name in args.experts:
@@ -243,7 +263,9 @@ def main(argv=None) -> int:
                 shown = " ".join(f"{n}:{a:.3f}" for n, a in curve.items())
                 print(f"  seed {seed} {name:10s} {order:11s} {time.perf_counter() - t:5.0f} s  {shown}", flush=True)
 
-    print(f"\nheld-out pairwise accuracy after N rankings (mean over seeds {args.seeds}; ± sd), learner {args.learner}:")
+    print(
+        f"\nheld-out pairwise accuracy after N rankings (mean over seeds {args.seeds}; ± sd), learner {args.learner}:"
+    )
     savings = []
     for name in args.experts:
         curves = {}
@@ -258,8 +280,9 @@ def main(argv=None) -> int:
                 row.append(f"{statistics.mean(vals):.3f} ± {sd:.3f}" if vals else "—")
             print(f"{n:5d}  {row[0]:>15s}  {row[1]:>15s}")
         final = curves["project"][-1][1]
-        for target, label in [(t, f"{t:.2f}") for t in args.targets] + [(final, f"{final:.3f} (project order at "
-                                                                                f"{curves['project'][-1][0]})")]:
+        for target, label in [(t, f"{t:.2f}") for t in args.targets] + [
+            (final, f"{final:.3f} (project order at {curves['project'][-1][0]})")
+        ]:
             n_p, n_i = needed(curves["project"], target), needed(curves["informative"], target)
             fmt = lambda v: f"{v:.0f}" if v is not None else f"— (>{args.checkpoints[-1]})"  # noqa: E731
             if n_p is not None and n_i is not None:
@@ -273,9 +296,11 @@ def main(argv=None) -> int:
             print(f"  target {label}: project order {fmt(n_p)} rankings, informative {fmt(n_i)}; {text}")
     if savings:
         matched = [s for name, label, s in savings if "project order at" in label]
-        print(f"\nsaving at the accuracy the project order reaches with all its rankings: "
-              + ", ".join(f"{n} {s:.0%}" for (n, label, s) in savings if "project order at" in label)
-              + f"; goal >= 30%: {'MET' if matched and min(matched) >= 0.3 else 'NOT MET'}")
+        print(
+            f"\nsaving at the accuracy the project order reaches with all its rankings: "
+            + ", ".join(f"{n} {s:.0%}" for (n, label, s) in savings if "project order at" in label)
+            + f"; goal >= 30%: {'MET' if matched and min(matched) >= 0.3 else 'NOT MET'}"
+        )
     print(f"total {time.perf_counter() - t_all:.0f} s")
     return 0
 

@@ -15,6 +15,7 @@ for each mode, and the share of that spent in the committed write. Target: p95 <
 10 submits, competing for the CPU while the submits are timed.
 GPU: not used (a GUI bench); `--device` is accepted for symmetry with the other benches and ignored.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,10 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from core.project import Project  # noqa: E402
 
 PASSPHRASE = "bench passphrase"
-WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma "
-         "tau upsilon phi chi psi omega").split()
+WORDS = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma "
+    "tau upsilon phi chi psi omega"
+).split()
 
 
 def text(i: int, n_words: int) -> str:
@@ -51,9 +54,14 @@ def build_project(folder: Path, n: int, k: int, ranked_share: float) -> Path:
         with proj.transaction():
             for i in range(n):
                 pid = proj.add_prompt(f"## Prompt {i}\n\n{text(i, 40)}\n\n```python\nprint({i})\n```")
-                rids = [proj.add_response(pid, f"Response {r}: {text(i * k + r, 60 + 40 * r)}",
-                                          origin={"kind": "model", "model": f"/models/m{r % 2}"})
-                        for r in range(k)]
+                rids = [
+                    proj.add_response(
+                        pid,
+                        f"Response {r}: {text(i * k + r, 60 + 40 * r)}",
+                        origin={"kind": "model", "model": f"/models/m{r % 2}"},
+                    )
+                    for r in range(k)
+                ]
                 # rank some items spread over the project, so the queue skips over judged ones
                 if n_ranked and i % max(1, round(1 / ranked_share)) == 1:
                     proj.record_ranking(pid, [[r] for r in rids])
@@ -79,12 +87,19 @@ def main() -> None:
     ap.add_argument("--submits", type=int, default=200, help="timed submits per mode")
     ap.add_argument("--ranked-share", type=float, default=0.2, help="share of prompts ranked beforehand")
     ap.add_argument("--folder", type=Path, default=None, help="reuse/keep the project here")
-    ap.add_argument("--analyze", action="store_true",
-                    help="run SQLite ANALYZE on the project first: with planner statistics the store's "
-                         "judgment lookups use the (prompt_id, status) index instead of scanning")
-    ap.add_argument("--order", choices=("project", "informative"), default="project",
-                    help="queue order; informative: the page's background refresh (core.active.refresh_queue) "
-                         "runs as in the app, at opening and every 10 submits, while the submits are timed")
+    ap.add_argument(
+        "--analyze",
+        action="store_true",
+        help="run SQLite ANALYZE on the project first: with planner statistics the store's "
+        "judgment lookups use the (prompt_id, status) index instead of scanning",
+    )
+    ap.add_argument(
+        "--order",
+        choices=("project", "informative"),
+        default="project",
+        help="queue order; informative: the page's background refresh (core.active.refresh_queue) "
+        "runs as in the app, at opening and every 10 submits, while the submits are timed",
+    )
     ap.add_argument("--device", default="cpu", help="ignored (GUI bench)")
     args = ap.parse_args()
 
@@ -123,8 +138,10 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.005)
         order = page.assist.handle("refresh").result
-        print(f"first informative order in the background: {time.perf_counter() - t0:.1f} s after the first item "
-              f"was shown ({order.text() if order else 'failed'})")
+        print(
+            f"first informative order in the background: {time.perf_counter() - t0:.1f} s after the first item "
+            f"was shown ({order.text() if order else 'failed'})"
+        )
         assert page.session.informative, "the informative order did not arrive"
 
     # time the committed write inside each submit, to show where the time goes
@@ -138,6 +155,7 @@ def main() -> None:
                 return _orig(*a, **kw)
             finally:
                 write_times.append(time.perf_counter() - t)
+
         setattr(proj, name, timed)
 
     # count paints of the prompt view: the new item is "shown" once it has been painted
@@ -190,27 +208,37 @@ def main() -> None:
         results[mode] = (times, writes, cpus)
 
     total = page.session.progress.total
-    print(f"\nsubmit -> next item shown, {total:,} prompts, {args.submits} submits per mode, queue order "
-          f"{args.order}, page 1280x800 offscreen (ms; wall clock, and the GUI thread's CPU time):")
+    print(
+        f"\nsubmit -> next item shown, {total:,} prompts, {args.submits} submits per mode, queue order "
+        f"{args.order}, page 1280x800 offscreen (ms; wall clock, and the GUI thread's CPU time):"
+    )
     if args.order == "informative":
         done = [h for h in refreshes if not h.running and h.result is not None]
-        print(f"background refreshes started during the timed submits: {len(refreshes)} "
-              f"({len(done)} finished; mean {statistics.mean(h.result.seconds for h in done) if done else 0:.1f} s "
-              f"each, pool {done[-1].result.pool if done else 0:,} prompts); the session stayed in informative "
-              f"order: {page.session.informative}")
-    print(f"{'mode':10s} {'p50':>7s} {'p95':>7s} {'max':>7s}   {'write p50':>9s} {'write p95':>9s}"
-          f"   {'CPU p50':>7s} {'CPU p95':>7s}")
+        print(
+            f"background refreshes started during the timed submits: {len(refreshes)} "
+            f"({len(done)} finished; mean {statistics.mean(h.result.seconds for h in done) if done else 0:.1f} s "
+            f"each, pool {done[-1].result.pool if done else 0:,} prompts); the session stayed in informative "
+            f"order: {page.session.informative}"
+        )
+    print(
+        f"{'mode':10s} {'p50':>7s} {'p95':>7s} {'max':>7s}   {'write p50':>9s} {'write p95':>9s}"
+        f"   {'CPU p50':>7s} {'CPU p95':>7s}"
+    )
     worst = 0.0
     for mode, (times, writes, cpus) in results.items():
         p95 = pct(times, 0.95)
         worst = max(worst, p95)
-        print(f"{mode:10s} {statistics.median(times):7.1f} {p95:7.1f} {max(times):7.1f}   "
-              f"{statistics.median(writes):9.1f} {pct(writes, 0.95):9.1f}   "
-              f"{statistics.median(cpus):7.1f} {pct(cpus, 0.95):7.1f}")
+        print(
+            f"{mode:10s} {statistics.median(times):7.1f} {p95:7.1f} {max(times):7.1f}   "
+            f"{statistics.median(writes):9.1f} {pct(writes, 0.95):9.1f}   "
+            f"{statistics.median(cpus):7.1f} {pct(cpus, 0.95):7.1f}"
+        )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\ntarget p95 < 30 ms: {'met' if worst < 30 else 'NOT met'} (worst p95 {worst:.1f} ms; "
-          f"{os.cpu_count()} CPUs, load average {load:.1f} during the run; 'write' is the committed, "
-          f"fsynced record_* call)")
+    print(
+        f"\ntarget p95 < 30 ms: {'met' if worst < 30 else 'NOT met'} (worst p95 {worst:.1f} ms; "
+        f"{os.cpu_count()} CPUs, load average {load:.1f} during the run; 'write' is the committed, "
+        f"fsynced record_* call)"
+    )
     print(f"progress after: {page.progress_label.text()}")
     page.set_project(None)
     if page.assist._own_runner is not None:  # a cancelled refresh stops at its next step
@@ -220,8 +248,8 @@ def main() -> None:
     # The Data page's figures on the same project (its own process: a fresh QApplication and caches).
     print("\nData page on the same project (bench/data_page.py):", flush=True)
     import subprocess
-    subprocess.run([sys.executable, str(Path(__file__).with_name("data_page.py")), "--project", str(path)],
-                   check=False)
+
+    subprocess.run([sys.executable, str(Path(__file__).with_name("data_page.py")), "--project", str(path)], check=False)
     tmp.cleanup()
 
 

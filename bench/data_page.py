@@ -9,6 +9,7 @@ repaint, decrypting only the visible rows), random jumps, a status filter on the
 search over decrypted text (cold, then warm cache) on the worker. --device is accepted for symmetry
 with the other benches; nothing here uses a GPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,15 @@ def build(folder: Path, n: int, k: int, ranked_share: float):
     proj = Project.create(folder / "big", PASSPHRASE)
     batch = 10_000
     for start in range(0, n, batch):
-        items = [(f"Customer request {i}: my order {i * 7919 % 100000} has not arrived, what now?", None,
-                  "heldout" if i % 10 == 9 else "train",
-                  [f"Reply {r} to request {i}: it ships within 3 business days." for r in range(k)])
-                 for i in range(start, min(n, start + batch))]
+        items = [
+            (
+                f"Customer request {i}: my order {i * 7919 % 100000} has not arrived, what now?",
+                None,
+                "heldout" if i % 10 == 9 else "train",
+                [f"Reply {r} to request {i}: it ships within 3 business days." for r in range(k)],
+            )
+            for i in range(start, min(n, start + batch))
+        ]
         proj.add_many(items)
     ids = proj.prompt_ids()
     rng = random.Random(0)
@@ -87,7 +93,9 @@ def main(argv=None) -> int:
 
     t = time.perf_counter()
     rows = proj.prompt_status()
-    print(f"status rows alone (Project.prompt_status): {1000 * (time.perf_counter() - t):.0f} ms for {len(rows):,} rows")
+    print(
+        f"status rows alone (Project.prompt_status): {1000 * (time.perf_counter() - t):.0f} ms for {len(rows):,} rows"
+    )
 
     ctx = AppContext(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
     page = DataPage(ctx)
@@ -118,12 +126,16 @@ def main(argv=None) -> int:
         page.table.viewport().repaint()
         jumps.append(1000 * (time.perf_counter() - t))
     jumps.sort()
-    print(f"random jump + repaint: p50 {statistics.median(jumps):.1f} ms, p95 {jumps[int(0.95 * len(jumps)) - 1]:.1f} ms")
+    print(
+        f"random jump + repaint: p50 {statistics.median(jumps):.1f} ms, p95 {jumps[int(0.95 * len(jumps)) - 1]:.1f} ms"
+    )
 
     t = time.perf_counter()
     page.status_filter.setCurrentText("ranked")
     page.table.viewport().repaint()
-    print(f"status filter 'ranked' (GUI thread): {1000 * (time.perf_counter() - t):.1f} ms -> {page.model.rowCount():,} rows")
+    print(
+        f"status filter 'ranked' (GUI thread): {1000 * (time.perf_counter() - t):.1f} ms -> {page.model.rowCount():,} rows"
+    )
     page.status_filter.setCurrentText("All statuses")
 
     for label in ("cold", "warm"):
@@ -132,7 +144,9 @@ def main(argv=None) -> int:
         page.run_search()
         handle = page._search_handle
         wait(app, lambda: not handle.running)
-        print(f"search ({label} cache, on the worker): {time.perf_counter() - t:.2f} s -> {page.model.rowCount():,} rows")
+        print(
+            f"search ({label} cache, on the worker): {time.perf_counter() - t:.2f} s -> {page.model.rowCount():,} rows"
+        )
 
     page.set_project(None)
     proj.close()

@@ -21,6 +21,7 @@ The reward model's held-out accuracy is over the pairs the expert distinguishes 
 It learns the request/reply topic match (off-topic answers that look helpful are its main error) from
 data: on 240 prompts it reaches ~0.75, on --prompts 960 ~0.83.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,36 +95,55 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--prompts", type=int, default=240, help="demo prompts (20%% held out)")
-    ap.add_argument("--algo", default="rloo", choices=["rloo", "grpo", "ppo", "dpo"],
-                    help="policy algorithm (default rloo: on the demo it beats PPO, whose value head lets it "
-                         "exploit the reward model by shortening replies)")
+    ap.add_argument(
+        "--algo",
+        default="rloo",
+        choices=["rloo", "grpo", "ppo", "dpo"],
+        help="policy algorithm (default rloo: on the demo it beats PPO, whose value head lets it "
+        "exploit the reward model by shortening replies)",
+    )
     ap.add_argument("--steps", type=int, default=None, help="policy steps (default: 32 rloo/grpo, 16 ppo, 120 dpo)")
-    ap.add_argument("--lr", type=float, default=None,
-                    help="policy learning rate (default: 1e-4 rloo/grpo, 3e-4 ppo, 5e-4 dpo)")
+    ap.add_argument(
+        "--lr", type=float, default=None, help="policy learning rate (default: 1e-4 rloo/grpo, 3e-4 ppo, 5e-4 dpo)"
+    )
     ap.add_argument("--kl", type=float, default=0.05, help="initial KL coefficient")
     ap.add_argument("--rloo-k", type=int, default=4, help="RLOO/GRPO samples per prompt (8 prompts a step)")
-    ap.add_argument("--tie-within", type=float, default=0.0,
-                    help="the simulated expert ties replies whose scores differ by at most this (0 = equal "
-                         "scores only); pairs it ties are neither trained on nor counted in the accuracy")
+    ap.add_argument(
+        "--tie-within",
+        type=float,
+        default=0.0,
+        help="the simulated expert ties replies whose scores differ by at most this (0 = equal "
+        "scores only); pairs it ties are neither trained on nor counted in the accuracy",
+    )
     ap.add_argument("--reward-epochs", type=float, default=4, help="reward-model epochs")
-    ap.add_argument("--eval-temperature", type=float, default=0.7,
-                    help="decoding of the blind set for both models (0 = greedy; default: the PPO sampling "
-                         "temperature)")
+    ap.add_argument(
+        "--eval-temperature",
+        type=float,
+        default=0.7,
+        help="decoding of the blind set for both models (0 = greedy; default: the PPO sampling temperature)",
+    )
     ap.add_argument("--model", default=None, help="demo model folder (default: resources/demo_model)")
     ap.add_argument("--keep", type=Path, help="keep the project here (default: a temporary folder)")
     ap.add_argument("--screenshots", type=Path, help="also render the Evaluate page and the report here")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--defaults", action="store_true",
-                    help="the product's defaults only, through the CLI, for several simulated experts")
-    ap.add_argument("--experts", default="demo,concise,plain,no_filler,warm",
-                    help="with --defaults: simulated experts from bench/experts.py, comma-separated")
+    ap.add_argument(
+        "--defaults",
+        action="store_true",
+        help="the product's defaults only, through the CLI, for several simulated experts",
+    )
+    ap.add_argument(
+        "--experts",
+        default="demo,concise,plain,no_filler,warm",
+        help="with --defaults: simulated experts from bench/experts.py, comma-separated",
+    )
     ap.add_argument("--algos", default="ppo,rloo", help="with --defaults: algorithms to compare")
     args = ap.parse_args(argv)
     if args.defaults:
         import eval_loop_defaults
 
-        return eval_loop_defaults.main(args.experts.split(","), args.algos.split(","), keep=args.keep,
-                                       threads=args.threads)
+        return eval_loop_defaults.main(
+            args.experts.split(","), args.algos.split(","), keep=args.keep, threads=args.threads
+        )
 
     import tempfile
 
@@ -154,9 +174,19 @@ def main(argv=None) -> int:
         recheck_some(proj, rng, n=12, slip=0.2)
 
         t = time.perf_counter()
-        rcfg = RewardConfig(base_model=model, device=args.device, learning_rate=1e-3, epochs=args.reward_epochs,
-                            prompts_per_micro_batch=8, max_length=160, val_fraction=0.15, eval_every=20,
-                            early_stopping_patience=0, checkpoint_every=100, seed=0)
+        rcfg = RewardConfig(
+            base_model=model,
+            device=args.device,
+            learning_rate=1e-3,
+            epochs=args.reward_epochs,
+            prompts_per_micro_batch=8,
+            max_length=160,
+            val_fraction=0.15,
+            eval_every=20,
+            early_stopping_patience=0,
+            checkpoint_every=100,
+            seed=0,
+        )
         reward = run_job(train_reward_model(proj, rcfg))
         timings["reward model"] = time.perf_counter() - t
 
@@ -165,18 +195,41 @@ def main(argv=None) -> int:
         steps = args.steps or {"ppo": 16, "dpo": 120}.get(args.algo, 32)
         lr = args.lr or {"ppo": 3e-4, "dpo": 5e-4}.get(args.algo, 1e-4)
         # RLOO/GRPO: 8 prompts x k samples a step, so a step sees as many samples as PPO's 16 x 2 epochs.
-        pcfg = PolicyConfig(algo=args.algo, policy_path=model, reward_run=reward.run_id, mode="full",
-                            device=args.device, dtype=dtype, total_steps=steps, batch_size=8 if group else 16,
-                            minibatch_size=8, ppo_epochs=2, rloo_k=args.rloo_k, learning_rate=lr, temperature=0.7,
-                            max_new_tokens=112, kl_coef=args.kl, dpo_eval_every=0, log_samples_every=8,
-                            checkpoint_every=0, seed=0)
+        pcfg = PolicyConfig(
+            algo=args.algo,
+            policy_path=model,
+            reward_run=reward.run_id,
+            mode="full",
+            device=args.device,
+            dtype=dtype,
+            total_steps=steps,
+            batch_size=8 if group else 16,
+            minibatch_size=8,
+            ppo_epochs=2,
+            rloo_k=args.rloo_k,
+            learning_rate=lr,
+            temperature=0.7,
+            max_new_tokens=112,
+            kl_coef=args.kl,
+            dpo_eval_every=0,
+            log_samples_every=8,
+            checkpoint_every=0,
+            seed=0,
+        )
         policy = run_job(train_policy(proj, pcfg))
         timings[f"policy ({args.algo.upper()})"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        prep = run_job(prepare_blind_eval(proj, policy.run_id, seed=0,
-                                          settings=EvalSettings(device=args.device, dtype=dtype, batch_size=64,
-                                                                temperature=args.eval_temperature)))
+        prep = run_job(
+            prepare_blind_eval(
+                proj,
+                policy.run_id,
+                seed=0,
+                settings=EvalSettings(
+                    device=args.device, dtype=dtype, batch_size=64, temperature=args.eval_temperature
+                ),
+            )
+        )
         timings["blind set"] = time.perf_counter() - t
         app = None
         if args.screenshots:  # the judging view while there is something to judge
@@ -201,13 +254,19 @@ def main(argv=None) -> int:
 
         ev, rm = report["eval"], report["reward_model"]
         print(f"demo project: {demo.prompts} prompts ({demo.heldout} held out), {ranked} ranked by the expert")
-        print(f"reward model run {reward.run_id}: held-out accuracy {rm['accuracy']['rate']:.3f} "
-              f"on {rm['heldout_pairs']} pairs")
-        print(f"policy run {policy.run_id}: {policy.steps} {args.algo.upper()} steps; eval run {prep.eval_run}: {judged} blind pairs "
-              f"judged, {prep.identical} identical")
+        print(
+            f"reward model run {reward.run_id}: held-out accuracy {rm['accuracy']['rate']:.3f} "
+            f"on {rm['heldout_pairs']} pairs"
+        )
+        print(
+            f"policy run {policy.run_id}: {policy.steps} {args.algo.upper()} steps; eval run {prep.eval_run}: {judged} blind pairs "
+            f"judged, {prep.identical} identical"
+        )
         wr = ev["win_rate"]
-        print(f"win rate (ties as half) {wr['rate']:.3f}  95% CI [{wr['low']:.3f}, {wr['high']:.3f}]  "
-              f"target >= 0.80: {'MET' if wr['rate'] >= 0.8 else 'NOT MET'}")
+        print(
+            f"win rate (ties as half) {wr['rate']:.3f}  95% CI [{wr['low']:.3f}, {wr['high']:.3f}]  "
+            f"target >= 0.80: {'MET' if wr['rate'] >= 0.8 else 'NOT MET'}"
+        )
         print("outcomes " + ", ".join(f"{k} {v}" for k, v in ev["outcomes"].items()))
         for line in summary_lines(report):
             print("  " + line)
@@ -220,8 +279,9 @@ def main(argv=None) -> int:
             paths = write_report(report, out, stem="evaluation_report")
             (out / "evaluation_report.json").unlink()
             (out / "evaluation_report.pdf").unlink()
-            shots = render_evaluate_screens(out, proj, prep.eval_run, compare_runs=[policy.run_id],
-                                            metric="reward/mean")
+            shots = render_evaluate_screens(
+                out, proj, prep.eval_run, compare_runs=[policy.run_id], metric="reward/mean"
+            )
             print("wrote " + ", ".join(str(p) for p in [paths["png"], *shots, out / "evaluate_judge.png"]))
     finally:
         proj.close()

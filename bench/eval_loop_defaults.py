@@ -11,6 +11,7 @@ Evaluate page's queue, and the report's figures are read back. Prints per expert
 reward model's held-out pairwise accuracy, the blind win rate with its Wilson 95% interval, how many
 held-out replies the tuning left identical, the reply length against the base, and seconds per stage.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,22 +83,37 @@ def one_loop(base: Path, work: Path, expert_name: str, algos: list[str], model: 
             stage["report"] = time.perf_counter() - t
             summary = proj.run(policy_run).summary or {}
         ev, rm = report["eval"], report["reward_model"]
-        rows.append({"expert": expert_name, "algo": algo, "ranked": ranked, "judged": judged,
-                     "rm_accuracy": rm["accuracy"]["rate"], "rm_pairs": rm["heldout_pairs"],
-                     "win": ev["win_rate"]["rate"], "low": ev["win_rate"]["low"], "high": ev["win_rate"]["high"],
-                     "outcomes": ev["outcomes"], "length_ratio": (summary.get("monitors") or {}).get("length_ratio"),
-                     "seconds": stage})
+        rows.append(
+            {
+                "expert": expert_name,
+                "algo": algo,
+                "ranked": ranked,
+                "judged": judged,
+                "rm_accuracy": rm["accuracy"]["rate"],
+                "rm_pairs": rm["heldout_pairs"],
+                "win": ev["win_rate"]["rate"],
+                "low": ev["win_rate"]["low"],
+                "high": ev["win_rate"]["high"],
+                "outcomes": ev["outcomes"],
+                "length_ratio": (summary.get("monitors") or {}).get("length_ratio"),
+                "seconds": stage,
+            }
+        )
     return rows
 
 
 def print_row(r: dict) -> None:
     o = r["outcomes"]
     lr = r["length_ratio"]
-    print(f"{r['expert']:<10} {r['algo'].upper():<5} reward model {r['rm_accuracy']:.3f} ({r['rm_pairs']} pairs)  "
-          f"win {r['win']:.3f} [{r['low']:.3f}, {r['high']:.3f}] {'MET' if r['win'] >= 0.8 else 'not met'}  "
-          f"({o.get('win', 0)} won, {o.get('identical', 0)} identical, {o.get('tie', 0) + o.get('both_bad', 0)} tied, "
-          f"{o.get('loss', 0)} lost)  length x{lr if lr is None else round(lr, 2)}  "
-          + "s: " + ", ".join(f"{k} {v:.0f}" for k, v in r["seconds"].items()), flush=True)
+    print(
+        f"{r['expert']:<10} {r['algo'].upper():<5} reward model {r['rm_accuracy']:.3f} ({r['rm_pairs']} pairs)  "
+        f"win {r['win']:.3f} [{r['low']:.3f}, {r['high']:.3f}] {'MET' if r['win'] >= 0.8 else 'not met'}  "
+        f"({o.get('win', 0)} won, {o.get('identical', 0)} identical, {o.get('tie', 0) + o.get('both_bad', 0)} tied, "
+        f"{o.get('loss', 0)} lost)  length x{lr if lr is None else round(lr, 2)}  "
+        + "s: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in r["seconds"].items()),
+        flush=True,
+    )
 
 
 def main(experts: list[str], algos: list[str], keep: Path | None = None, threads: int = 0) -> int:
@@ -134,8 +150,10 @@ def main(experts: list[str], algos: list[str], keep: Path | None = None, threads
         mine = {r["algo"]: r["win"] for r in rows if r["expert"] == name}
         if "ppo" in mine and len(mine) > 1:
             best = max(mine.values())
-            print(f"{name}: PPO {mine['ppo']:.3f} vs best {best:.3f}: "
-                  f"{'within 0.05' if best - mine['ppo'] <= 0.05 + 1e-9 else 'NOT within 0.05'}")
+            print(
+                f"{name}: PPO {mine['ppo']:.3f} vs best {best:.3f}: "
+                f"{'within 0.05' if best - mine['ppo'] <= 0.05 + 1e-9 else 'NOT within 0.05'}"
+            )
     if keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -11,6 +11,7 @@ a product tuned to one of them would fail the others:
 - no_filler: right facts, and every filler sentence (opening hours, "loyal customer"...) costs a lot.
 - warm: tone first (politeness matters as much as the facts), rudeness unforgivable.
 """
+
 from __future__ import annotations
 
 import re

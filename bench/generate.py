@@ -7,6 +7,7 @@ Prints tokens/s for each path and the ratio. Tokens counted are the generated on
 EOS, summed over the batch. On CUDA our path is the static-cache loop with the decode step replayed as
 a CUDA graph; `--no-graph` measures the same loop without it, `--compile` adds a torch.compile run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,17 @@ def hf_generate(model, input_ids, attention_mask, settings, pad_id, eos_ids):
     from transformers import GenerationConfig
 
     config = GenerationConfig(
-        max_new_tokens=settings.max_new_tokens, do_sample=settings.temperature > 0,
-        temperature=settings.temperature or None, top_p=settings.top_p if settings.temperature > 0 else None,
-        top_k=None, pad_token_id=pad_id, eos_token_id=eos_ids,
+        max_new_tokens=settings.max_new_tokens,
+        do_sample=settings.temperature > 0,
+        temperature=settings.temperature or None,
+        top_p=settings.top_p if settings.temperature > 0 else None,
+        top_k=None,
+        pad_token_id=pad_id,
+        eos_token_id=eos_ids,
     )
     with torch.no_grad():
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
-    new = out[:, input_ids.shape[1]:]
+    new = out[:, input_ids.shape[1] :]
     # tokens up to and including the first EOS
     is_eos = torch.isin(new, torch.tensor(eos_ids, device=new.device))
     after = (is_eos.long().cumsum(-1) - is_eos.long()) > 0
@@ -82,8 +87,13 @@ def setup_cuda(args):
     for i, n_tok in enumerate(lengths.tolist()):
         ids[i, -n_tok:] = torch.randint(0, 150000, (n_tok,), generator=g)
         mask[i, -n_tok:] = 1
-    return model, IdsOnlyTokenizer(pad_id, eos_id), ids.to(device), mask.to(device), \
-        f"random Qwen2-shaped {n / 1e9:.2f}B bf16"
+    return (
+        model,
+        IdsOnlyTokenizer(pad_id, eos_id),
+        ids.to(device),
+        mask.to(device),
+        f"random Qwen2-shaped {n / 1e9:.2f}B bf16",
+    )
 
 
 def main(argv=None) -> int:
@@ -111,11 +121,14 @@ def main(argv=None) -> int:
     else:
         model, tok, ids, mask, what = setup_cpu(args)
         name = f"CPU, {torch.get_num_threads()} threads"
-    settings = SamplingSettings(temperature=args.temperature, top_p=1.0, top_k=0,
-                                max_new_tokens=args.max_new_tokens, seed=0)
+    settings = SamplingSettings(
+        temperature=args.temperature, top_p=1.0, top_k=0, max_new_tokens=args.max_new_tokens, seed=0
+    )
     eos_ids = eos_token_ids(model, tok)
-    print(f"device: {name}; model: {what}; batch {args.batch}, prompt width {ids.shape[1]}, "
-          f"max new tokens {args.max_new_tokens}, temperature {args.temperature}")
+    print(
+        f"device: {name}; model: {what}; batch {args.batch}, prompt width {ids.shape[1]}, "
+        f"max new tokens {args.max_new_tokens}, temperature {args.temperature}"
+    )
 
     rows = []
 
@@ -123,6 +136,7 @@ def main(argv=None) -> int:
         def run():
             out = sample(model, tok, ids, mask, settings, **kw)
             return int(out.response_mask.sum()), out.backend
+
         return run
 
     def eager():
@@ -136,8 +150,10 @@ def main(argv=None) -> int:
     for label, fn in paths:
         seconds, (tokens, backend) = timed(fn, device, args.repeats)
         rows.append((label, backend, tokens, seconds, tokens / seconds))
-        print(f"  {label:28s} [{backend:17s}] {tokens:7d} tokens in {seconds:7.3f}s = {tokens / seconds:9.1f} tokens/s",
-              flush=True)
+        print(
+            f"  {label:28s} [{backend:17s}] {tokens:7d} tokens in {seconds:7.3f}s = {tokens / seconds:9.1f} tokens/s",
+            flush=True,
+        )
     base = rows[0][4]
     for label, _, _, _, tps in rows[1:]:
         print(f"ratio {label} / model.generate: {tps / base:.2f}x")

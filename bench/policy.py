@@ -13,6 +13,7 @@ Prints:
    clipped policy + value losses on the same minibatches, samples/s and the ratio (target >= 0.9x).
 The reward model is a small random sequence classifier on the same device (the policy is the subject).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,18 @@ import core.offline  # noqa: E402,F401
 import torch  # noqa: E402
 
 from core.training.policy_common import (  # noqa: E402
-    PolicyWithReference, disable_dropout, encode_prompts, generate_rollout, masked_mean, minibatches,
+    PolicyWithReference,
+    disable_dropout,
+    encode_prompts,
+    generate_rollout,
+    masked_mean,
+    minibatches,
 )
 from core.training.policy_config import PolicyConfig  # noqa: E402
 from core.training.ppo import PPOTrainer  # noqa: E402
 
 from common import QWEN2_05B, timed  # noqa: E402
+
 PROMPT_TEXT = [
     "My order has not arrived and it has been two weeks. Could you check where it is and tell me "
     "when it will come? The tracking page shows nothing since last Monday.",
@@ -48,8 +55,16 @@ class SmallRewardModel:
     def __init__(self, device, vocab=512):
         from transformers import GPT2Config, GPT2ForSequenceClassification
 
-        cfg = GPT2Config(n_embd=128, n_layer=2, n_head=4, vocab_size=vocab, num_labels=1, pad_token_id=0,
-                         bos_token_id=1, eos_token_id=1)
+        cfg = GPT2Config(
+            n_embd=128,
+            n_layer=2,
+            n_head=4,
+            vocab_size=vocab,
+            num_labels=1,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=1,
+        )
         torch.manual_seed(1)
         self.model = GPT2ForSequenceClassification(cfg).to(device).eval()
         self.device, self.vocab = device, vocab
@@ -61,7 +76,7 @@ class SmallRewardModel:
         ids = torch.zeros((len(rows), width), dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, r in enumerate(rows):
-            ids[i, :len(r)], mask[i, :len(r)] = torch.tensor(r), 1
+            ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
         return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits[:, 0].float().cpu()
 
 
@@ -79,8 +94,12 @@ def build_policy(args, device):
 
     tokenizer = train_tokenizer()
     tokenizer.padding_side = "left"
-    cfg = Qwen2Config(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      bos_token_id=tokenizer.bos_token_id, **QWEN2_05B)
+    cfg = Qwen2Config(
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        **QWEN2_05B,
+    )
     torch.manual_seed(0)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
@@ -97,9 +116,9 @@ def plain_update(model, head, optimizer, exp, advantages, returns, cfg, order):
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     for mb in order:
         out = model(input_ids=seq[mb], attention_mask=am[mb], output_hidden_states=True)
-        logits = out.logits[:, P - 1:-1].float() / cfg.temperature
+        logits = out.logits[:, P - 1 : -1].float() / cfg.temperature
         logp = torch.log_softmax(logits, -1).gather(-1, seq[mb, P:, None]).squeeze(-1)
-        values = head(out.hidden_states[-1][:, P - 1:-1].float()).squeeze(-1)
+        values = head(out.hidden_states[-1][:, P - 1 : -1].float()).squeeze(-1)
         m, adv, old_v = mask[mb], advantages[mb], exp.values[mb]
         ratio = torch.exp(logp - exp.logprobs[mb])
         pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.cliprange, 1 + cfg.cliprange))
@@ -136,12 +155,24 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     model, tok = build_policy(args, device)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"device: {torch.cuda.get_device_name(device) if cuda else 'cpu'} | policy: "
-          f"{type(model).__name__} {n_params / 1e6:.1f}M params, {next(model.parameters()).dtype} | "
-          f"batch {B} prompts, minibatch {mbs}, {T} new tokens | built in {time.perf_counter() - t0:.1f}s")
-    cfg = PolicyConfig(algo="ppo", mode="full", batch_size=B, minibatch_size=mbs, ppo_epochs=1, temperature=1.0,
-                       max_new_tokens=T, max_prompt_tokens=256, missing_eos_penalty=None, learning_rate=1e-6,
-                       forward_batch_size=B)
+    print(
+        f"device: {torch.cuda.get_device_name(device) if cuda else 'cpu'} | policy: "
+        f"{type(model).__name__} {n_params / 1e6:.1f}M params, {next(model.parameters()).dtype} | "
+        f"batch {B} prompts, minibatch {mbs}, {T} new tokens | built in {time.perf_counter() - t0:.1f}s"
+    )
+    cfg = PolicyConfig(
+        algo="ppo",
+        mode="full",
+        batch_size=B,
+        minibatch_size=mbs,
+        ppo_epochs=1,
+        temperature=1.0,
+        max_new_tokens=T,
+        max_prompt_tokens=256,
+        missing_eos_penalty=None,
+        learning_rate=1e-6,
+        forward_batch_size=B,
+    )
     policy = PolicyWithReference(model, "full")
     trainer = PPOTrainer(policy, tok, cfg, SmallRewardModel(device))
     prompts = [PROMPT_TEXT[i % len(PROMPT_TEXT)] for i in range(B)]
@@ -164,13 +195,21 @@ def main(argv=None) -> int:
 
     def eager():
         with torch.no_grad():
-            return model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=1.0, top_k=0,
-                                  top_p=1.0, max_new_tokens=T, pad_token_id=tok.pad_token_id,
-                                  eos_token_id=tok.eos_token_id)
+            return model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=T,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
 
     t_eager, out = timed(eager, device, args.repeats)
     n_ours = int(ro.response_mask.sum())
-    n_eager = int((out[:, ids.shape[1]:] != tok.pad_token_id).sum())  # approx: tokens up to EOS/pad
+    n_eager = int((out[:, ids.shape[1] :] != tok.pad_token_id).sum())  # approx: tokens up to EOS/pad
     print(f"\nrollout generation (batch {B}, prompt width {ids.shape[1]}, up to {T} new tokens):")
     print(f"  ours (static KV cache{' + CUDA graph' if cuda else ''}) {t_ours:7.3f}s  {n_ours / t_ours:9.0f} tok/s")
     print(f"  eager model.generate            {t_eager:7.3f}s  {n_eager / t_eager:9.0f} tok/s")
@@ -187,16 +226,22 @@ def main(argv=None) -> int:
     adv = masked_whiten(adv, m)
     order_gen = torch.Generator().manual_seed(0)
     orders = [[mb.to(device) for mb in minibatches(B, mbs, order_gen)] for _ in range(args.repeats + 1)]
-    plain_opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]
-                                  + list(trainer.value_head.parameters()), lr=1e-6, eps=cfg.adam_eps)
+    plain_opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad] + list(trainer.value_head.parameters()),
+        lr=1e-6,
+        eps=cfg.adam_eps,
+    )
     it = iter(orders)
-    t_plain, _ = timed(lambda: plain_update(model, trainer.value_head, plain_opt, exp, adv, ret, cfg, next(it)),
-                       device, args.repeats)
+    t_plain, _ = timed(
+        lambda: plain_update(model, trainer.value_head, plain_opt, exp, adv, ret, cfg, next(it)), device, args.repeats
+    )
     del plain_opt
     if cuda:
         torch.cuda.empty_cache()
     t_train, _ = timed(lambda: trainer.update(exp), device, args.repeats)
-    print(f"\ntraining step (one PPO epoch over {B} samples in minibatches of {mbs}, {exp.mask.shape[1]} response tokens):")
+    print(
+        f"\ntraining step (one PPO epoch over {B} samples in minibatches of {mbs}, {exp.mask.shape[1]} response tokens):"
+    )
     print(f"  ours  (PPOTrainer.update)   {t_train:7.3f}s  {B / t_train:8.1f} samples/s")
     print(f"  plain PyTorch loop          {t_plain:7.3f}s  {B / t_plain:8.1f} samples/s")
     print(f"  ratio ours/plain (throughput): {t_plain / t_train:.2f}x   (target >= 0.9x)")

@@ -13,6 +13,7 @@ produces; from there the app's path runs unchanged: peft's `prepare_model_for_kb
 (the model's own bytes included), against the 24 GiB of a consumer card. Also prints the plan the
 pre-flight picks for these shapes on 24 GB (`core.training.quantization`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,12 +30,29 @@ import torch  # noqa: E402
 
 from common import sync, timed  # noqa: E402
 
-QWEN25_7B = dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
-                 intermediate_size=18944, vocab_size=152064, max_position_embeddings=32768,
-                 tie_word_embeddings=False, rope_theta=1_000_000.0, rms_norm_eps=1e-6)
-TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=128, vocab_size=512, max_position_embeddings=1024, tie_word_embeddings=False)
-GIB = 2 ** 30
+QWEN25_7B = dict(
+    hidden_size=3584,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    intermediate_size=18944,
+    vocab_size=152064,
+    max_position_embeddings=32768,
+    tie_word_embeddings=False,
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+)
+TINY = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    vocab_size=512,
+    max_position_embeddings=1024,
+    tie_word_embeddings=False,
+)
+GIB = 2**30
 
 
 def quantize_linears(model, device, skip=("lm_head", "score")) -> int:
@@ -45,11 +63,18 @@ def quantize_linears(model, device, skip=("lm_head", "score")) -> int:
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is torch.nn.Linear and name not in skip:
-                q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
-                                      compute_dtype=torch.bfloat16, compress_statistics=True, quant_type="nf4",
-                                      device="meta")
-                q.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False, compress_statistics=True,
-                                             quant_type="nf4").to(device)
+                q = bnb.nn.Linear4bit(
+                    child.in_features,
+                    child.out_features,
+                    bias=child.bias is not None,
+                    compute_dtype=torch.bfloat16,
+                    compress_statistics=True,
+                    quant_type="nf4",
+                    device="meta",
+                )
+                q.weight = bnb.nn.Params4bit(
+                    child.weight.data, requires_grad=False, compress_statistics=True, quant_type="nf4"
+                ).to(device)
                 if child.bias is not None:
                     q.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
                 setattr(parent, name, q)
@@ -64,8 +89,13 @@ def quantize_linears(model, device, skip=("lm_head", "score")) -> int:
 def build(kind: str, shape: dict, tokenizer, device, quantization: str):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, Qwen2Config
 
-    cfg = Qwen2Config(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      bos_token_id=tokenizer.bos_token_id, num_labels=1, **shape)
+    cfg = Qwen2Config(
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        num_labels=1,
+        **shape,
+    )
     cls = AutoModelForCausalLM if kind == "causal" else AutoModelForSequenceClassification
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     torch.manual_seed(0)
@@ -100,17 +130,30 @@ def bench_reward(args, shape, tok, device) -> None:
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, lora_dropout=0.0,
-                                             target_modules="all-linear"))
-    cfg = RewardConfig(finetune="lora", quantization=args.quantization, gradient_checkpointing=True,
-                       prompts_per_micro_batch=args.prompts, learning_rate=1e-4, bf16=True)
+    model = get_peft_model(
+        model, LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear")
+    )
+    cfg = RewardConfig(
+        finetune="lora",
+        quantization=args.quantization,
+        gradient_checkpointing=True,
+        prompts_per_micro_batch=args.prompts,
+        learning_rate=1e-4,
+        bf16=True,
+    )
     trainer = RewardTrainer(model, tok, cfg, total_steps=100, device=device)
     g = torch.Generator().manual_seed(0)
     R, L = args.responses, args.seq_len
     pairs = [(i, j, 0.0) for i in range(R) for j in range(i + 1, R)]
-    examples = [PromptExample(k, list(range(R)), pairs,
-                              tokens=[torch.randint(3, shape["vocab_size"], (L - 8 * r,), generator=g).tolist()
-                                      for r in range(R)]) for k in range(args.prompts)]
+    examples = [
+        PromptExample(
+            k,
+            list(range(R)),
+            pairs,
+            tokens=[torch.randint(3, shape["vocab_size"], (L - 8 * r,), generator=g).tolist() for r in range(R)],
+        )
+        for k in range(args.prompts)
+    ]
     n_pairs = len(pairs) * args.prompts
     batch = [trainer.batch(examples)]
     reset_peak(device)
@@ -133,8 +176,10 @@ def bench_reward(args, shape, tok, device) -> None:
 
     reset_peak(device)
     t_plain, _ = timed(plain, device, args.repeats)
-    print(f"\nreward model step ({args.quantization} base + LoRA r=16 + gradient checkpointing; "
-          f"{args.prompts} prompts x {R} responses, up to {L} tokens, {n_pairs} pairs):")
+    print(
+        f"\nreward model step ({args.quantization} base + LoRA r=16 + gradient checkpointing; "
+        f"{args.prompts} prompts x {R} responses, up to {L} tokens, {n_pairs} pairs):"
+    )
     print(f"  ours  (RewardTrainer.train_step) {t_ours:7.3f}s  {n_pairs / t_ours:7.1f} pairs/s  peak {peak_ours}")
     print(f"  plain PyTorch loop               {t_plain:7.3f}s  {n_pairs / t_plain:7.1f} pairs/s  peak {peak(device)}")
     print(f"  ratio ours/plain (throughput): {t_plain / t_ours:.2f}x   (target >= 0.9x)")
@@ -157,10 +202,21 @@ def bench_policy(args, shape, tok, device) -> None:
     model.generation_config.eos_token_id = tok.eos_token_id
     disable_dropout(model)
     B, T, mbs = args.batch, args.max_new_tokens, args.minibatch
-    cfg = PolicyConfig(algo="ppo", mode="lora", quantization=args.quantization, gradient_checkpointing=True,
-                       batch_size=B, minibatch_size=mbs, ppo_epochs=1, temperature=1.0, max_new_tokens=T,
-                       max_prompt_tokens=args.prompt_len, missing_eos_penalty=None, learning_rate=1e-5,
-                       forward_batch_size=mbs)
+    cfg = PolicyConfig(
+        algo="ppo",
+        mode="lora",
+        quantization=args.quantization,
+        gradient_checkpointing=True,
+        batch_size=B,
+        minibatch_size=mbs,
+        ppo_epochs=1,
+        temperature=1.0,
+        max_new_tokens=T,
+        max_prompt_tokens=args.prompt_len,
+        missing_eos_penalty=None,
+        learning_rate=1e-5,
+        forward_batch_size=mbs,
+    )
     model = prepare_policy_base(model, cfg)
     torch.manual_seed(0)
     policy = PolicyWithReference(model, "lora")
@@ -179,10 +235,12 @@ def bench_policy(args, shape, tok, device) -> None:
     sync(device)
     t_step = time.perf_counter() - t0
     peak_step = peak(device)
-    print(f"\nPPO step ({args.quantization} base + LoRA + checkpointing; batch {B}, {T} new tokens, "
-          f"minibatch {mbs}): {t_step:.2f}s, {B / t_step:.2f} samples/s, peak {peak_step} "
-          f"(generate {metrics.get('perf/generate_s', float('nan')):.2f}s, score "
-          f"{metrics.get('perf/score_s', float('nan')):.2f}s, train {metrics.get('perf/train_s', float('nan')):.2f}s)")
+    print(
+        f"\nPPO step ({args.quantization} base + LoRA + checkpointing; batch {B}, {T} new tokens, "
+        f"minibatch {mbs}): {t_step:.2f}s, {B / t_step:.2f} samples/s, peak {peak_step} "
+        f"(generate {metrics.get('perf/generate_s', float('nan')):.2f}s, score "
+        f"{metrics.get('perf/score_s', float('nan')):.2f}s, train {metrics.get('perf/train_s', float('nan')):.2f}s)"
+    )
 
     # Training update: ours vs a plain loop on the same experience and minibatches.
     m = exp.mask.float()
@@ -192,11 +250,15 @@ def bench_policy(args, shape, tok, device) -> None:
     order_gen = torch.Generator().manual_seed(0)
     orders = iter([[mb.to(device) for mb in minibatches(B, mbs, order_gen)] for _ in range(args.repeats + 1)])
     pm = policy.model
-    opt = torch.optim.AdamW([p for p in pm.parameters() if p.requires_grad] + list(trainer.value_head.parameters()),
-                            lr=1e-6, eps=cfg.adam_eps)
+    opt = torch.optim.AdamW(
+        [p for p in pm.parameters() if p.requires_grad] + list(trainer.value_head.parameters()),
+        lr=1e-6,
+        eps=cfg.adam_eps,
+    )
     reset_peak(device)
-    t_plain, _ = timed(lambda: plain_update(pm, trainer.value_head, opt, exp, adv, ret, cfg, next(orders)),
-                       device, args.repeats)
+    t_plain, _ = timed(
+        lambda: plain_update(pm, trainer.value_head, opt, exp, adv, ret, cfg, next(orders)), device, args.repeats
+    )
     peak_plain = peak(device)
     del opt
     reset_peak(device)
@@ -213,13 +275,23 @@ def bench_policy(args, shape, tok, device) -> None:
 
     def eager():
         with torch.no_grad():
-            return pm.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=1.0, top_k=0,
-                               top_p=1.0, max_new_tokens=T, pad_token_id=tok.pad_token_id,
-                               eos_token_id=tok.eos_token_id)
+            return pm.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=T,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
 
     t_eager, _ = timed(eager, device, 1)
-    print(f"rollouts (batch {B}, {T} new tokens): ours [{out.backend}] {t_ours:.2f}s, eager generate "
-          f"{t_eager:.2f}s: {t_eager / t_ours:.2f}x")
+    print(
+        f"rollouts (batch {B}, {T} new tokens): ours [{out.backend}] {t_ours:.2f}s, eager generate "
+        f"{t_eager:.2f}s: {t_eager / t_ours:.2f}x"
+    )
 
 
 def main(argv=None) -> int:
@@ -261,11 +333,20 @@ def main(argv=None) -> int:
 
         ms = ModelShape.from_config(Qwen2Config(**QWEN25_7B))
         rcfg = RewardConfig(finetune="lora", max_length=args.seq_len, prompts_per_micro_batch=args.prompts)
-        pcfg = PolicyConfig(mode="lora", minibatch_size=args.minibatch, max_prompt_tokens=args.prompt_len,
-                            max_new_tokens=args.max_new_tokens, dtype="bfloat16")
+        pcfg = PolicyConfig(
+            mode="lora",
+            minibatch_size=args.minibatch,
+            max_prompt_tokens=args.prompt_len,
+            max_new_tokens=args.max_new_tokens,
+            dtype="bfloat16",
+        )
         print(f"pre-flight plan for Qwen2.5-7B ({ms.n_params / 1e9:.2f}B) on a 24 GB GPU:")
-        print(f"  reward model: {plan_for_reward(rcfg, 'cuda', free_bytes=int(23.5 * GIB), shape=ms, bnb=True).describe()}")
-        print(f"  PPO policy:   {plan_for_policy(pcfg, 'cuda', free_bytes=int(23.5 * GIB), shape=ms, bnb=True).describe()}")
+        print(
+            f"  reward model: {plan_for_reward(rcfg, 'cuda', free_bytes=int(23.5 * GIB), shape=ms, bnb=True).describe()}"
+        )
+        print(
+            f"  PPO policy:   {plan_for_policy(pcfg, 'cuda', free_bytes=int(23.5 * GIB), shape=ms, bnb=True).describe()}"
+        )
     if "reward" in what:
         bench_reward(args, shape, tok, device)
     if "policy" in what:

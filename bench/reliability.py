@@ -7,6 +7,7 @@ socket guard, and the wrong-passphrase time.
 
 Exit status 1 when any check fails (the figure that failed is printed). `make reliability` runs it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,16 +89,22 @@ def main() -> int:
     edges = {k[5:]: v for k, v in figures.items() if k.startswith("edge_")}
     kills = figures.get("sigkill", {})
     fuzz = figures.get("malformed_imports", {})
-    print(f"  SIGKILLs: {kills.get('kills')} (judge/import/passwd/backup/checkpoint "
-          f"{'/'.join(str(kills.get('kills_' + op)) for op in H.KILL_OPS)}); integrity failures "
-          f"{kills.get('integrity_failures')}; partial imports {kills.get('partial_imports')}; passwd kills opened "
-          f"with old {kills.get('passwd_opened_old')}, new {kills.get('passwd_opened_new')}, neither "
-          f"{kills.get('passwd_opened_neither')}; acknowledged judgments checked {kills.get('acknowledged_judgments')}")
-    print(f"  malformed files: {fuzz.get('files')}, tracebacks {fuzz.get('tracebacks')}, partial writes "
-          f"{fuzz.get('partial_writes')}, messages without file:line {fuzz.get('messages_without_file_and_line')}")
+    print(
+        f"  SIGKILLs: {kills.get('kills')} (judge/import/passwd/backup/checkpoint "
+        f"{'/'.join(str(kills.get('kills_' + op)) for op in H.KILL_OPS)}); integrity failures "
+        f"{kills.get('integrity_failures')}; partial imports {kills.get('partial_imports')}; passwd kills opened "
+        f"with old {kills.get('passwd_opened_old')}, new {kills.get('passwd_opened_new')}, neither "
+        f"{kills.get('passwd_opened_neither')}; acknowledged judgments checked {kills.get('acknowledged_judgments')}"
+    )
+    print(
+        f"  malformed files: {fuzz.get('files')}, tracebacks {fuzz.get('tracebacks')}, partial writes "
+        f"{fuzz.get('partial_writes')}, messages without file:line {fuzz.get('messages_without_file_and_line')}"
+    )
     for k, v in edges.items():
-        print(f"  {k}: {v.get('outcome')}, {v.get('file_mb')} MB, import {v.get('seconds')} s, process "
-              f"{v.get('wall_seconds')} s, peak RSS {v.get('peak_rss_mb')} MB")
+        print(
+            f"  {k}: {v.get('outcome')}, {v.get('file_mb')} MB, import {v.get('seconds')} s, process "
+            f"{v.get('wall_seconds')} s, peak RSS {v.get('peak_rss_mb')} MB"
+        )
     print(json.dumps({"failed": failed, "figures": figures}, default=str))
     return 1 if failed else 0
 

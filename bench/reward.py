@@ -11,6 +11,7 @@ Three loops over the identical batch (prompts x responses, all pairs of each pro
           (shown for pairs/s: what the InstructGPT grouping buys).
 Blocks of the loops alternate so drift (clocks, other load) hits both alike.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,19 @@ def make_model(device: torch.device, arch: str):
     if arch == "qwen2-0.5b":
         cfg = Qwen2Config(**QWEN2_05B, pad_token_id=PAD, eos_token_id=1, attention_dropout=0.0)
     else:  # a small GPT-2 that still does real matmuls on a CPU
-        cfg = GPT2Config(n_embd=128, n_layer=4, n_head=4, n_positions=512, vocab_size=2048, pad_token_id=PAD,
-                         eos_token_id=1, bos_token_id=1, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+        cfg = GPT2Config(
+            n_embd=128,
+            n_layer=4,
+            n_head=4,
+            n_positions=512,
+            vocab_size=2048,
+            pad_token_id=PAD,
+            eos_token_id=1,
+            bos_token_id=1,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
     cfg.num_labels = 1
     torch.manual_seed(0)
     with torch.device(device):  # initialise in place: a 0.5B init on the CPU takes longer than the bench
@@ -123,11 +135,19 @@ def main(argv=None) -> int:
     ap.add_argument("--max-len", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None, help="timed steps per block")
     ap.add_argument("--blocks", type=int, default=None, help="rotating timed blocks per loop")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="CPU threads for torch (default 1 on CPU: a shared machine's load swamps 2+ threads)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default 1 on CPU: a shared machine's load swamps 2+ threads)",
+    )
     ap.add_argument("--no-paired", action="store_true", help="skip the chosen/rejected loop")
-    ap.add_argument("--arch", choices=("gpt2-tiny", "qwen2-0.5b"), default=None,
-                    help="model shape (default: qwen2-0.5b on CUDA, gpt2-tiny on CPU)")
+    ap.add_argument(
+        "--arch",
+        choices=("gpt2-tiny", "qwen2-0.5b"),
+        default=None,
+        help="model shape (default: qwen2-0.5b on CUDA, gpt2-tiny on CPU)",
+    )
     args = ap.parse_args(argv)
 
     device = torch.device(args.device)
@@ -152,8 +172,15 @@ def main(argv=None) -> int:
     model_plain = copy.deepcopy(model_ours)
     vocab = model_ours.config.vocab_size
     examples = make_batch(prompts, args.responses, min_len, max_len, vocab)
-    cfg = RewardConfig(learning_rate=1e-5, warmup_ratio=0.0, lr_schedule="constant", max_grad_norm=1.0,
-                       adam_beta2=0.999, device=str(device), bf16=True)
+    cfg = RewardConfig(
+        learning_rate=1e-5,
+        warmup_ratio=0.0,
+        lr_schedule="constant",
+        max_grad_norm=1.0,
+        adam_beta2=0.999,
+        device=str(device),
+        bf16=True,
+    )
     trainer = RewardTrainer(model_ours, SimpleNamespace(pad_token_id=PAD), cfg, 10_000, device)
     batch = trainer.batch(examples)
     opt_plain = torch.optim.AdamW(model_plain.parameters(), lr=1e-5)
@@ -191,18 +218,22 @@ def main(argv=None) -> int:
     per_step = {name: [] for name in loops}
     names = list(loops)
     for b in range(args.blocks):
-        for name in names[b % len(names):] + names[:b % len(names)]:
+        for name in names[b % len(names) :] + names[: b % len(names)]:
             per_step[name].append(timed(loops[name], steps, device) / steps)
     seconds = {name: statistics.median(v) for name, v in per_step.items()}
     n = steps * args.blocks
 
     name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
     params = sum(p.numel() for p in model_ours.parameters())
-    print(f"reward-model training step -- {name}, {arch} ({params / 1e6:.1f}M params, "
-          f"{'bf16 autocast' if cuda else 'fp32'}), setup {setup_s:.1f}s")
-    print(f"batch: {prompts} prompts x {args.responses} responses = {n_seqs} sequences, {n_pairs} pairs, "
-          f"{n_tokens} tokens ({padded_tokens} padded); {n} timed steps per loop "
-          f"({args.blocks} rotating blocks, median)")
+    print(
+        f"reward-model training step -- {name}, {arch} ({params / 1e6:.1f}M params, "
+        f"{'bf16 autocast' if cuda else 'fp32'}), setup {setup_s:.1f}s"
+    )
+    print(
+        f"batch: {prompts} prompts x {args.responses} responses = {n_seqs} sequences, {n_pairs} pairs, "
+        f"{n_tokens} tokens ({padded_tokens} padded); {n} timed steps per loop "
+        f"({args.blocks} rotating blocks, median)"
+    )
     print(f"{'loop':<8}{'ms/step':>10}{'pairs/s':>12}{'tokens/s':>14}")
     rates = {}
     for loop, per in seconds.items():
@@ -211,8 +242,10 @@ def main(argv=None) -> int:
     ratio = rates["ours"][1] / rates["plain"][1]
     print(f"ratio ours/plain (same work): {ratio:.3f}x tokens/s  (target >= 0.9x)")
     if "paired" in rates:
-        print(f"ratio ours/paired pairs/s: {rates['ours'][0] / rates['paired'][0]:.2f}x "
-              f"(each response scored once instead of once per pair)")
+        print(
+            f"ratio ours/paired pairs/s: {rates['ours'][0] / rates['paired'][0]:.2f}x "
+            f"(each response scored once instead of once per pair)"
+        )
     if cuda:
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
     return 0

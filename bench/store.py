@@ -3,6 +3,7 @@ same data (target ratio <= 1.5x), judgment commit latency p50/p95, open-and-coun
 
     .venv/bin/python bench/store.py [--prompts 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ def make_file(path: Path, n: int, k: int = 4) -> list[dict]:
     rows = []
     for i in range(n):
         prompt = f"Request {i}: " + " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))
-        responses = [f"Reply {j} to {i}: " + " ".join(rng.choice(words) for _ in range(rng.randint(20, 60)))
-                     for j in range(k)]
+        responses = [
+            f"Reply {j} to {i}: " + " ".join(rng.choice(words) for _ in range(rng.randint(20, 60))) for j in range(k)
+        ]
         rows.append({"prompt": prompt, "responses": responses})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
@@ -50,8 +52,7 @@ def plain_sqlite_utils(path: Path, rows: list[dict]) -> float:
         prompts.append({"id": i, "position": i, "split": "train", "body": json.dumps(row["prompt"]), "created": now})
         for text in row["responses"]:
             rid += 1
-            responses.append({"id": rid, "prompt_id": i, "text": text, "origin": '{"kind": "import"}',
-                              "created": now})
+            responses.append({"id": rid, "prompt_id": i, "text": text, "origin": '{"kind": "import"}', "created": now})
     with db.conn:
         db["prompts"].insert_all(prompts, batch_size=5000)
         db["responses"].insert_all(responses, batch_size=5000)
@@ -72,12 +73,25 @@ def plain_same_design(path: Path, src: Path) -> float:
     db = sqlite_utils.Database(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
-    db["prompts"].create({"id": int, "position": int, "split": str, "kind": str, "body": str,
-                          "reference": str, "hash": bytes, "created": float}, pk="id")
+    db["prompts"].create(
+        {
+            "id": int,
+            "position": int,
+            "split": str,
+            "kind": str,
+            "body": str,
+            "reference": str,
+            "hash": bytes,
+            "created": float,
+        },
+        pk="id",
+    )
     db["prompts"].create_index(["hash"], unique=True)
     db["prompts"].create_index(["position"])
-    db["responses"].create({"id": int, "prompt_id": int, "text": str, "origin": str, "origin_key": bytes,
-                            "hash": bytes, "created": float}, pk="id")
+    db["responses"].create(
+        {"id": int, "prompt_id": int, "text": str, "origin": str, "origin_key": bytes, "hash": bytes, "created": float},
+        pk="id",
+    )
     db["responses"].create_index(["prompt_id"])
     now, rid = time.time(), 0
     origin = json.dumps({"kind": "import", "file": src.name})
@@ -89,12 +103,31 @@ def plain_same_design(path: Path, src: Path) -> float:
         if digest in seen:
             continue
         seen.add(digest)
-        prompts.append({"id": i, "position": i, "split": "train", "kind": "text", "body": body,
-                        "reference": r.reference, "hash": digest, "created": now})
+        prompts.append(
+            {
+                "id": i,
+                "position": i,
+                "split": "train",
+                "kind": "text",
+                "body": body,
+                "reference": r.reference,
+                "hash": digest,
+                "created": now,
+            }
+        )
         for text in r.responses:
             rid += 1
-            responses.append({"id": rid, "prompt_id": i, "text": text, "origin": origin, "origin_key": origin_key,
-                              "hash": hashlib.sha256(("response\0" + text).encode()).digest(), "created": now})
+            responses.append(
+                {
+                    "id": rid,
+                    "prompt_id": i,
+                    "text": text,
+                    "origin": origin,
+                    "origin_key": origin_key,
+                    "hash": hashlib.sha256(("response\0" + text).encode()).digest(),
+                    "created": now,
+                }
+            )
     with db.conn:
         db["prompts"].insert_all(prompts, batch_size=5000)
         db["responses"].insert_all(responses, batch_size=5000)
@@ -124,14 +157,18 @@ def main() -> None:
         parsed = [json.loads(line) for line in src.read_text().splitlines()]
         parse = time.perf_counter() - t0
         base = plain_sqlite_utils(tmp / "plain.db", parsed) + parse
-        print(f"import ours (parse+validate+encrypt+dedupe): {ours:.2f} s  ({report.prompts_added} prompts, "
-              f"{report.responses_added} responses)")
+        print(
+            f"import ours (parse+validate+encrypt+dedupe): {ours:.2f} s  ({report.prompts_added} prompts, "
+            f"{report.responses_added} responses)"
+        )
         print(f"import plain sqlite-utils (parse+insert):    {base:.2f} s")
         same = plain_same_design(tmp / "same.db", src)
         print(f"import plain, same design (validation, indexes, SHA-256 dedupe, no encryption): {same:.2f} s")
         print(f"ratio ours/plain sqlite-utils insert:  {ours / base:.2f}x")
-        print(f"ratio ours/plain same design:          {ours / same:.2f}x  <- what encryption costs "
-              f"(target <= 1.5x; target import < 60 s)")
+        print(
+            f"ratio ours/plain same design:          {ours / same:.2f}x  <- what encryption costs "
+            f"(target <= 1.5x; target import < 60 s)"
+        )
 
         t0 = time.perf_counter()
         proj = Project.open(tmp / "bench.rlhfproj", "a long enough passphrase")
@@ -139,8 +176,10 @@ def main() -> None:
         counts = proj.counts()
         open_count = time.perf_counter() - t0
         print(f"unlock (KDF + open):          {unlock:.3f} s (target < 1.5 s)")
-        print(f"open and count:               {open_count:.3f} s  ({counts['prompts']} prompts, "
-              f"{counts['responses']} responses)")
+        print(
+            f"open and count:               {open_count:.3f} s  ({counts['prompts']} prompts, "
+            f"{counts['responses']} responses)"
+        )
 
         rng = random.Random(1)
         latencies = []

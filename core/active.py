@@ -27,6 +27,7 @@ model's view of a judgment comes from a model that did not see it (the queue ens
 or, for the review list, fit on the other folds), or from a reward-model run (`source="reward"`).
 Qt-free; the GUI shows these after a submit, never before.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,9 +45,20 @@ from core.jobs import NEVER, CancelToken, Progress, run_job
 from core.queue_model import Ensemble, Featurizer, Group, Rows, fit, fit_ensemble, prompt_text
 
 __all__ = [
-    "ORDERS", "ORDER_SETTING", "QUEUE_SETTING", "MIN_JUDGED", "START_INFORMATIVE", "QueueOrder", "ModelCache",
+    "ORDERS",
+    "ORDER_SETTING",
+    "QUEUE_SETTING",
+    "MIN_JUDGED",
+    "START_INFORMATIVE",
+    "QueueOrder",
+    "ModelCache",
     "ModelView",
-    "refresh_queue", "stored_order", "informativeness", "explain_judgment", "review_list", "model_view",
+    "refresh_queue",
+    "stored_order",
+    "informativeness",
+    "explain_judgment",
+    "review_list",
+    "model_view",
 ]
 
 ORDERS = ("project", "informative")
@@ -99,8 +111,10 @@ class QueueOrder:
             return self.reason or "No informative order yet."
         by = f" and reward-model run {self.reward_run}" if self.reward_run is not None else ""
         sample = f" (a sample of {self.unjudged:,})" if self.pool < self.unjudged else ""
-        return (f"Most informative first: {self.pool:,} unjudged prompts{sample} ranked by a model of your "
-                f"{self.judged:,} judged prompts{by}.")
+        return (
+            f"Most informative first: {self.pool:,} unjudged prompts{sample} ranked by a model of your "
+            f"{self.judged:,} judged prompts{by}."
+        )
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -117,15 +131,18 @@ def stored_order(project) -> Optional[QueueOrder]:
     return QueueOrder.from_json(raw) if raw else None
 
 
-def _judged_rows(project, split: Optional[str] = "train", limit: int = MAX_TRAIN_PROMPTS,
-                 exclude: Sequence[int] = ()) -> dict[int, list[tuple[int, int]]]:
+def _judged_rows(
+    project, split: Optional[str] = "train", limit: int = MAX_TRAIN_PROMPTS, exclude: Sequence[int] = ()
+) -> dict[int, list[tuple[int, int]]]:
     """{prompt id: [(winner, loser) response ids]} from the current annotation judgments, newest
     prompts first when over `limit`. No decryption (tiers, pairs and ratings are plaintext ids/numbers)."""
     from core.training import pairs as P
 
-    sql = ("SELECT j.prompt_id, j.kind, j.tiers, j.a, j.b, j.choice, j.ratings FROM judgments j "
-           "JOIN prompts p ON p.id=j.prompt_id WHERE j.status='current' AND j.purpose='annotation' "
-           "AND j.kind!='skip'" + (" AND p.split=?" if split else "") + " ORDER BY j.id DESC")
+    sql = (
+        "SELECT j.prompt_id, j.kind, j.tiers, j.a, j.b, j.choice, j.ratings FROM judgments j "
+        "JOIN prompts p ON p.id=j.prompt_id WHERE j.status='current' AND j.purpose='annotation' "
+        "AND j.kind!='skip'" + (" AND p.split=?" if split else "") + " ORDER BY j.id DESC"
+    )
     out: dict[int, list[tuple[int, int]]] = {}
     skip = set(exclude)
     for pid, kind, tiers, a, b, choice, ratings in project.db.execute(sql, [split] if split else []):
@@ -147,9 +164,12 @@ def _judged_rows(project, split: Optional[str] = "train", limit: int = MAX_TRAIN
 
 def _unjudged(project, split: Optional[str]) -> list[int]:
     """Prompts with no current annotation judgment (a skip counts as one: skipped prompts wait)."""
-    sql = ("SELECT p.id FROM prompts p WHERE NOT EXISTS (SELECT 1 FROM judgments j WHERE j.prompt_id=p.id "
-           "AND +j.status='current' AND +j.purpose='annotation')" + (" AND p.split=?" if split else "")
-           + " ORDER BY p.position")
+    sql = (
+        "SELECT p.id FROM prompts p WHERE NOT EXISTS (SELECT 1 FROM judgments j WHERE j.prompt_id=p.id "
+        "AND +j.status='current' AND +j.purpose='annotation')"
+        + (" AND p.split=?" if split else "")
+        + " ORDER BY p.position"
+    )
     return [r[0] for r in project.db.execute(sql, [split] if split else [])]
 
 
@@ -188,8 +208,14 @@ class _Table:
         return Rows.stack(self.parts)
 
 
-def _load_table(project, pids: Sequence[int], featurizer: Featurizer, cancel: CancelToken,
-                total: Optional[int] = None, message: str = "reading prompts") -> Iterator[Progress]:
+def _load_table(
+    project,
+    pids: Sequence[int],
+    featurizer: Featurizer,
+    cancel: CancelToken,
+    total: Optional[int] = None,
+    message: str = "reading prompts",
+) -> Iterator[Progress]:
     """Job step: decrypt and featurize the prompts (in memory only); returns the `_Table`."""
     table = _Table(featurizer)
     loaded = []
@@ -232,8 +258,9 @@ def _entropy(p: np.ndarray) -> np.ndarray:
     return -(p * np.log(p) + (1 - p) * np.log(1 - p)) / _LN2
 
 
-def informativeness(scores: np.ndarray, skip_pairs: Sequence[tuple[int, int]] = (),
-                    margin_weight: float = 0.25) -> float:
+def informativeness(
+    scores: np.ndarray, skip_pairs: Sequence[tuple[int, int]] = (), margin_weight: float = 0.25
+) -> float:
     """How much ranking these candidates would teach, in bits: scores is [members, k] (logits).
 
     Sum over candidate pairs of the members' disagreement (mutual information between the outcome and
@@ -273,8 +300,9 @@ def _prompt_vectors(table: _Table, pids: Sequence[int], featurizer: Featurizer, 
     return out / np.where(norms > 0, norms, 1.0)
 
 
-def diverse_order(values: np.ndarray, vectors: np.ndarray, diversity: float = 0.5,
-                  head: int = DIVERSE_HEAD, candidates: int = 1000) -> list[int]:
+def diverse_order(
+    values: np.ndarray, vectors: np.ndarray, diversity: float = 0.5, head: int = DIVERSE_HEAD, candidates: int = 1000
+) -> list[int]:
     """Indices: the first `head` picked greedily by value/max - diversity x max cosine to those
     already picked (from the `candidates` most valuable), then the rest by value."""
     order = list(np.argsort(-values, kind="stable"))
@@ -332,14 +360,15 @@ def latest_reward_run(project) -> Optional[int]:
     return runs[-1].id if runs else None
 
 
-def _reward_scores(project, cache: ModelCache, run_id: int, pids: Sequence[int],
-                   cancel: CancelToken) -> dict[int, dict[int, float]]:
+def _reward_scores(
+    project, cache: ModelCache, run_id: int, pids: Sequence[int], cancel: CancelToken
+) -> dict[int, dict[int, float]]:
     model = cache.reward_model(project, run_id)
     out = {}
     for k in range(0, len(pids), 16):
         cancel.raise_if_cancelled()
         items, keys = [], []
-        for pid in pids[k:k + 16]:
+        for pid in pids[k : k + 16]:
             prompt = project.prompt(pid).prompt
             for r in project.responses(pid):
                 if r.origin.get("kind") != "eval":
@@ -353,11 +382,22 @@ def _reward_scores(project, cache: ModelCache, run_id: int, pids: Sequence[int],
 # ---- the refresh job ------------------------------------------------------------------------------
 
 
-def refresh_queue(project, *, split: Optional[str] = None, pool_size: int = DEFAULT_POOL,
-                  members: int = DEFAULT_MEMBERS, use_reward_run: bool = True,
-                  reward_pool: int = DEFAULT_REWARD_POOL, margin_weight: float = 0.25,
-                  diversity: float = 0.3, seed: int = 0, store: bool = True, min_judged: int = START_INFORMATIVE,
-                  cache: Optional[ModelCache] = None, cancel: CancelToken = NEVER) -> Iterator[Progress]:
+def refresh_queue(
+    project,
+    *,
+    split: Optional[str] = None,
+    pool_size: int = DEFAULT_POOL,
+    members: int = DEFAULT_MEMBERS,
+    use_reward_run: bool = True,
+    reward_pool: int = DEFAULT_REWARD_POOL,
+    margin_weight: float = 0.25,
+    diversity: float = 0.3,
+    seed: int = 0,
+    store: bool = True,
+    min_judged: int = START_INFORMATIVE,
+    cache: Optional[ModelCache] = None,
+    cancel: CancelToken = NEVER,
+) -> Iterator[Progress]:
     """Job: compute the informative order of the unjudged prompts of `split` (None: all prompts);
     returns a `QueueOrder` (not ready, with a reason, until MIN_JUDGED prompts are judged). Reads the
     project only; with `store` the order is saved in the encrypted settings for the next session."""
@@ -371,12 +411,16 @@ def refresh_queue(project, *, split: Optional[str] = None, pool_size: int = DEFA
     heldout = _unjudged(project, "heldout") if split is None else []
     order = QueueOrder(split=split, judged=len(judged), unjudged=len(unjudged), created=time.time())
     if split == "heldout":
-        order.reason = ("The held-out split keeps the project order: it measures the reward model, and "
-                        "choosing it by the model would bias that measurement.")
+        order.reason = (
+            "The held-out split keeps the project order: it measures the reward model, and "
+            "choosing it by the model would bias that measurement."
+        )
         return order
     if len(judged) < min_judged:
-        order.reason = (f"The informative order starts once {min_judged} prompts are judged "
-                        f"({len(judged)} so far); until then the queue keeps the project order.")
+        order.reason = (
+            f"The informative order starts once {min_judged} prompts are judged "
+            f"({len(judged)} so far); until then the queue keeps the project order."
+        )
         order.seconds = time.monotonic() - t0
         return order
     if not unjudged:
@@ -400,8 +444,7 @@ def refresh_queue(project, *, split: Optional[str] = None, pool_size: int = DEFA
     yield Progress(total - len(pool) // 4, total, "scoring unjudged prompts")
     all_scores = ensemble.scores(X)  # [members, rows]
     per_prompt = {pid: all_scores[:, table.rows[pid]] for pid in pool}
-    values = np.array([informativeness(per_prompt[pid], _local_copies(table, pid), margin_weight)
-                       for pid in pool])
+    values = np.array([informativeness(per_prompt[pid], _local_copies(table, pid), margin_weight) for pid in pool])
 
     run_id = latest_reward_run(project) if use_reward_run else None
     if run_id is not None and reward_pool > 0:
@@ -422,8 +465,9 @@ def refresh_queue(project, *, split: Optional[str] = None, pool_size: int = DEFA
     order.prompt_ids = [pool[i] for i in ranked]
     order.scores = [round(float(values[i]), 4) for i in ranked]
     if heldout:  # all prompts: held-out ones keep their project order, interleaved at their share
-        order.prompt_ids, order.scores = _interleave(order.prompt_ids, order.scores, heldout,
-                                                     len(heldout) / (len(heldout) + len(unjudged)))
+        order.prompt_ids, order.scores = _interleave(
+            order.prompt_ids, order.scores, heldout, len(heldout) / (len(heldout) + len(unjudged))
+        )
     order.pool = len(pool)
     order.members = len(ensemble.weights) + (1 if order.reward_run is not None else 0)
     order.seconds = time.monotonic() - t0
@@ -513,13 +557,22 @@ def model_view(judgment, scores: dict[int, float], source: str) -> Optional[Mode
         return None
     probs = [1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, scores[l] - scores[w])))) for w, l in pairs]
     shown = {r: scores[r] for r in scores if judgment.kind != "pairwise" or r in (judgment.a, judgment.b)}
-    return ModelView(judgment.id, judgment.prompt_id, judgment.kind, shown, len(pairs),
-                     float(sum(probs) / len(probs)), sum(1 for w, l in pairs if scores[l] > scores[w]),
-                     top, source)
+    return ModelView(
+        judgment.id,
+        judgment.prompt_id,
+        judgment.kind,
+        shown,
+        len(pairs),
+        float(sum(probs) / len(probs)),
+        sum(1 for w, l in pairs if scores[l] > scores[w]),
+        top,
+        source,
+    )
 
 
-def _queue_scores(project, featurizer: Featurizer, weights: np.ndarray,
-                  pids: Sequence[int]) -> dict[int, dict[int, float]]:
+def _queue_scores(
+    project, featurizer: Featurizer, weights: np.ndarray, pids: Sequence[int]
+) -> dict[int, dict[int, float]]:
     table = _Table(featurizer)
     for pid in pids:
         responses, quality = _candidates(project, pid)
@@ -539,8 +592,9 @@ def _fit_queue(project, exclude: Sequence[int], cancel: CancelToken, members: in
     return featurizer, ensemble, set(judged)
 
 
-def explain_judgment(project, judgment_id: int, *, source: str = "queue", cache: Optional[ModelCache] = None,
-                     cancel: CancelToken = NEVER) -> Iterator[Progress]:
+def explain_judgment(
+    project, judgment_id: int, *, source: str = "queue", cache: Optional[ModelCache] = None, cancel: CancelToken = NEVER
+) -> Iterator[Progress]:
     """Job: the model's view of one submitted judgment (`ModelView`, or None when there is no model
     yet or the judgment implies no pair). source "queue": a queue model that never saw this prompt's
     judgment (the last refresh's, when it did not; else one fit now without it); "reward": the latest
@@ -562,7 +616,8 @@ def explain_judgment(project, judgment_id: int, *, source: str = "queue", cache:
             fitted = cache.queue
         judged_now = project.db.execute(
             "SELECT count(DISTINCT prompt_id) FROM judgments WHERE status='current' AND purpose='annotation' "
-            "AND kind!='skip'").fetchone()[0]
+            "AND kind!='skip'"
+        ).fetchone()[0]
         stale = fitted is not None and judged_now > 1.25 * len(fitted[2]) + 10  # refit as the judgments grow
         if fitted is None or pid in fitted[2] or stale:
             fitted = _fit_queue(project, [pid], cancel)
@@ -579,8 +634,15 @@ def explain_judgment(project, judgment_id: int, *, source: str = "queue", cache:
     return model_view(judgment, scores, label)
 
 
-def review_list(project, *, source: str = "queue", folds: int = 5, limit: Optional[int] = 100,
-                cache: Optional[ModelCache] = None, cancel: CancelToken = NEVER) -> Iterator[Progress]:
+def review_list(
+    project,
+    *,
+    source: str = "queue",
+    folds: int = 5,
+    limit: Optional[int] = 100,
+    cache: Optional[ModelCache] = None,
+    cancel: CancelToken = NEVER,
+) -> Iterator[Progress]:
     """Job: the expert's current judgments the model disagrees with most (`ModelView`s, most
     disagreement first; at most `limit`). source "queue": each judgment is scored by a queue model fit
     on the other `folds - 1` folds of prompts (it never saw the judgment it scores); "reward": the

@@ -6,6 +6,7 @@ Candidates are shuffled per item with a seed fixed for the session, so the same 
 order whenever it comes back, and their origin is never shown. The session maps indices back to
 response ids when it records a judgment; every record_* call has committed when it returns.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -212,9 +213,16 @@ def _midnight() -> float:
 class AnnotationSession:
     """The annotation queue over an open project. Not thread-safe: the GUI thread owns it."""
 
-    def __init__(self, project: Project, mode: str = "ranking", split: Optional[str] = None,
-                 consistency_share: Optional[float] = None, seed: Optional[str] = None,
-                 rng: Optional[random.Random] = None, order: Optional[str] = None):
+    def __init__(
+        self,
+        project: Project,
+        mode: str = "ranking",
+        split: Optional[str] = None,
+        consistency_share: Optional[float] = None,
+        seed: Optional[str] = None,
+        rng: Optional[random.Random] = None,
+        order: Optional[str] = None,
+    ):
         if mode not in MODES:
             raise UserError(f"Unknown annotation mode {mode!r}; use one of {', '.join(MODES)}.")
         if order is not None and order not in QUEUE_ORDERS:
@@ -273,7 +281,7 @@ class AnnotationSession:
         return self.current
 
     def set_order(self, order: str) -> None:
-        """"project" or "informative" (saved for the next session). The informative order itself comes
+        """ "project" or "informative" (saved for the next session). The informative order itself comes
         from `apply_order` (the refresh job's result); until then the project order is used."""
         if order not in QUEUE_ORDERS:
             raise UserError(f"Unknown queue order {order!r}; use one of {', '.join(QUEUE_ORDERS)}.")
@@ -347,8 +355,9 @@ class AnnotationSession:
             item.existing = current[-1]
         return item
 
-    def _choose_pair(self, item: Item, current: list[Judgment],
-                     pair_ids: Optional[tuple[int, int]]) -> tuple[tuple[int, int], Optional[Judgment]]:
+    def _choose_pair(
+        self, item: Item, current: list[Judgment], pair_ids: Optional[tuple[int, int]]
+    ) -> tuple[tuple[int, int], Optional[Judgment]]:
         rng = random.Random(f"{self.seed}:{item.prompt_id}:pair:{item.purpose}")
         if pair_ids is not None:
             a, b = item.index_of(pair_ids[0]), item.index_of(pair_ids[1])
@@ -380,8 +389,11 @@ class AnnotationSession:
             pid = self._next_informative()
             if pid is not None:
                 return pid
-        pos = self.current.prompt.position if (self.current and self.current.purpose == "annotation") else (
-            self.project.prompt(self.history[self.index]).position if self.index >= 0 else 0)
+        pos = (
+            self.current.prompt.position
+            if (self.current and self.current.purpose == "annotation")
+            else (self.project.prompt(self.history[self.index]).position if self.index >= 0 else 0)
+        )
         here = self.current.prompt_id if self.current else None
         for after, skipped in ((pos, False), (0, False), (pos, True), (0, True)):
             pid = self._next_unjudged(after, skipped)
@@ -401,9 +413,13 @@ class AnnotationSession:
 
     def _has_any_judgment(self, pid: int) -> bool:
         """A current annotation judgment of any kind, a skip included (one index probe)."""
-        return self._db.execute(
-            "SELECT 1 FROM judgments WHERE prompt_id=? AND status='current' AND +purpose='annotation' LIMIT 1",
-            (pid,)).fetchone() is not None
+        return (
+            self._db.execute(
+                "SELECT 1 FROM judgments WHERE prompt_id=? AND status='current' AND +purpose='annotation' LIMIT 1",
+                (pid,),
+            ).fetchone()
+            is not None
+        )
 
     def _next_unjudged(self, after_position: int, include_skipped: bool) -> Optional[int]:
         return self.project.next_unjudged(after_position, self.split, include_skipped=include_skipped)
@@ -422,8 +438,10 @@ class AnnotationSession:
             rows = self._db.execute(
                 "SELECT j.prompt_id, j.a, j.b FROM judgments j JOIN prompts p ON p.id=j.prompt_id "
                 "WHERE j.id>=? AND j.status='current' AND j.purpose='annotation' AND j.kind=?"
-                + split_sql + " ORDER BY j.id LIMIT 8",
-                [start, kind] + ([self.split] if self.split else [])).fetchall()
+                + split_sql
+                + " ORDER BY j.id LIMIT 8",
+                [start, kind] + ([self.split] if self.split else []),
+            ).fetchall()
             for pid, a, b in rows:
                 if pid not in avoid:
                     return pid, ((a, b) if kind == "pairwise" else None)
@@ -497,12 +515,18 @@ class AnnotationSession:
     def _has_judgment(self, pid: int) -> bool:
         # Unary + keeps SQLite on the (prompt_id, status) index: the (status, purpose) index would
         # scan every current judgment (milliseconds at 100k).
-        return self._db.execute(
-            "SELECT 1 FROM judgments WHERE prompt_id=? AND status='current' AND +purpose='annotation' "
-            "AND kind!='skip' LIMIT 1", (pid,)).fetchone() is not None
+        return (
+            self._db.execute(
+                "SELECT 1 FROM judgments WHERE prompt_id=? AND status='current' AND +purpose='annotation' "
+                "AND kind!='skip' LIMIT 1",
+                (pid,),
+            ).fetchone()
+            is not None
+        )
 
-    def _after_record(self, item: Item, jid: int, had: bool, seconds: float,
-                      pair: Optional[tuple[int, int]] = None) -> Optional[Item]:
+    def _after_record(
+        self, item: Item, jid: int, had: bool, seconds: float, pair: Optional[tuple[int, int]] = None
+    ) -> Optional[Item]:
         self._undo.append((jid, item.prompt_id, item.purpose, pair))
         if item.purpose == "annotation":
             if not had:
@@ -516,8 +540,9 @@ class AnnotationSession:
         if item.mode != mode:
             raise UserError(f"This item is shown in {item.mode} mode, not {mode}.")
 
-    def submit_ranking(self, tiers: Sequence[Sequence[int]], flags: Iterable[str] = (),
-                       comment: str = "") -> Optional[Item]:
+    def submit_ranking(
+        self, tiers: Sequence[Sequence[int]], flags: Iterable[str] = (), comment: str = ""
+    ) -> Optional[Item]:
         """Record tiers of display indices (best first); returns the next item."""
         item = self._require()
         self._check_mode(item, "ranking")
@@ -527,8 +552,9 @@ class AnnotationSession:
         ids = [[item.candidates[i].id for i in tier] for tier in tiers]
         seconds = self._elapsed(item)
         had = item.purpose == "annotation" and self._has_judgment(item.prompt_id)
-        jid = self.project.record_ranking(item.prompt_id, ids, flags=tuple(flags), comment=comment,
-                                          seconds=seconds, purpose=item.purpose)
+        jid = self.project.record_ranking(
+            item.prompt_id, ids, flags=tuple(flags), comment=comment, seconds=seconds, purpose=item.purpose
+        )
         return self._after_record(item, jid, had, seconds)
 
     def submit_pairwise(self, result: str, flags: Iterable[str] = (), comment: str = "") -> Optional[Item]:
@@ -540,12 +566,12 @@ class AnnotationSession:
         a, b = item.candidates[item.pair[0]].id, item.candidates[item.pair[1]].id
         seconds = self._elapsed(item)
         had = item.purpose == "annotation" and self._has_judgment(item.prompt_id)
-        jid = self.project.record_pairwise(item.prompt_id, a, b, result, flags=tuple(flags), comment=comment,
-                                           seconds=seconds, purpose=item.purpose)
+        jid = self.project.record_pairwise(
+            item.prompt_id, a, b, result, flags=tuple(flags), comment=comment, seconds=seconds, purpose=item.purpose
+        )
         return self._after_record(item, jid, had, seconds, (a, b))
 
-    def submit_ratings(self, ratings: dict[int, int], flags: Iterable[str] = (),
-                       comment: str = "") -> Optional[Item]:
+    def submit_ratings(self, ratings: dict[int, int], flags: Iterable[str] = (), comment: str = "") -> Optional[Item]:
         """ratings: display index -> 1..7, one per candidate."""
         item = self._require()
         self._check_mode(item, "rating")
@@ -558,8 +584,9 @@ class AnnotationSession:
         by_id = {item.candidates[i].id: int(v) for i, v in ratings.items()}
         seconds = self._elapsed(item)
         had = item.purpose == "annotation" and self._has_judgment(item.prompt_id)
-        jid = self.project.record_ratings(item.prompt_id, by_id, flags=tuple(flags), comment=comment,
-                                          seconds=seconds, purpose=item.purpose)
+        jid = self.project.record_ratings(
+            item.prompt_id, by_id, flags=tuple(flags), comment=comment, seconds=seconds, purpose=item.purpose
+        )
         return self._after_record(item, jid, had, seconds)
 
     @property
@@ -610,10 +637,14 @@ class AnnotationSession:
         judged = db.execute(
             "SELECT count(DISTINCT j.prompt_id) FROM judgments j JOIN prompts p ON p.id=j.prompt_id "
             "WHERE j.status='current' AND j.purpose='annotation' AND j.kind!='skip'"
-            + (" AND p.split=?" if split else ""), args).fetchone()[0]
+            + (" AND p.split=?" if split else ""),
+            args,
+        ).fetchone()[0]
         today, seconds = db.execute(
             "SELECT count(*), coalesce(sum(seconds), 0) FROM judgments WHERE purpose='annotation' "
-            "AND kind!='skip' AND status!='undone' AND created>=?", (_midnight(),)).fetchone()
+            "AND kind!='skip' AND status!='undone' AND created>=?",
+            (_midnight(),),
+        ).fetchone()
         return ProgressInfo(judged, total, today, float(seconds))
 
     def refresh_progress(self) -> ProgressInfo:
@@ -682,12 +713,18 @@ def consistency_checks(project: Project) -> list[ConsistencyCheck]:
         return []
     originals: dict[int, list[Judgment]] = {}
     for pid in {c.prompt_id for c in checks}:
-        originals[pid] = [j for j in project.judgments(prompt_id=pid, purpose="annotation", include_history=True)
-                          if j.status != "undone"]
+        originals[pid] = [
+            j
+            for j in project.judgments(prompt_id=pid, purpose="annotation", include_history=True)
+            if j.status != "undone"
+        ]
     out = []
     for c in checks:
-        candidates = [j for j in originals[c.prompt_id] if j.kind == c.kind and j.id < c.id
-                      and (c.kind != "pairwise" or {j.a, j.b} == {c.a, c.b})]
+        candidates = [
+            j
+            for j in originals[c.prompt_id]
+            if j.kind == c.kind and j.id < c.id and (c.kind != "pairwise" or {j.a, j.b} == {c.a, c.b})
+        ]
         if not candidates:
             continue
         o = candidates[-1]

@@ -13,6 +13,7 @@ signals; the CLI drives the same generator with a terminal progress bar. Nothing
 
     result = run_job(import_file(project, path, cancel=token), on_progress=print)
 """
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Runtime is offline: no hub, no telemetry."""
+
 import os
 
 OFFLINE_ENV = {

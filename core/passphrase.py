@@ -4,6 +4,7 @@ The estimate is the entropy of a random string of the same length over the chara
 cut down for repeats, runs and very common passwords; words of four or more letters count as ~11 bits
 each when the passphrase looks like several words (diceware-style), which is what we recommend.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,23 @@ from dataclasses import dataclass
 __all__ = ["Strength", "strength"]
 
 COMMON = {
-    "password", "passw0rd", "123456", "12345678", "123456789", "qwerty", "letmein", "welcome",
-    "admin", "iloveyou", "monkey", "dragon", "abc123", "111111", "secret", "changeme", "demo",
+    "password",
+    "passw0rd",
+    "123456",
+    "12345678",
+    "123456789",
+    "qwerty",
+    "letmein",
+    "welcome",
+    "admin",
+    "iloveyou",
+    "monkey",
+    "dragon",
+    "abc123",
+    "111111",
+    "secret",
+    "changeme",
+    "demo",
 }
 LABELS = ("very weak", "weak", "fair", "good", "strong")
 

@@ -15,6 +15,7 @@ Findings are computed from the text (cheap: microseconds per candidate), never s
 Overrules are kept in the encrypted settings (`quality.overruled`); `quality_scan` is the job behind the
 Data page's counts, incremental over responses added since its last run. Qt-free.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -26,8 +27,18 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 from core.jobs import NEVER, CancelToken, Progress
 
 __all__ = [
-    "TAGS", "DEGENERATE_TAGS", "DUPLICATE_TAGS", "QualityFlag", "QualityReport", "degenerate",
-    "duplicates", "check_candidates", "overruled", "set_overruled", "quality_scan", "stored_report",
+    "TAGS",
+    "DEGENERATE_TAGS",
+    "DUPLICATE_TAGS",
+    "QualityFlag",
+    "QualityReport",
+    "degenerate",
+    "duplicates",
+    "check_candidates",
+    "overruled",
+    "set_overruled",
+    "quality_scan",
+    "stored_report",
 ]
 
 DEGENERATE_TAGS = ("empty", "repetitive", "cut off", "gibberish")
@@ -72,7 +83,7 @@ def _normal(text: str) -> str:
 
 def _repetitive(text: str, words: list[str]) -> Optional[str]:
     if len(words) >= 12:
-        grams = [tuple(words[i:i + 4]) for i in range(len(words) - 3)]
+        grams = [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
         repeated = 1.0 - len(set(grams)) / len(grams)
         if repeated >= 0.5:
             return f"{repeated:.0%} of its 4-word phrases repeat"
@@ -113,8 +124,9 @@ def _gibberish(text: str, words: list[str]) -> Optional[str]:
     letters = len(_LETTERS.findall(prose))
     if letters / len(visible) < 0.45:
         return f"only {letters / len(visible):.0%} of its characters are letters"
-    ascii_words = [w for w in _WORD.findall(prose)
-                   if w.isascii() and w.isalpha() and len(w) >= 4 and not w.isupper()]  # acronyms: HTML, SQL
+    ascii_words = [
+        w for w in _WORD.findall(prose) if w.isascii() and w.isalpha() and len(w) >= 4 and not w.isupper()
+    ]  # acronyms: HTML, SQL
     if len(ascii_words) >= 3:
         no_vowel = sum(1 for w in ascii_words if not (set(w) & _VOWELS))
         if no_vowel / len(ascii_words) > 0.3:
@@ -131,8 +143,11 @@ def degenerate(text: str, origin: Optional[dict] = None) -> list[QualityFlag]:
     if not words:
         return [QualityFlag("empty", "no words")]
     out = []
-    for tag, reason in (("repetitive", _repetitive(text, words)), ("cut off", _cut_off(text, origin)),
-                        ("gibberish", _gibberish(text, words))):
+    for tag, reason in (
+        ("repetitive", _repetitive(text, words)),
+        ("cut off", _cut_off(text, origin)),
+        ("gibberish", _gibberish(text, words)),
+    ):
         if reason:
             out.append(QualityFlag(tag, reason))
     return out
@@ -186,8 +201,9 @@ def duplicates(responses: Sequence[tuple[int, str]]) -> dict[int, QualityFlag]:
     return out
 
 
-def check_candidates(responses: Sequence[Any], overrules: Optional[dict[int, set[str]]] = None
-                     ) -> dict[int, list[QualityFlag]]:
+def check_candidates(
+    responses: Sequence[Any], overrules: Optional[dict[int, set[str]]] = None
+) -> dict[int, list[QualityFlag]]:
     """{response id: findings} for one prompt's candidates (objects with .id, .text and .origin, as
     core.project.Response), without the ones the expert overruled. Ids without findings are absent."""
     overrules = overrules or {}
@@ -288,15 +304,18 @@ def quality_scan(project, *, chunk: int = 500, cancel: CancelToken = NEVER) -> I
     top = conn.execute("SELECT coalesce(max(id), 0) FROM responses").fetchone()[0]
     if top < upto:  # responses were removed (a restore): start again
         upto, flags = 0, {}
-    pids = [r[0] for r in conn.execute(
-        "SELECT DISTINCT prompt_id FROM responses WHERE id > ? ORDER BY prompt_id", (upto,))]
+    pids = [
+        r[0] for r in conn.execute("SELECT DISTINCT prompt_id FROM responses WHERE id > ? ORDER BY prompt_id", (upto,))
+    ]
     yield Progress(0, len(pids), "checking candidates")
     for start in range(0, len(pids), chunk):
         cancel.raise_if_cancelled()
-        part = pids[start:start + chunk]
+        part = pids[start : start + chunk]
         found = _group_flags(project, part)
-        stale = {r[0] for r in conn.execute(
-            f"SELECT id FROM responses WHERE prompt_id IN ({','.join('?' * len(part))})", part)}
+        stale = {
+            r[0]
+            for r in conn.execute(f"SELECT id FROM responses WHERE prompt_id IN ({','.join('?' * len(part))})", part)
+        }
         for rid in stale:
             flags.pop(str(rid), None)
         flags.update({str(k): v for k, v in found.items()})
@@ -316,9 +335,12 @@ def _report(project, flags: dict[str, list[str]]) -> QualityReport:
     if flags:
         ids = [int(k) for k in flags]
         for i in range(0, len(ids), 900):
-            part = ids[i:i + 900]
-            prompt_of.update(conn.execute(
-                f"SELECT id, prompt_id FROM responses WHERE id IN ({','.join('?' * len(part))})", part).fetchall())
+            part = ids[i : i + 900]
+            prompt_of.update(
+                conn.execute(
+                    f"SELECT id, prompt_id FROM responses WHERE id IN ({','.join('?' * len(part))})", part
+                ).fetchall()
+            )
     affected = set()
     for key, tags in flags.items():
         rid = int(key)

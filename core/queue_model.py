@@ -18,6 +18,7 @@ companion (core.active mixes in the latest reward-model run when there is one):
 
 Numpy only; Qt-free. Texts are hashed in memory and never written anywhere.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 MAX_PROMPT_WORDS = 16
 MAX_REPLY_WORDS = 64
-QUALITY_SLOTS = {"empty": 8, "repetitive": 9, "cut off": 10, "gibberish": 11, "duplicate": 12,
-                 "near-duplicate": 12}
+QUALITY_SLOTS = {"empty": 8, "repetitive": 9, "cut off": 10, "gibberish": 11, "duplicate": 12, "near-duplicate": 12}
 
 
 def prompt_text(prompt: Any) -> str:
@@ -119,12 +119,14 @@ class Featurizer:
     def salient(self, prompt: str) -> tuple[set[str], np.ndarray]:
         """(all prompt words, hash codes of its salient words: the rarest, length >= 3)."""
         words = set(_WORD.findall(prompt.lower()))
-        ranked = sorted((w for w in words if len(w) >= 3 and not w.isdigit()),
-                        key=lambda w: (self.doc_freq.get(w, 0), w))[:MAX_PROMPT_WORDS]
+        ranked = sorted(
+            (w for w in words if len(w) >= 3 and not w.isdigit()), key=lambda w: (self.doc_freq.get(w, 0), w)
+        )[:MAX_PROMPT_WORDS]
         return words, np.array([self._h("c:" + w) for w in ranked], dtype=np.uint64)
 
-    def features(self, prompt_info: tuple[set[str], np.ndarray], text: str,
-                 tags: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def features(
+        self, prompt_info: tuple[set[str], np.ndarray], text: str, tags: Iterable[str] = ()
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slots, values, block index of each) of one reply to the prompt `prompt_info` (from `salient`)."""
         prompt_words, prompt_codes = prompt_info
         words = _WORD.findall(text.lower())
@@ -132,8 +134,7 @@ class Featurizer:
         bi = sorted({a + " " + b for a, b in zip(words, words[1:])})
         marked = [("p:" if w in prompt_words else "n:") + w for w in uni if len(w) >= 3]
         idx_parts, val_parts, blk_parts = [], [], []
-        for block, keys in (("words", ["u:" + w for w in uni]), ("pairs", ["b:" + g for g in bi]),
-                            ("novel", marked)):
+        for block, keys in (("words", ["u:" + w for w in uni]), ("pairs", ["b:" + g for g in bi]), ("novel", marked)):
             if keys and block in self.blocks:
                 idx_parts.append(self._slots(keys))
                 val_parts.append(np.full(len(keys), 1.0 / math.sqrt(len(keys))))
@@ -156,10 +157,18 @@ class Featurizer:
         # that may contradict the request
         new_numbers = sum(1 for w in uni if w.isdigit() and len(w) >= 2 and w not in prompt_words)
         old_numbers = sum(1 for w in uni if w.isdigit() and len(w) >= 2 and w in prompt_words)
-        dense = {0: math.log1p(n) / 2.0, 1: n / 40.0, 2: (n / 40.0) ** 2,
-                 3: float(bool(stripped) and stripped[-1] in ".!?"),
-                 4: 2.0 * in_prompt, 5: float(n < 5), 6: sentences / 4.0, 7: digits / 4.0,
-                 13: min(new_numbers, 3) / 1.5, 14: min(old_numbers, 3) / 1.5}
+        dense = {
+            0: math.log1p(n) / 2.0,
+            1: n / 40.0,
+            2: (n / 40.0) ** 2,
+            3: float(bool(stripped) and stripped[-1] in ".!?"),
+            4: 2.0 * in_prompt,
+            5: float(n < 5),
+            6: sentences / 4.0,
+            7: digits / 4.0,
+            13: min(new_numbers, 3) / 1.5,
+            14: min(old_numbers, 3) / 1.5,
+        }
         for tag in tags:
             if tag in QUALITY_SLOTS:
                 dense[QUALITY_SLOTS[tag]] = 1.0
@@ -257,8 +266,15 @@ def _pairs(groups: Sequence[Group], weights: Optional[np.ndarray] = None):
 DEFAULT_L2 = 0.05
 
 
-def fit(X: Rows, groups: Sequence[Group], *, weights: Optional[np.ndarray] = None, l2: float = DEFAULT_L2,
-        w0: Optional[np.ndarray] = None, iters: int = 60) -> np.ndarray:
+def fit(
+    X: Rows,
+    groups: Sequence[Group],
+    *,
+    weights: Optional[np.ndarray] = None,
+    l2: float = DEFAULT_L2,
+    w0: Optional[np.ndarray] = None,
+    iters: int = 60,
+) -> np.ndarray:
     """Weights [DIM] of a Bradley-Terry linear model on the groups' pairs (rows index X).
 
     Solved over the slots the judged rows use (a few tens of thousands of the 2^18): a slot no judged
@@ -305,12 +321,23 @@ class Ensemble:
 # Committee members after the first (all blocks): each sees part of the evidence. Where a model of the
 # wording alone and one of the request/reply match disagree, the evidence is mixed and a judgment
 # settles it; on the demo this picked better than bootstrap refits (bench/active.py, docs).
-VIEWS = (("words", "pairs", "dense"), ("novel", "cross", "dense"), ("pairs", "novel", "cross", "dense"),
-         ("words", "novel", "cross", "dense"))
+VIEWS = (
+    ("words", "pairs", "dense"),
+    ("novel", "cross", "dense"),
+    ("pairs", "novel", "cross", "dense"),
+    ("words", "novel", "cross", "dense"),
+)
 
 
-def fit_ensemble(X: Rows, groups: Sequence[Group], members: int = 5, seed: int = 0, l2: float = DEFAULT_L2,
-                 cancel=None, kind: str = "views") -> Ensemble:
+def fit_ensemble(
+    X: Rows,
+    groups: Sequence[Group],
+    members: int = 5,
+    seed: int = 0,
+    l2: float = DEFAULT_L2,
+    cancel=None,
+    kind: str = "views",
+) -> Ensemble:
     """Member 0 is the fit on all the data and features; then `members - 1` more: fits on the feature
     VIEWS (kind "views", when X carries block tags) or Poisson-bootstrap refits (kind "bootstrap",
     seeded: same data, same ensemble). A member's weights score X as it is (a view's weights are 0

@@ -8,6 +8,7 @@ Text is decrypted only into memory (`cache`), never written anywhere. Matching i
 every word of the query must appear (in any order), over the prompt, its reference and, with
 `responses=True`, its candidates.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -30,8 +31,15 @@ def _terms(query: str) -> list[str]:
     return [t for t in query.casefold().split() if t]
 
 
-def search_prompts(project, query: str, *, responses: bool = False, ids: Optional[list[int]] = None,
-                   cache: Optional[dict[tuple[int, bool], str]] = None, cancel: CancelToken = NEVER):
+def search_prompts(
+    project,
+    query: str,
+    *,
+    responses: bool = False,
+    ids: Optional[list[int]] = None,
+    cache: Optional[dict[tuple[int, bool], str]] = None,
+    cancel: CancelToken = NEVER,
+):
     """Job: ids (project order) of prompts whose text contains every word of `query`.
 
     ids: search only these prompts (default all). cache: {(prompt id, with responses): casefolded
@@ -47,7 +55,7 @@ def search_prompts(project, query: str, *, responses: bool = False, ids: Optiona
     yield Progress(0, total, "searching")
     for start in range(0, total, CHUNK):
         cancel.raise_if_cancelled()
-        for pid in all_ids[start:start + CHUNK]:
+        for pid in all_ids[start : start + CHUNK]:
             key = (pid, responses)
             text = cache.get(key)
             if text is None:
@@ -60,4 +68,3 @@ def search_prompts(project, query: str, *, responses: bool = False, ids: Optiona
                 found.append(pid)
         yield Progress(min(start + CHUNK, total), total, "searching")
     return found
-

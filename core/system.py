@@ -1,4 +1,5 @@
 """What the machine offers for compute, in words for the status bar (imports torch: call it off the GUI thread)."""
+
 from __future__ import annotations
 
 __all__ = ["device_summary"]

@@ -1,4 +1,5 @@
 """Desktop entry point: `rlhf-studio` (no arguments), `rlhf-studio gui [--demo] [PROJECT]`, `make run`."""
+
 from __future__ import annotations
 
 import sys
@@ -12,25 +13,42 @@ def check_qt_binding() -> Optional[str]:
     import PySide6
 
     if PySide6.__version__.startswith("6.12.") and sys.version_info < (3, 12):
-        return (f"warning: PySide6 {PySide6.__version__} corrupts reference counts on Python "
-                f"{sys.version_info.major}.{sys.version_info.minor} and crashes after a while; "
-                "install PySide6-Essentials<6.12 (or use Python 3.12+).")
+        return (
+            f"warning: PySide6 {PySide6.__version__} corrupts reference counts on Python "
+            f"{sys.version_info.major}.{sys.version_info.minor} and crashes after a while; "
+            "install PySide6-Essentials<6.12 (or use Python 3.12+)."
+        )
     return None
 
 
 # Every system library the Qt xcb platform plugin (and its libQt6XcbQpa) loads, by Debian/Ubuntu package.
 XCB_PACKAGES = {
-    "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
-    "libxcb-image.so.0": "libxcb-image0", "libxcb-keysyms.so.1": "libxcb-keysyms1",
-    "libxcb-randr.so.0": "libxcb-randr0", "libxcb-render-util.so.0": "libxcb-render-util0",
-    "libxcb-render.so.0": "libxcb-render0", "libxcb-shape.so.0": "libxcb-shape0",
-    "libxcb-shm.so.0": "libxcb-shm0", "libxcb-sync.so.1": "libxcb-sync1", "libxcb-util.so.1": "libxcb-util1",
-    "libxcb-xfixes.so.0": "libxcb-xfixes0", "libxcb-xkb.so.1": "libxcb-xkb1", "libxcb.so.1": "libxcb1",
-    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0", "libxkbcommon.so.0": "libxkbcommon0",
-    "libX11-xcb.so.1": "libx11-xcb1", "libX11.so.6": "libx11-6", "libEGL.so.1": "libegl1",
-    "libGL.so.1": "libgl1", "libGLX.so.0": "libglx0", "libOpenGL.so.0": "libopengl0",
-    "libdbus-1.so.3": "libdbus-1-3", "libfontconfig.so.1": "libfontconfig1",
-    "libfreetype.so.6": "libfreetype6", "libglib-2.0.so.0": "libglib2.0-0",
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxcb.so.1": "libxcb1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libX11.so.6": "libx11-6",
+    "libEGL.so.1": "libegl1",
+    "libGL.so.1": "libgl1",
+    "libGLX.so.0": "libglx0",
+    "libOpenGL.so.0": "libopengl0",
+    "libdbus-1.so.3": "libdbus-1-3",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
+    "libglib-2.0.so.0": "libglib2.0-0",
 }
 
 
@@ -50,8 +68,11 @@ def missing_xcb_libraries(env=None) -> list[str]:
     import PySide6
 
     qt = Path(PySide6.__file__).parent / "Qt"
-    libs = [p for p in (qt / "plugins" / "platforms" / "libqxcb.so", *sorted((qt / "lib").glob("libQt6XcbQpa.so*")))
-            if p.exists()]
+    libs = [
+        p
+        for p in (qt / "plugins" / "platforms" / "libqxcb.so", *sorted((qt / "lib").glob("libQt6XcbQpa.so*")))
+        if p.exists()
+    ]
     missing: list[str] = []
     for lib in libs[:2]:
         try:
@@ -68,10 +89,12 @@ def missing_xcb_libraries(env=None) -> list[str]:
 
 def xcb_preflight_message(missing: Sequence[str]) -> str:
     packages = sorted({XCB_PACKAGES.get(name, name) for name in missing})
-    return ("RLHF Studio cannot open a window: the Qt xcb platform plugin needs system libraries this "
-            f"machine lacks ({', '.join(missing)}). Install them with:\n\n"
-            f"    sudo apt-get install {' '.join(packages)}\n\n"
-            "then run it again (or set QT_QPA_PLATFORM=offscreen to run without a window).")
+    return (
+        "RLHF Studio cannot open a window: the Qt xcb platform plugin needs system libraries this "
+        f"machine lacks ({', '.join(missing)}). Install them with:\n\n"
+        f"    sudo apt-get install {' '.join(packages)}\n\n"
+        "then run it again (or set QT_QPA_PLATFORM=offscreen to run without a window)."
+    )
 
 
 def make_app(argv: Optional[Sequence[str]] = None):

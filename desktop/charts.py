@@ -9,6 +9,7 @@
 Adding points only appends to lists; a timer redraws when something changed, so a job that reports
 hundreds of steps a second never makes the GUI thread wait on matplotlib.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,17 @@ EMPTY_TEXT = "No figures yet: this chart fills in as soon as a run reports its f
 
 
 class LiveChart(QWidget):
-    def __init__(self, series: Iterable[str] = (), title: str = "", xlabel: str = "step",
-                 parent: Optional[QWidget] = None, logy: bool = False, empty_text: str = EMPTY_TEXT,
-                 styles: Optional[dict[str, dict]] = None, hlines: Iterable[float] = ()):
+    def __init__(
+        self,
+        series: Iterable[str] = (),
+        title: str = "",
+        xlabel: str = "step",
+        parent: Optional[QWidget] = None,
+        logy: bool = False,
+        empty_text: str = EMPTY_TEXT,
+        styles: Optional[dict[str, dict]] = None,
+        hlines: Iterable[float] = (),
+    ):
         """styles: matplotlib line options per series (e.g. markers for a series of few points);
         hlines: dashed reference lines (e.g. 1.0 on a ratio chart)."""
         super().__init__(parent)

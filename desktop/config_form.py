@@ -7,6 +7,7 @@
 Nested dataclass fields (PolicyConfig.reward) become a titled group with their own rows; their values
 come back as a nested dict. The form edits values only; validation is the dataclass's own.
 """
+
 from __future__ import annotations
 
 import ast
@@ -18,8 +19,19 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QPushButton,
-    QScrollArea, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 __all__ = ["field_docs", "ConfigForm", "ConfigDialog", "changed_fields"]
@@ -37,9 +49,13 @@ def field_docs(cls) -> dict[str, str]:
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
         for node, nxt in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                    and isinstance(nxt.value.value, str)):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
 
@@ -225,8 +241,15 @@ def changed_fields(values: dict, reference) -> dict:
 class ConfigDialog(QDialog):
     """The Advanced… dialog: a scrollable ConfigForm with OK, Cancel and "Reset to preset"."""
 
-    def __init__(self, title: str, config, preset_config=None, hidden: set[str] = frozenset(),
-                 note: str = "", parent: Optional[QWidget] = None):
+    def __init__(
+        self,
+        title: str,
+        config,
+        preset_config=None,
+        hidden: set[str] = frozenset(),
+        note: str = "",
+        parent: Optional[QWidget] = None,
+    ):
         super().__init__(parent)
         self.setWindowTitle(title)
         self.resize(620, 640)

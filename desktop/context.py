@@ -3,6 +3,7 @@
 Pages never open or close projects themselves; they call `app_context.run_job(...)` for long work and
 receive the project through `Page.set_project` (None while closed or locked).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Unlock dialog and new-project wizard. The Argon2id work (open / create) runs on the job worker."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,20 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-    QProgressBar, QPushButton, QVBoxLayout, QWidget, QWizard, QWizardPage,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
 )
 
 from core.errors import WrongPassphrase
@@ -52,16 +65,20 @@ class UnlockDialog(QDialog):
         where.setObjectName("path")
         where.setWordWrap(True)
         where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        why = QLabel("The project was locked after a period of inactivity. Enter the passphrase to continue."
-                     if locked else "Enter the project's passphrase.")
+        why = QLabel(
+            "The project was locked after a period of inactivity. Enter the passphrase to continue."
+            if locked
+            else "Enter the project's passphrase."
+        )
         why.setWordWrap(True)
         self.passphrase = QLineEdit()
         self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
         self.passphrase.setPlaceholderText("Passphrase")
         self.passphrase.returnPressed.connect(self.unlock)
         self.show_box = QCheckBox("Show passphrase")
-        self.show_box.toggled.connect(lambda on: self.passphrase.setEchoMode(
-            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        self.show_box.toggled.connect(
+            lambda on: self.passphrase.setEchoMode(QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password)
+        )
         self.error = _error_label()
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
@@ -87,8 +104,11 @@ class UnlockDialog(QDialog):
         self.attempts += 1
         self._set_busy(True)
         self.handle = self.app_context.run_job(
-            call_job(Project.open, self.path, pw, message="deriving key"), "Unlocking",
-            on_finished=self._opened, on_failed=self._failed)
+            call_job(Project.open, self.path, pw, message="deriving key"),
+            "Unlocking",
+            on_finished=self._opened,
+            on_failed=self._failed,
+        )
 
     def _opened(self, project) -> None:
         if not self.isVisible():  # the dialog was cancelled while the key was being derived
@@ -130,8 +150,9 @@ class _NamePage(QWizardPage):
     def __init__(self, default_folder: Path):
         super().__init__()
         self.setTitle("New project")
-        self.setSubTitle("A project is one encrypted folder holding your prompts, candidates, "
-                         "judgments and trained models.")
+        self.setSubTitle(
+            "A project is one encrypted folder holding your prompts, candidates, judgments and trained models."
+        )
         form = QFormLayout(self)
         self.name = QLineEdit()
         self.name.setPlaceholderText("e.g. support-replies")
@@ -193,8 +214,10 @@ class _PassphrasePage(QWizardPage):
     def __init__(self):
         super().__init__()
         self.setTitle("Passphrase")
-        self.setSubTitle("Everything in the project is encrypted with a key derived from this passphrase. "
-                         "It cannot be recovered if you forget it.")
+        self.setSubTitle(
+            "Everything in the project is encrypted with a key derived from this passphrase. "
+            "It cannot be recovered if you forget it."
+        )
         form = QFormLayout(self)
         self.first = QLineEdit()
         self.second = QLineEdit()

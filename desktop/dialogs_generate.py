@@ -3,6 +3,7 @@
 Non-modal: generation may take minutes; the dialog shows progress, ETA and Cancel, and a cancelled run
 is simply started again (prompts that already have K candidates from that model are skipped).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,19 @@ from typing import Optional
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-    QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from core.errors import UserError
@@ -20,12 +32,16 @@ from core.ops.ml_imports import ml_job
 from desktop.pages.base import error_text
 from desktop.worker import JobProgressWidget
 
-SCOPES = (("all", "All prompts without K candidates"), ("train", "Training prompts"),
-          ("heldout", "Held-out prompts"), ("selected", "Selected prompts"))
+SCOPES = (
+    ("all", "All prompts without K candidates"),
+    ("train", "Training prompts"),
+    ("heldout", "Held-out prompts"),
+    ("selected", "Selected prompts"),
+)
 
 
 def parse_temperatures(text: str) -> Optional[tuple[float, ...]]:
-    """"0.7, 1.0 1.3" -> (0.7, 1.0, 1.3); empty -> None. UserError on anything else."""
+    """ "0.7, 1.0 1.3" -> (0.7, 1.0, 1.3); empty -> None. UserError on anything else."""
     parts = [p for p in text.replace(",", " ").split() if p]
     if not parts:
         return None
@@ -42,8 +58,15 @@ class GenerateDialog(QDialog):
     model_used = Signal(str)  # the model folder, after a run that added candidates
     generated = Signal(object)  # the GenerationReport
 
-    def __init__(self, app_context, project, models: list[str], model: Optional[str] = None,
-                 prompt_ids: Optional[list[int]] = None, parent: Optional[QWidget] = None):
+    def __init__(
+        self,
+        app_context,
+        project,
+        models: list[str],
+        model: Optional[str] = None,
+        prompt_ids: Optional[list[int]] = None,
+        parent: Optional[QWidget] = None,
+    ):
         super().__init__(parent)
         self.app_context, self.project = app_context, project
         self.prompt_ids = list(prompt_ids or [])
@@ -141,9 +164,13 @@ class GenerateDialog(QDialog):
     def settings(self) -> dict:
         """SamplingSettings fields (the dataclass is built on the worker: its module imports torch)."""
         temps = parse_temperatures(self.temperature_mix.text())
-        return {"temperature": self.temperature.value(), "top_p": self.top_p.value(),
-                "max_new_tokens": self.max_new_tokens.value(), "seed": self.seed.value(),
-                "temperatures": list(temps) if temps else None}
+        return {
+            "temperature": self.temperature.value(),
+            "top_p": self.top_p.value(),
+            "max_new_tokens": self.max_new_tokens.value(),
+            "seed": self.seed.value(),
+            "temperatures": list(temps) if temps else None,
+        }
 
     def start(self):
         """Start the generation job; returns its handle (None when a setting is wrong)."""
@@ -162,8 +189,11 @@ class GenerateDialog(QDialog):
         self.result.setText("")
         self.handle = self.app_context.run_job(
             ml_job(lambda cancel: generation_job(proj, model, k, settings, split, ids, cancel)),
-            "Generating candidates", on_finished=lambda r: self._finished(model, r), on_failed=self._failed,
-            on_cancelled=self._cancelled)
+            "Generating candidates",
+            on_finished=lambda r: self._finished(model, r),
+            on_failed=self._failed,
+            on_cancelled=self._cancelled,
+        )
         self.handle.done.connect(self._update)
         self.progress.follow(self.handle)
         self._update()
@@ -171,8 +201,10 @@ class GenerateDialog(QDialog):
 
     def _finished(self, model: str, report) -> None:
         self.report = report
-        text = (f"Added {report.added:,} candidates over {report.prompts - report.skipped:,} prompts; "
-                f"{report.skipped:,} prompts already had {self.k.value()}.")
+        text = (
+            f"Added {report.added:,} candidates over {report.prompts - report.skipped:,} prompts; "
+            f"{report.skipped:,} prompts already had {self.k.value()}."
+        )
         if report.short:
             text += f" {len(report.short)} prompts stayed short of K (the model repeated itself)."
         if report.seconds:

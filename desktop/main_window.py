@@ -3,6 +3,7 @@
 Opening, creating and unlocking a project run on the job worker (Argon2id takes a moment); pages get
 the project through `Page.set_project` and are handed None when it is closed or locked.
 """
+
 from __future__ import annotations
 
 import gc
@@ -14,8 +15,20 @@ from typing import Optional
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-    QListWidget, QMainWindow, QMessageBox, QPushButton, QStackedWidget, QVBoxLayout, QWidget,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from core.project import Project
@@ -38,11 +51,11 @@ def demo_path() -> Path:
 
 PLACEHOLDERS = {
     "Train": "Train a reward model on your rankings, then fine-tune the model against it (PPO, RLOO/GRPO "
-             "or DPO), with live loss and reward charts, samples, cancel and resume.",
+    "or DPO), with live loss and reward charts, samples, cancel and resume.",
     "Evaluate": "Blind A/B comparisons of the tuned model against the base on held-out prompts, judged by "
-                "you: win rate with an interval, reward distributions, and your own consistency.",
+    "you: win rate with an interval, reward distributions, and your own consistency.",
     "Models": "Base and fine-tuned models of this project, their runs and checkpoints, and export as a "
-              "standard Hugging Face folder.",
+    "standard Hugging Face folder.",
 }
 
 
@@ -180,9 +193,13 @@ class MainWindow(QMainWindow):
         if detect_device:
             from core.system import device_summary
 
-            self.ctx.run_job(call_job(device_summary, message="detecting compute device"), "Detecting device",
-                             on_finished=lambda s: self.device_label.setText(s),
-                             on_failed=lambda e: self.device_label.setText("Device: unknown"), quiet=True)
+            self.ctx.run_job(
+                call_job(device_summary, message="detecting compute device"),
+                "Detecting device",
+                on_finished=lambda s: self.device_label.setText(s),
+                on_failed=lambda e: self.device_label.setText("Device: unknown"),
+                quiet=True,
+            )
 
     # ---- menus --------------------------------------------------------------------------------------
 
@@ -216,7 +233,8 @@ class MainWindow(QMainWindow):
         self.page_actions = []
         for i, page in enumerate(self.pages):
             self.page_actions.append(
-                self._action(v, page.title, lambda _=False, i=i: self.show_page(i), f"Alt+{i + 1}"))
+                self._action(v, page.title, lambda _=False, i=i: self.show_page(i), f"Alt+{i + 1}")
+            )
         v.addSeparator()
         self._action(v, "&Full Screen", self._toggle_full_screen, SK.FullScreen)
         h = mb.addMenu("&Help")
@@ -224,8 +242,14 @@ class MainWindow(QMainWindow):
         self._action(h, "&About RLHF Studio", self.about)
 
     def _project_actions(self, on: bool) -> None:
-        for a in (self.import_action, self.export_action, self.lock_action, self.close_action,
-                  self.find_action, *self.page_actions):
+        for a in (
+            self.import_action,
+            self.export_action,
+            self.lock_action,
+            self.close_action,
+            self.find_action,
+            *self.page_actions,
+        ):
             a.setEnabled(on)
 
     # ---- pages --------------------------------------------------------------------------------------
@@ -301,9 +325,14 @@ class MainWindow(QMainWindow):
         if self.wizard is not None:  # the passphrase is needed once, here
             self.wizard.pass_page.first.clear()
             self.wizard.pass_page.second.clear()
-        self._replace_project(lambda: self.ctx.run_job(
-            call_job(Project.create, path, passphrase, message="deriving key"), "Creating project",
-            on_finished=self.ctx.set_project, on_failed=lambda e: show_error(self, e, "New project")))
+        self._replace_project(
+            lambda: self.ctx.run_job(
+                call_job(Project.create, path, passphrase, message="deriving key"),
+                "Creating project",
+                on_finished=self.ctx.set_project,
+                on_failed=lambda e: show_error(self, e, "New project"),
+            )
+        )
 
     def open_project_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open project (a .rlhfproj folder)", str(Path.home()))
@@ -333,15 +362,20 @@ class MainWindow(QMainWindow):
 
         def start():
             if (path / "key.json").exists():
-                self.ctx.run_job(call_job(Project.open, path, DEMO_PASSPHRASE, message="deriving key"),
-                                 "Opening demo", on_finished=self.ctx.set_project,
-                                 on_failed=lambda e: show_error(self, e, "Demo"))
+                self.ctx.run_job(
+                    call_job(Project.open, path, DEMO_PASSPHRASE, message="deriving key"),
+                    "Opening demo",
+                    on_finished=self.ctx.set_project,
+                    on_failed=lambda e: show_error(self, e, "Demo"),
+                )
                 return
             from core.demo.project import create_demo_project
 
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.start.set_busy("Creating the demo project: the built-in model writes four candidate replies "
-                                "per prompt (the first time only)…")
+            self.start.set_busy(
+                "Creating the demo project: the built-in model writes four candidate replies "
+                "per prompt (the first time only)…"
+            )
 
             def failed(e):
                 self.start.set_busy("")
@@ -351,9 +385,13 @@ class MainWindow(QMainWindow):
                 self.start.set_busy("")
                 self.ctx.set_project(report.project)
 
-            self.ctx.run_job(lambda cancel: create_demo_project(path, DEMO_PASSPHRASE, keep_open=True, cancel=cancel),
-                             "Creating demo project", on_finished=created, on_failed=failed,
-                             on_cancelled=lambda: self.start.set_busy(""))
+            self.ctx.run_job(
+                lambda cancel: create_demo_project(path, DEMO_PASSPHRASE, keep_open=True, cancel=cancel),
+                "Creating demo project",
+                on_finished=created,
+                on_failed=failed,
+                on_cancelled=lambda: self.start.set_busy(""),
+            )
 
         if self.ctx.project is not None and Path(self.ctx.project.path) == path:
             return
@@ -412,16 +450,24 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def show_shortcuts(self) -> None:
-        lines = [(a.text().replace("&", ""), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
-                 for m in self.menuBar().findChildren(QAction) for a in [m] if not a.shortcut().isEmpty()]
+        lines = [
+            (a.text().replace("&", ""), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
+            for m in self.menuBar().findChildren(QAction)
+            for a in [m]
+            if not a.shortcut().isEmpty()
+        ]
         rows = "".join(f"<tr><td>{t}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for t, k in lines)
-        QMessageBox.information(self, "Keyboard shortcuts",
-                                f"<table>{rows}</table><p>On the Annotate page press <b>?</b> for its keys.</p>")
+        QMessageBox.information(
+            self, "Keyboard shortcuts", f"<table>{rows}</table><p>On the Annotate page press <b>?</b> for its keys.</p>"
+        )
 
     def about(self) -> None:
-        QMessageBox.about(self, "About RLHF Studio",
-                          "<b>RLHF Studio</b><br>Offline RLHF for domain experts. Projects are encrypted "
-                          "(Argon2id + AES-256-GCM); nothing leaves this machine.")
+        QMessageBox.about(
+            self,
+            "About RLHF Studio",
+            "<b>RLHF Studio</b><br>Offline RLHF for domain experts. Projects are encrypted "
+            "(Argon2id + AES-256-GCM); nothing leaves this machine.",
+        )
 
     def closeEvent(self, event) -> None:
         self.idle.remove()

@@ -6,6 +6,7 @@ touched. The Train, Evaluate and Models pages are shown before any run (their em
 trained states come from `--training` (desktop.training_screens) and bench/eval_loop.py. Dialogs are drawn
 over the window they belong to, as a user would see them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,19 +31,29 @@ def build_project(folder: Path, n: int = 60):
 
     rng = random.Random(7)
     proj = Project.create(folder / "support-replies", PASSPHRASE)
-    styles = [("polite", "helpful", "medium"), ("neutral", "vague", "short"),
-              ("polite", "inaccurate", "medium"), ("rude", "helpful", "short")]
+    styles = [
+        ("polite", "helpful", "medium"),
+        ("neutral", "vague", "short"),
+        ("polite", "inaccurate", "medium"),
+        ("rude", "helpful", "short"),
+    ]
     pids = []
     with proj.transaction():
         for i in range(n):
             topic, request, slots = make_request(rng, TOPICS[i % len(TOPICS)])
             pid = proj.add_prompt(request, split="heldout" if i % 5 == 4 else "train")
             for tone, kind, length in styles:
-                proj.add_response(pid, make_reply(rng, topic, slots, tone, kind, length),
-                                  origin={"kind": "model", "model": "demo", "settings": {"temperature": 1.0}})
+                proj.add_response(
+                    pid,
+                    make_reply(rng, topic, slots, tone, kind, length),
+                    origin={"kind": "model", "model": "demo", "settings": {"temperature": 1.0}},
+                )
             pids.append(pid)
-        proj.set_setting("guidelines", "Rank the replies best first. A good reply answers the actual request, "
-                                       "states our policies correctly and stays polite.")
+        proj.set_setting(
+            "guidelines",
+            "Rank the replies best first. A good reply answers the actual request, "
+            "states our policies correctly and stays polite.",
+        )
     for pid in pids[:7]:
         r = [x.id for x in proj.responses(pid)]
         proj.record_ranking(pid, [[r[0]], [r[2], r[1]], [r[3]]], seconds=4.2)
@@ -61,8 +72,12 @@ def build_queue_project(folder: Path, n: int = 120, ranked: int = 48):
 
     rng = random.Random(11)
     proj = Project.create(folder / "support-queue", PASSPHRASE)
-    styles = [("polite", "helpful", "medium"), ("neutral", "vague", "short"),
-              ("polite", "inaccurate", "medium"), ("rude", "off_topic", "short")]
+    styles = [
+        ("polite", "helpful", "medium"),
+        ("neutral", "vague", "short"),
+        ("polite", "inaccurate", "medium"),
+        ("rude", "off_topic", "short"),
+    ]
     pids = []
     with proj.transaction():
         for i in range(n):
@@ -71,11 +86,17 @@ def build_queue_project(folder: Path, n: int = 120, ranked: int = 48):
             if proj.count_responses(pid):
                 continue  # the same request drawn twice
             for tone, kind, length in styles:
-                proj.add_response(pid, make_reply(rng, topic, slots, tone, kind, length),
-                                  origin={"kind": "model", "model": "demo", "settings": {"temperature": 1.0}})
+                proj.add_response(
+                    pid,
+                    make_reply(rng, topic, slots, tone, kind, length),
+                    origin={"kind": "model", "model": "demo", "settings": {"temperature": 1.0}},
+                )
             pids.append(pid)
-        proj.add_response(pids[-1], "Thank you for your patience. " * 9,
-                          origin={"kind": "model", "model": "demo", "settings": {"temperature": 1.6}})
+        proj.add_response(
+            pids[-1],
+            "Thank you for your patience. " * 9,
+            origin={"kind": "model", "model": "demo", "settings": {"temperature": 1.6}},
+        )
     train = [p for p in pids if proj.prompt(p).split == "train"]
     for k, pid in enumerate(train[:ranked]):
         r = [x.id for x in proj.responses(pid)]
@@ -91,9 +112,16 @@ def write_import_file(folder: Path) -> Path:
     rows = []
     ex = list(examples(48, seed=11))
     for i in range(12):
-        group = ex[i * 4:(i + 1) * 4]
-        rows.append(json.dumps({"prompt": group[0].request, "responses": [g.reply for g in group],
-                                "ranking": [[0], [2, 1], [3]] if i % 3 else [0, 1, 2, 3]}))
+        group = ex[i * 4 : (i + 1) * 4]
+        rows.append(
+            json.dumps(
+                {
+                    "prompt": group[0].request,
+                    "responses": [g.reply for g in group],
+                    "ranking": [[0], [2, 1], [3]] if i % 3 else [0, 1, 2, 3],
+                }
+            )
+        )
     rows[5] = json.dumps({"prompt": ex[20].request, "responses": [ex[20].reply, ex[21].reply], "ranking": [0, 2]})
     rows[9] = '{"prompt": "Where is my order?", "responses": ["It ships today."], '  # cut-off line
     path = folder / "support-rankings.jsonl"
@@ -226,8 +254,11 @@ def render_all(out_dir: str | Path) -> list[Path]:
 
     register_model(ctx.project, str(demo_model_dir()))
     ctx.notify_changed("models")
-    for title, name in (("Train", "train_empty.png"), ("Evaluate", "evaluate_empty.png"),
-                        ("Models", "models_empty.png")):
+    for title, name in (
+        ("Train", "train_empty.png"),
+        ("Evaluate", "evaluate_empty.png"),
+        ("Models", "models_empty.png"),
+    ):
         window.show_page(title)
         _wait(app, until=lambda: not ctx.runner.active, timeout=120)
         _wait(app, 0.6)  # the charts' throttled redraw
@@ -251,9 +282,12 @@ def render_other_screens(out_dir: str | Path) -> list[Path]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Render the app's screens offscreen at 1280x800 into PNGs.")
     ap.add_argument("out", nargs="?", default="docs/screenshots")
-    ap.add_argument("--training", action="store_true",
-                    help="also the Train/Models pages' screens (desktop.training_screens: they train for real, "
-                         "many minutes on a busy CPU)")
+    ap.add_argument(
+        "--training",
+        action="store_true",
+        help="also the Train/Models pages' screens (desktop.training_screens: they train for real, "
+        "many minutes on a busy CPU)",
+    )
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     for path in render_all(args.out):
         print(path)

@@ -3,6 +3,7 @@ RLHF_STUDIO_SMOKE names a PNG path: once the demo project is open the app switch
 one item on Annotate by key events, grabs its own window from the screen into that PNG and quits with
 exit code 0 (2 if the ranking was not recorded). Nothing here runs in normal use.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Start screen: new project, open, open demo, recent projects (paths only)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,14 +7,23 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu, QPushButton, QVBoxLayout, QWidget,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from core.project import SUFFIX
 
 
-DEMO_NOTE = ("The demo is a small support-reply project with candidates from a tiny built-in model; its "
-             "passphrase is “demo”.")
+DEMO_NOTE = (
+    "The demo is a small support-reply project with candidates from a tiny built-in model; its passphrase is “demo”."
+)
 
 
 class StartScreen(QWidget):
@@ -34,8 +44,10 @@ class StartScreen(QWidget):
         font.setPointSizeF(font.pointSizeF() * 2.2)
         font.setBold(True)
         title.setFont(font)
-        tagline = QLabel("Rank your model's answers, train a reward model, fine-tune, evaluate blind. "
-                         "Offline, on this machine; every project is encrypted.")
+        tagline = QLabel(
+            "Rank your model's answers, train a reward model, fine-tune, evaluate blind. "
+            "Offline, on this machine; every project is encrypted."
+        )
         tagline.setWordWrap(True)
         column.addWidget(title)
         column.addWidget(tagline)
@@ -92,8 +104,9 @@ class StartScreen(QWidget):
         for p in paths:
             path = Path(p)
             exists = (path / "key.json").exists()
-            item = QListWidgetItem(f"{path.name.removesuffix(SUFFIX)}    —    {path.parent}"
-                                   + ("" if exists else "    (missing)"))
+            item = QListWidgetItem(
+                f"{path.name.removesuffix(SUFFIX)}    —    {path.parent}" + ("" if exists else "    (missing)")
+            )
             item.setData(Qt.ItemDataRole.UserRole, p)
             item.setToolTip(p)
             if not exists:

@@ -4,6 +4,7 @@ Qt 6.5+ reports the system scheme in `QStyleHints.colorScheme()` and signals cha
 give Fusion a dark palette themselves still get ours, so the app looks the same everywhere.
 RLHF_STUDIO_THEME=light|dark overrides (screenshots, tests).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,16 +19,26 @@ THEME_ENV = "RLHF_STUDIO_THEME"
 def dark_palette() -> QPalette:
     p = QPalette()
     c = {
-        QPalette.ColorRole.Window: "#2b2d30", QPalette.ColorRole.WindowText: "#e6e6e6",
-        QPalette.ColorRole.Base: "#1f2023", QPalette.ColorRole.AlternateBase: "#2a2b2f",
-        QPalette.ColorRole.ToolTipBase: "#3a3c40", QPalette.ColorRole.ToolTipText: "#f0f0f0",
-        QPalette.ColorRole.PlaceholderText: "#8a8d93", QPalette.ColorRole.Text: "#e6e6e6",
-        QPalette.ColorRole.Button: "#35373b", QPalette.ColorRole.ButtonText: "#e6e6e6",
-        QPalette.ColorRole.BrightText: "#ff6b6b", QPalette.ColorRole.Light: "#4a4c50",
-        QPalette.ColorRole.Midlight: "#3e4044", QPalette.ColorRole.Mid: "#55585e",
-        QPalette.ColorRole.Dark: "#1a1b1d", QPalette.ColorRole.Shadow: "#000000",
-        QPalette.ColorRole.Highlight: "#3d7dd8", QPalette.ColorRole.HighlightedText: "#ffffff",
-        QPalette.ColorRole.Link: "#6aa8ff", QPalette.ColorRole.LinkVisited: "#b28cff",
+        QPalette.ColorRole.Window: "#2b2d30",
+        QPalette.ColorRole.WindowText: "#e6e6e6",
+        QPalette.ColorRole.Base: "#1f2023",
+        QPalette.ColorRole.AlternateBase: "#2a2b2f",
+        QPalette.ColorRole.ToolTipBase: "#3a3c40",
+        QPalette.ColorRole.ToolTipText: "#f0f0f0",
+        QPalette.ColorRole.PlaceholderText: "#8a8d93",
+        QPalette.ColorRole.Text: "#e6e6e6",
+        QPalette.ColorRole.Button: "#35373b",
+        QPalette.ColorRole.ButtonText: "#e6e6e6",
+        QPalette.ColorRole.BrightText: "#ff6b6b",
+        QPalette.ColorRole.Light: "#4a4c50",
+        QPalette.ColorRole.Midlight: "#3e4044",
+        QPalette.ColorRole.Mid: "#55585e",
+        QPalette.ColorRole.Dark: "#1a1b1d",
+        QPalette.ColorRole.Shadow: "#000000",
+        QPalette.ColorRole.Highlight: "#3d7dd8",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Link: "#6aa8ff",
+        QPalette.ColorRole.LinkVisited: "#b28cff",
     }
     for role, colour in c.items():
         p.setColor(role, QColor(colour))

@@ -8,6 +8,7 @@ what a user sees. The runs are recorded in the project given; when it is None or
 for a reward model, a throwaway project is built in a temporary folder: demo-style support requests,
 four replies each, ranked by the demo's simulated expert. Nothing of the user's is read or written.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,14 @@ def build_ranked_project(folder: Path, n_prompts: int = 48, n_heldout: int = 8, 
             pid = proj.add_prompt(request, split="train" if i < n_prompts else "heldout")
             rng.shuffle(kinds)
             for kind in kinds:
-                reply = make_reply(rng, topic, slots, rng.choice(["polite", "neutral", "rude"]), kind,
-                                   rng.choice(["short", "medium", "long"]))
+                reply = make_reply(
+                    rng,
+                    topic,
+                    slots,
+                    rng.choice(["polite", "neutral", "rude"]),
+                    kind,
+                    rng.choice(["short", "medium", "long"]),
+                )
                 proj.add_response(pid, reply, origin={"kind": "import"})
     for pid in proj.prompt_ids():
         prompt = proj.prompt(pid).prompt
@@ -81,9 +88,15 @@ def _settle(app) -> None:
     _wait(app, seconds=0.6)
 
 
-def render_training_screens(out_dir: str | Path, project=None, *, base_model: Optional[str] = None,
-                            size: tuple[int, int] = SIZE, reward_steps: int = 30,
-                            policy_steps: int = 12) -> list[Path]:
+def render_training_screens(
+    out_dir: str | Path,
+    project=None,
+    *,
+    base_model: Optional[str] = None,
+    size: tuple[int, int] = SIZE,
+    reward_steps: int = 30,
+    policy_steps: int = 12,
+) -> list[Path]:
     """Save train_reward.png, train_policy.png, train_check.png, models.png and generate.png into `out_dir`;
     returns the paths."""
     from PySide6.QtCore import QSettings
@@ -122,8 +135,13 @@ def render_training_screens(out_dir: str | Path, project=None, *, base_model: Op
         page.set_project(proj)
         tab = page.reward
         tab.base.set_path(str(Path(base).expanduser().resolve()))
-        tab.overrides = {"max_steps": reward_steps, "eval_every": 5, "checkpoint_every": reward_steps,
-                         "max_length": 128, "early_stopping_patience": 0}
+        tab.overrides = {
+            "max_steps": reward_steps,
+            "eval_every": 5,
+            "checkpoint_every": reward_steps,
+            "max_length": 128,
+            "early_stopping_patience": 0,
+        }
         handle = tab.run_preflight()
         _wait(app, until=lambda: handle is None or not handle.running)
         handle = tab.start()
@@ -149,9 +167,18 @@ def render_training_screens(out_dir: str | Path, project=None, *, base_model: Op
         ptab.refresh()
         ptab.base.set_path(str(Path(base).expanduser().resolve()))
         ptab.algo.setCurrentIndex(ptab.algo.findData("rloo"))
-        ptab.overrides = {"total_steps": policy_steps, "batch_size": 8, "minibatch_size": 8, "rloo_k": 4,
-                          "ppo_epochs": 1, "max_new_tokens": 48, "log_samples_every": 2, "samples_shown": 3,
-                          "checkpoint_every": policy_steps, "learning_rate": 3e-4}
+        ptab.overrides = {
+            "total_steps": policy_steps,
+            "batch_size": 8,
+            "minibatch_size": 8,
+            "rloo_k": 4,
+            "ppo_epochs": 1,
+            "max_new_tokens": 48,
+            "log_samples_every": 2,
+            "samples_shown": 3,
+            "checkpoint_every": policy_steps,
+            "learning_rate": 3e-4,
+        }
         handle = ptab.run_preflight()
         _wait(app, until=lambda: handle is None or not handle.running)
         handle = ptab.start()

@@ -14,6 +14,7 @@ Exactly one of finished / failed / cancelled is emitted, on the GUI thread, afte
 has returned. A plain blocking call (Project.open's Argon2id) becomes a one-step job with `call_job`
 (core.jobs, re-exported here).
 """
+
 from __future__ import annotations
 
 import gc
@@ -149,11 +150,17 @@ class JobRunner(QObject):
         self._active: list[JobHandle] = []
         self._bridges: dict[int, _Bridge] = {}
 
-    def start(self, make_job: Callable[[CancelToken], Job] | Job, title: str = "", *,
-              on_finished: Optional[Callable[[Any], None]] = None,
-              on_failed: Optional[Callable[[BaseException], None]] = None,
-              on_cancelled: Optional[Callable[[], None]] = None,
-              on_progress: Optional[Callable[[Progress], None]] = None, quiet: bool = False) -> JobHandle:
+    def start(
+        self,
+        make_job: Callable[[CancelToken], Job] | Job,
+        title: str = "",
+        *,
+        on_finished: Optional[Callable[[Any], None]] = None,
+        on_failed: Optional[Callable[[BaseException], None]] = None,
+        on_cancelled: Optional[Callable[[], None]] = None,
+        on_progress: Optional[Callable[[Progress], None]] = None,
+        quiet: bool = False,
+    ) -> JobHandle:
         """Run `make_job(cancel_token)` (or an already-built generator) on a worker thread.
 
         quiet: a short background check that the status-bar progress widget does not show."""
@@ -217,8 +224,9 @@ class JobProgressWidget(QWidget):
     Hidden while nothing runs.
     """
 
-    def __init__(self, runner: Optional[JobRunner] = None, parent: Optional[QWidget] = None,
-                 hide_when_idle: bool = True):
+    def __init__(
+        self, runner: Optional[JobRunner] = None, parent: Optional[QWidget] = None, hide_when_idle: bool = True
+    ):
         super().__init__(parent)
         self.hide_when_idle = hide_when_idle
         self.handle: Optional[JobHandle] = None

@@ -1,4 +1,5 @@
 """Shared helpers for the annotation tests (core session and the Annotate page)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,10 @@ PASSPHRASE = "correct horse battery staple"
 
 def prompt_text(i: int):
     if i % 5 == 3:  # some chat prompts, shown as a dialogue
-        return [{"role": "system", "content": "You are terse."},
-                {"role": "user", "content": f"Question {i}: what is `x` after `x = {i} * 2`?"}]
+        return [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": f"Question {i}: what is `x` after `x = {i} * 2`?"},
+        ]
     return f"# Task {i}\n\nExplain item **{i}** briefly.\n\n```python\nprint({i})\n```"
 
 

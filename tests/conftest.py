@@ -3,6 +3,7 @@
 Tiny models gain nothing from a second thread, and on a busy 2-core machine threads waiting on each
 other made some tests 30x slower; one thread keeps timings stable. Set before torch is imported.
 """
+
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

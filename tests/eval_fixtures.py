@@ -1,5 +1,6 @@
 """Shared fixtures for the evaluation tests (imported by them; not a conftest): a small encrypted project
 with a simulated expert's rankings, a reward-model run, a real policy run and a prepared blind set."""
+
 import random
 
 import pytest
@@ -9,8 +10,10 @@ from core.jobs import run_job
 from core.models.tiny import build_tiny_model
 
 PASS = "correct horse battery staple"
-WORDS = ("sorry your order ships today refund is on its way please restart the router thanks for waiting "
-         "package arrives monday account updated try again later we can help").split()
+WORDS = (
+    "sorry your order ships today refund is on its way please restart the router thanks for waiting "
+    "package arrives monday account updated try again later we can help"
+).split()
 CORPUS = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
 N_TRAIN, N_HELDOUT = 24, 12
 
@@ -72,14 +75,39 @@ def make_eval_project(folder, base: str, *, reward: bool = True):
         rank_by_rule(proj, pid)
     reward_run = None
     if reward:
-        cfg = RewardConfig(base_model=base, device="cpu", learning_rate=2e-3, epochs=2, prompts_per_micro_batch=8,
-                           max_length=48, val_fraction=0.2, eval_every=50, early_stopping_patience=0,
-                           checkpoint_every=1000, min_pairs=10, seed=0)
+        cfg = RewardConfig(
+            base_model=base,
+            device="cpu",
+            learning_rate=2e-3,
+            epochs=2,
+            prompts_per_micro_batch=8,
+            max_length=48,
+            val_fraction=0.2,
+            eval_every=50,
+            early_stopping_patience=0,
+            checkpoint_every=1000,
+            min_pairs=10,
+            seed=0,
+        )
         reward_run = run_job(train_reward_model(proj, cfg)).run_id
     # "full" fine-tuning at a high learning rate: two steps change the greedy answers on most prompts.
-    pcfg = PolicyConfig(algo="ppo", policy_path=base, mode="full", total_steps=2, batch_size=4, minibatch_size=4,
-                        ppo_epochs=1, max_new_tokens=10, temperature=1.0, learning_rate=3e-2, device="cpu",
-                        dtype="float32", log_samples_every=0, checkpoint_every=0, reward_run=reward_run)
+    pcfg = PolicyConfig(
+        algo="ppo",
+        policy_path=base,
+        mode="full",
+        total_steps=2,
+        batch_size=4,
+        minibatch_size=4,
+        ppo_epochs=1,
+        max_new_tokens=10,
+        temperature=1.0,
+        learning_rate=3e-2,
+        device="cpu",
+        dtype="float32",
+        log_samples_every=0,
+        checkpoint_every=0,
+        reward_run=reward_run,
+    )
     rule = lambda batch: [float(expert_score(t)) for t in batch.responses]  # noqa: E731
     policy_run = run_job(train_policy(proj, pcfg, reward_fn=rule)).run_id
     return proj, policy_run, reward_run

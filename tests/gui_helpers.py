@@ -1,4 +1,5 @@
 """Shared GUI test helpers (pytest-qt, offscreen). Import from tests: `from gui_helpers import ...`."""
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,9 @@ def write_jsonl(path, n=8, k=4, offset=0):
     lines = []
     for i in range(offset, offset + n):
         prompt = f"Customer {i} asks how to return item {i * 7 % 97} bought {i % 30} days ago."
-        responses = [f"Reply {r} to customer {i}: " + ("returns are accepted within 30 days. " * (r + 1))
-                     for r in range(k)]
+        responses = [
+            f"Reply {r} to customer {i}: " + ("returns are accepted within 30 days. " * (r + 1)) for r in range(k)
+        ]
         lines.append(json.dumps({"prompt": prompt, "responses": responses}))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -1,4 +1,5 @@
 """Shared fixtures for the model / generation / demo tests (imported by them; not a conftest)."""
+
 import socket
 
 import pytest

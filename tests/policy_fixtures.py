@@ -1,4 +1,5 @@
 """Shared fixtures and rule rewards for the policy tests (imported by them; not a conftest)."""
+
 import pytest
 import torch
 
@@ -47,6 +48,8 @@ def make_project(folder, n_prompts=16, with_reference=False):
     proj = Project.create(folder, PASS)
     with proj.transaction():
         for i in range(n_prompts):
-            proj.add_prompt(f"Customer question number {i}: where is my order?",
-                            reference="Your order ships today." if with_reference else None)
+            proj.add_prompt(
+                f"Customer question number {i}: where is my order?",
+                reference="Your order ships today." if with_reference else None,
+            )
     return proj

@@ -4,6 +4,7 @@ full strength under the `reliability` marker) and bench/reliability.py (prints e
 Everything runs on real projects: real SQLite, real encryption, real processes killed with SIGKILL.
 Each function returns a dict of figures and raises AssertionError on the first broken promise.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,15 +44,18 @@ def integrity_ok(folder: Path) -> bool:
 
 def row_counts(proj) -> dict[str, int]:
     conn = proj._conn()
-    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("prompts", "responses", "judgments", "audit", "runs", "artifacts")}
+    return {
+        t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("prompts", "responses", "judgments", "audit", "runs", "artifacts")
+    }
 
 
 # ---- SIGKILL at random moments ----------------------------------------------------------------------
 
 IMPORT_ROWS = 40  # prompts per imported file in the kill battery
 
-KILL_CHILD = textwrap.dedent("""
+KILL_CHILD = (
+    textwrap.dedent("""
     import hashlib, json, random, sys
     from pathlib import Path
     from core.project import Project
@@ -126,7 +130,10 @@ KILL_CHILD = textwrap.dedent("""
             proj.save_artifact(run_id, "checkpoint", {"model.safetensors": weights,
                                                      "state.json": json_bytes({"step": step})})
             ack("checkpoint", step, hashlib.sha256(weights).hexdigest())
-""").replace("ROWS", str(IMPORT_ROWS)).replace("PW(", "(lambda k: f'passphrase number {k}')(")
+""")
+    .replace("ROWS", str(IMPORT_ROWS))
+    .replace("PW(", "(lambda k: f'passphrase number {k}')(")
+)
 
 KILL_OPS = ("judge", "import", "passwd", "backup", "checkpoint")
 # The kill lands uniformly in [0, delay] seconds after the child is ready: about a few operations' worth
@@ -161,16 +168,34 @@ def kill_battery(workdir: Path, kills: int, seed: int = 0) -> dict:
     backed_up: list[tuple[str, int]] = []
     ckpt_acked: tuple[int, str] = (0, "")
     ckpt_started = 0
-    fig = {"kills": 0, "kills_mid_operation": 0, "integrity_failures": 0, "passwd_kills": 0,
-           "passwd_opened_old": 0, "passwd_opened_new": 0, "passwd_opened_neither": 0,
-           "reopened_after_kill": 0, **{f"kills_{op}": 0 for op in KILL_OPS}}
+    fig = {
+        "kills": 0,
+        "kills_mid_operation": 0,
+        "integrity_failures": 0,
+        "passwd_kills": 0,
+        "passwd_opened_old": 0,
+        "passwd_opened_new": 0,
+        "passwd_opened_neither": 0,
+        "reopened_after_kill": 0,
+        **{f"kills_{op}": 0 for op in KILL_OPS},
+    }
     t0 = time.monotonic()
     for round_ in range(kills):
         op = KILL_OPS[round_ % len(KILL_OPS)]
-        extra = {"judge": "", "import": str(imports), "passwd": str(k), "backup": str(backups),
-                 "checkpoint": str(run_id)}[op]
-        child = subprocess.Popen([sys.executable, "-c", KILL_CHILD, op, str(folder), pw(k), str(round_), extra],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        extra = {
+            "judge": "",
+            "import": str(imports),
+            "passwd": str(k),
+            "backup": str(backups),
+            "checkpoint": str(run_id),
+        }[op]
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILL_CHILD, op, str(folder), pw(k), str(round_), extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
         first = child.stdout.readline()  # the previous child was SIGKILLed holding the lock: this open recovers
         assert first == "opened\n", f"round {round_} ({op}): the child could not open: {child.stderr.read()}"
         fig["reopened_after_kill"] += round_ > 0
@@ -240,6 +265,7 @@ def kill_battery(workdir: Path, kills: int, seed: int = 0) -> dict:
                 assert present == IMPORT_ROWS, f"acknowledged import {tag}: {present}/{IMPORT_ROWS} prompts"
             partial += 0 < present < IMPORT_ROWS
         from core.training.checkpoint import json_load
+
         files = proj.load_artifact(run_id, "checkpoint")
         step = json_load(files["state.json"])["step"]
         assert step in (ckpt_acked[0], ckpt_started), (step, ckpt_acked, ckpt_started)
@@ -253,10 +279,16 @@ def kill_battery(workdir: Path, kills: int, seed: int = 0) -> dict:
             assert copy.verify_audit() == []
             assert copy.counts()["prompts"] >= 20
     assert integrity_ok(folder)
-    fig.update(acknowledged_judgments=len(judged), acknowledged_imports=len(imported),
-               imports_killed_midway=len(import_started - imported), partial_imports=partial,
-               backups_verified=len(backed_up), checkpoint_step=step, passphrase_changes=k,
-               leftover_tmp_artifact_files=len(leftovers))
+    fig.update(
+        acknowledged_judgments=len(judged),
+        acknowledged_imports=len(imported),
+        imports_killed_midway=len(import_started - imported),
+        partial_imports=partial,
+        backups_verified=len(backed_up),
+        checkpoint_step=step,
+        passphrase_changes=k,
+        leftover_tmp_artifact_files=len(leftovers),
+    )
     assert partial == 0
     assert leftovers == [], leftovers  # killed artifact writes' .tmp files are removed at the next open
     return fig
@@ -266,34 +298,65 @@ def kill_battery(workdir: Path, kills: int, seed: int = 0) -> dict:
 
 FILE_LEVEL = ("the file is empty", "no records found", "unknown format")
 CORRUPT_LINES = [
-    b'{"prompt": "truncated', b'{"prompt": 3}', b'{"prompt": ""}', b'{"responses": ["a"]}',
+    b'{"prompt": "truncated',
+    b'{"prompt": 3}',
+    b'{"prompt": ""}',
+    b'{"responses": ["a"]}',
     b'{"prompt": "q", "responses": ["a", "b"], "ranking": [0, 5]}',
     b'{"prompt": "q", "responses": ["a", "b"], "ranking": [0, 0]}',
     b'{"prompt": "q", "responses": ["a", "b"], "ranking": [[], [0]]}',
-    b'{"prompt": "q", "chosen": "x"}', b'{"prompt": "q", "chosen": "x", "rejected": "x"}',
-    b'{"prompt": [{"role": "user"}]}', b'{"prompt": "q", "completions": [{"text": "a", "rating": "5"}]}',
-    b'\xff\xfe\x00garbage', b'[1, 2, 3]', b'"just a string"', b'{"prompt": "q", "split": "nope"}',
-    b'{"prompt": "a\x00b"}', b'{"prompt": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    b'{"prompt": "q", "chosen": "x"}',
+    b'{"prompt": "q", "chosen": "x", "rejected": "x"}',
+    b'{"prompt": [{"role": "user"}]}',
+    b'{"prompt": "q", "completions": [{"text": "a", "rating": "5"}]}',
+    b"\xff\xfe\x00garbage",
+    b"[1, 2, 3]",
+    b'"just a string"',
+    b'{"prompt": "q", "split": "nope"}',
+    b'{"prompt": "a\x00b"}',
+    b'{"prompt": ' + b"[" * 5000 + b"]" * 5000 + b"}",
 ]
 
 
 def _strategies():
     from hypothesis import strategies as st
 
-    scalars = (st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=True, allow_subnormal=False)
-               | st.text(max_size=12))
-    values = st.recursive(scalars,
-                          lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=3),
-                          max_leaves=10)
-    keys = st.sampled_from(["prompt", "responses", "ranking", "chosen", "rejected", "completions", "split",
-                            "reference", "text", "rating", "role", "content"])
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(-10, 10)
+        | st.floats(allow_nan=True, allow_subnormal=False)
+        | st.text(max_size=12)
+    )
+    values = st.recursive(
+        scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=3), max_leaves=10
+    )
+    keys = st.sampled_from(
+        [
+            "prompt",
+            "responses",
+            "ranking",
+            "chosen",
+            "rejected",
+            "completions",
+            "split",
+            "reference",
+            "text",
+            "rating",
+            "role",
+            "content",
+        ]
+    )
     field_values = values | st.lists(st.text(max_size=10), max_size=5) | st.lists(st.integers(-2, 6), max_size=6)
     record_like = st.dictionaries(keys, field_values, max_size=5)
-    valid = st.builds(lambda p, rs: {"prompt": p, "responses": rs},
-                      st.text(min_size=1, max_size=30).filter(str.strip),
-                      st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4, unique=True))
-    line = st.one_of(record_like.map(json.dumps), values.map(json.dumps), valid.map(json.dumps),
-                     st.text(max_size=40)).map(lambda s: s.encode("utf-8", "surrogatepass"))
+    valid = st.builds(
+        lambda p, rs: {"prompt": p, "responses": rs},
+        st.text(min_size=1, max_size=30).filter(str.strip),
+        st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4, unique=True),
+    )
+    line = st.one_of(
+        record_like.map(json.dumps), values.map(json.dumps), valid.map(json.dumps), st.text(max_size=40)
+    ).map(lambda s: s.encode("utf-8", "surrogatepass"))
     line = line | st.binary(max_size=40)
     return st, line
 
@@ -307,12 +370,24 @@ def fuzz_imports(workdir: Path, examples: int, derandomize: bool = False) -> dic
     st, line = _strategies()
     workdir.mkdir(parents=True, exist_ok=True)
     proj = Project.create(workdir / "fuzz", pw(0))
-    fig = {"files": 0, "rejected": 0, "accepted": 0, "tracebacks": 0, "partial_writes": 0,
-           "messages_without_file_and_line": 0, "corrupt_line_not_named": 0}
+    fig = {
+        "files": 0,
+        "rejected": 0,
+        "accepted": 0,
+        "tracebacks": 0,
+        "partial_writes": 0,
+        "messages_without_file_and_line": 0,
+        "corrupt_line_not_named": 0,
+    }
     failures: list[str] = []
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=derandomize,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(data=st.data())
     def one(data):
         fmt = data.draw(st.sampled_from(["jsonl", "jsonl", "json", "csv"]))
@@ -339,8 +414,25 @@ def fuzz_imports(workdir: Path, examples: int, derandomize: bool = False) -> dic
             if not data.draw(st.booleans()):
                 body = b"[" + data.draw(st.sampled_from(CORRUPT_LINES)) + b"]"
         else:
-            cols = data.draw(st.lists(st.sampled_from(["prompt", "chosen", "rejected", "response_1", "response_2",
-                                                       "ranking", "reference", "split", "x"]), max_size=5, unique=True))
+            cols = data.draw(
+                st.lists(
+                    st.sampled_from(
+                        [
+                            "prompt",
+                            "chosen",
+                            "rejected",
+                            "response_1",
+                            "response_2",
+                            "ranking",
+                            "reference",
+                            "split",
+                            "x",
+                        ]
+                    ),
+                    max_size=5,
+                    unique=True,
+                )
+            )
             rows = data.draw(st.lists(st.lists(st.text(max_size=15), max_size=6), max_size=6))
             import csv
             import io
@@ -352,7 +444,7 @@ def fuzz_imports(workdir: Path, examples: int, derandomize: bool = False) -> dic
                 w.writerow(r)
             body = buf.getvalue().encode("utf-8", "surrogatepass")
             if data.draw(st.booleans()):  # an unterminated quote or a broken ranking cell
-                body += data.draw(st.sampled_from([b'"never closed,a,b\n', b'q,a,b,[0,\n', b"\xff\n"]))
+                body += data.draw(st.sampled_from([b'"never closed,a,b\n', b"q,a,b,[0,\n", b"\xff\n"]))
         path.write_bytes(body)
         fig["files"] += 1
         before = row_counts(proj)
@@ -374,8 +466,10 @@ def fuzz_imports(workdir: Path, examples: int, derandomize: bool = False) -> dic
             fig["partial_writes"] += 1
             failures.append(f"{path.name}: a rejected import changed the project")
         for m in messages:
-            if not (re.match(rf"{re.escape(path.name)}:\d+: ", m) or
-                    (m.startswith(f"{path.name}: ") and any(s in m for s in FILE_LEVEL))):
+            if not (
+                re.match(rf"{re.escape(path.name)}:\d+: ", m)
+                or (m.startswith(f"{path.name}: ") and any(s in m for s in FILE_LEVEL))
+            ):
                 fig["messages_without_file_and_line"] += 1
                 failures.append(f"{path.name}: message without file and line: {m[:200]}")
         if bad_line is not None and messages and not any(m.startswith(f"{path.name}:{bad_line}: ") for m in messages):
@@ -392,6 +486,7 @@ def fuzz_imports(workdir: Path, examples: int, derandomize: bool = False) -> dic
 
 
 # ---- edge inputs: size, nesting, encodings -----------------------------------------------------------
+
 
 def _edge_file(kind: str, path: Path) -> Path:
     rec = lambda **o: (json.dumps(o) + "\n").encode()  # noqa: E731
@@ -419,15 +514,18 @@ def _edge_file(kind: str, path: Path) -> Path:
         data = rec(prompt="crlf one", responses=["a", "b"], ranking=[1, 0]).replace(b"\n", b"\r\n") * 1
     elif kind == "crlf_csv":
         path = path.with_suffix(".csv")
-        data = b"prompt,response_1,response_2,ranking\r\ncrlf q,a,b,\"[1, 0]\"\r\n"
+        data = b'prompt,response_1,response_2,ranking\r\ncrlf q,a,b,"[1, 0]"\r\n'
     elif kind == "ranking_out_of_range":
         data = rec(prompt="q", responses=["a", "b", "c"], ranking=[0, 3, 1])
     elif kind == "ranking_repeated":
         data = rec(prompt="q", responses=["a", "b", "c"], ranking=[[0, 1], [1], [2]])
     elif kind == "responses_10000":
         n = 10_000
-        data = rec(prompt="one prompt, ten thousand responses", responses=[f"response number {i}" for i in range(n)],
-                   ranking=list(range(n - 1, -1, -1)))
+        data = rec(
+            prompt="one prompt, ten thousand responses",
+            responses=[f"response number {i}" for i in range(n)],
+            ranking=list(range(n - 1, -1, -1)),
+        )
     else:
         raise ValueError(kind)
     if path.suffix != ".json" and path.suffix != ".csv":
@@ -441,8 +539,13 @@ EDGE_EXPECT = {  # kind -> (accepted?, text the message must contain)
     "deep_nesting": (False, ":1: the JSON is nested too deeply"),
     "deep_nesting_json": (False, ":1: the JSON is nested too deeply"),
     "nul_raw": (False, ":1: invalid JSON (Invalid control character"),
-    "nul_escaped": (True, ""), "nul_csv": (True, ""), "bom_utf8": (True, ""), "utf16_le": (True, ""),
-    "utf16_be": (True, ""), "crlf_jsonl": (True, ""), "crlf_csv": (True, ""),
+    "nul_escaped": (True, ""),
+    "nul_csv": (True, ""),
+    "bom_utf8": (True, ""),
+    "utf16_le": (True, ""),
+    "utf16_be": (True, ""),
+    "crlf_jsonl": (True, ""),
+    "crlf_csv": (True, ""),
     "ranking_out_of_range": (False, ":1: field 'ranking' index 3 is out of range for 3 responses"),
     "ranking_repeated": (False, ":1: field 'ranking' lists the same response twice"),
     "responses_10000": (True, ""),
@@ -480,16 +583,22 @@ def edge_case(kind: str, workdir: Path) -> dict:
                 assert str(prompts[0].prompt).startswith("UTF-16")
             if kind == "nul_escaped":
                 assert prompts[0].prompt == "a\u0000b"
-    return {"kind": kind, "outcome": outcome, "seconds": round(seconds, 2),
-            "file_mb": round(path.stat().st_size / 2**20, 2)}
+    return {
+        "kind": kind,
+        "outcome": outcome,
+        "seconds": round(seconds, 2),
+        "file_mb": round(path.stat().st_size / 2**20, 2),
+    }
 
 
 def edge_case_measured(kind: str, workdir: Path) -> dict:
     """edge_case in a fresh process, with that process's own peak memory (ru_maxrss) and wall time."""
-    code = (f"import json, sys; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path; "
-            f"from tests.reliability_harness import edge_case, peak_rss_mb; "
-            f"fig = edge_case({kind!r}, Path({str(workdir)!r})); "
-            f"fig['peak_rss_mb'] = round(peak_rss_mb()); print(json.dumps(fig))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path; "
+        f"from tests.reliability_harness import edge_case, peak_rss_mb; "
+        f"fig = edge_case({kind!r}, Path({str(workdir)!r})); "
+        f"fig['peak_rss_mb'] = round(peak_rss_mb()); print(json.dumps(fig))"
+    )
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, f"{kind}: {out.stderr.decode()[-2000:]}"
@@ -510,13 +619,15 @@ def peak_rss_mb() -> float:
 
 # ---- disk full, read-only folder -------------------------------------------------------------------
 
+
 def _mount_tmpfs(mnt: Path, size: str) -> str | None:
     """Mount a small tmpfs at `mnt`; the reason when that is not possible (not root, no mount)."""
     mnt.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         return "mounting a small tmpfs needs root (run the battery as root or in a container)"
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if out.returncode != 0:
         return f"mount -t tmpfs is not permitted here: {out.stderr.strip() or out.returncode}"
     return None
@@ -563,8 +674,15 @@ def disk_full_battery(workdir: Path, size: str = "24m") -> dict:
             big = workdir / "too-big.jsonl"  # written outside the small disk
             with open(big, "w") as fh:
                 for i in range(60_000):
-                    fh.write(json.dumps({"prompt": f"imported prompt {i} " + "p" * 100,
-                                         "responses": [f"answer {i}.{k} " + "r" * 100 for k in range(3)]}) + "\n")
+                    fh.write(
+                        json.dumps(
+                            {
+                                "prompt": f"imported prompt {i} " + "p" * 100,
+                                "responses": [f"answer {i}.{k} " + "r" * 100 for k in range(3)],
+                            }
+                        )
+                        + "\n"
+                    )
             # other files take most of the disk (as on a real, nearly full disk); what they hold can be freed
             filler = mnt / "filler.bin"
             fig["filler_bytes"] = _fill(filler, leave=6 << 20)
@@ -581,7 +699,7 @@ def disk_full_battery(workdir: Path, size: str = "24m") -> dict:
             pids = proj.prompt_ids()
             for n in range(5000):
                 pid = pids[n % len(pids)]
-                rids = [r.id for r in proj.responses(pid)][::-1 if n % 2 else 1]
+                rids = [r.id for r in proj.responses(pid)][:: -1 if n % 2 else 1]
                 tiers = [[r] for r in rids]
                 try:
                     jid = proj.record_ranking(pid, tiers, comment="c" * 65536)
@@ -633,7 +751,7 @@ def read_only_battery(workdir: Path) -> dict:
 
 # ---- the whole workflow: canary and socket guard ---------------------------------------------------
 
-WORKFLOW_CHILD = textwrap.dedent('''
+WORKFLOW_CHILD = textwrap.dedent("""
     import json, os, socket, sys
     attempts = []
 
@@ -720,7 +838,7 @@ WORKFLOW_CHILD = textwrap.dedent('''
     from tests.reliability_harness import peak_rss_mb
     print(json.dumps({"attempts": attempts, "steps": steps, "runs": runs, "interrupted": interrupted,
                       "statuses": statuses, "peak_rss_mb": round(peak_rss_mb())}))
-''')
+""")
 
 
 def _canary_hits(data: bytes, canary: str) -> list[str]:
@@ -739,12 +857,22 @@ def workflow_canary(workdir: Path) -> dict:
     for d in (work, tmp, home):
         d.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "HF_HOME", "TORCH_HOME", "MPLCONFIG"))}
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_DATA_HOME=str(home / ".local" / "share"), TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp),
-               PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", QT_QPA_PLATFORM="offscreen")
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        TMPDIR=str(tmp),
+        TEMP=str(tmp),
+        TMP=str(tmp),
+        PYTHONPATH=str(REPO),
+        OMP_NUM_THREADS="1",
+        QT_QPA_PLATFORM="offscreen",
+    )
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", WORKFLOW_CHILD, str(work), canary, pw(0)], env=env,
-                          capture_output=True, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKFLOW_CHILD, str(work), canary, pw(0)], env=env, capture_output=True, timeout=3600
+    )
     out, err = proc.stdout, proc.stderr
     seconds = time.monotonic() - t0
     assert proc.returncode == 0, err.decode(errors="replace")[-4000:]
@@ -762,12 +890,21 @@ def workflow_canary(workdir: Path) -> dict:
         hits = _canary_hits(stream, canary)
         if hits:
             leaks[name] = hits
-    in_exports = sorted(str(p.relative_to(exports)) for p in exports.rglob("*")
-                        if p.is_file() and _canary_hits(p.read_bytes(), canary))
-    fig = {"steps": result["steps"], "connection_attempts": len(result["attempts"]), "files_scanned": scanned,
-           "canary_leaks": len(leaks), "canary_in_explicit_exports": in_exports,
-           "policy_runs": result["runs"], "interrupted_run": result["interrupted"],
-           "statuses": result["statuses"], "seconds": round(seconds), "peak_rss_mb": result["peak_rss_mb"]}
+    in_exports = sorted(
+        str(p.relative_to(exports)) for p in exports.rglob("*") if p.is_file() and _canary_hits(p.read_bytes(), canary)
+    )
+    fig = {
+        "steps": result["steps"],
+        "connection_attempts": len(result["attempts"]),
+        "files_scanned": scanned,
+        "canary_leaks": len(leaks),
+        "canary_in_explicit_exports": in_exports,
+        "policy_runs": result["runs"],
+        "interrupted_run": result["interrupted"],
+        "statuses": result["statuses"],
+        "seconds": round(seconds),
+        "peak_rss_mb": result["peak_rss_mb"],
+    }
     assert result["attempts"] == [], result["attempts"]
     assert leaks == {}, leaks
     assert "pairs.jsonl" in in_exports  # the scan would have seen it: the canary did flow through

@@ -1,4 +1,5 @@
 """Shared fixtures for the reward-model tests (imported by them; not a conftest)."""
+
 import pytest
 
 from core.models.tiny import build_tiny_model
@@ -17,14 +18,32 @@ CORPUS = [
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory):
     """A tiny random GPT-2 and its tokenizer (pad id 0 != eos id 1) in a normal HF folder."""
-    return str(build_tiny_model(tmp_path_factory.mktemp("reward_base") / "gpt2", arch="gpt2", seed=0,
-                                corpus=CORPUS, hidden=64, layers=2, heads=4))
+    return str(
+        build_tiny_model(
+            tmp_path_factory.mktemp("reward_base") / "gpt2",
+            arch="gpt2",
+            seed=0,
+            corpus=CORPUS,
+            hidden=64,
+            layers=2,
+            heads=4,
+        )
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen_base(tmp_path_factory):
-    return str(build_tiny_model(tmp_path_factory.mktemp("reward_base_qwen") / "qwen2", arch="qwen2", seed=0,
-                                corpus=CORPUS, hidden=64, layers=2, heads=4))
+    return str(
+        build_tiny_model(
+            tmp_path_factory.mktemp("reward_base_qwen") / "qwen2",
+            arch="qwen2",
+            seed=0,
+            corpus=CORPUS,
+            hidden=64,
+            layers=2,
+            heads=4,
+        )
+    )
 
 
 @pytest.fixture

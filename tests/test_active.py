@@ -4,13 +4,21 @@ The constructed expert prefers replies with the words "correct precise helpful" 
 the queue model learns that from a few judgments, so a prompt whose candidates use none of those words is
 the one it is unsure about, and a judgment that contradicts the rule is the slip the review list finds.
 """
+
 from __future__ import annotations
 
 import pytest
 
 from core.active import (
-    START_INFORMATIVE, ModelCache, QueueOrder, diverse_order, explain_judgment, informativeness, refresh_queue,
-    review_list, stored_order,
+    START_INFORMATIVE,
+    ModelCache,
+    QueueOrder,
+    diverse_order,
+    explain_judgment,
+    informativeness,
+    refresh_queue,
+    review_list,
+    stored_order,
 )
 from core.annotation import AnnotationSession
 from core.errors import UserError
@@ -25,7 +33,7 @@ FILL = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"
 
 def reply(i: int, quality: int, salt: str = "") -> str:
     """quality 0..3 good words out of 3 (the rest bad), plus filler so texts differ; same length."""
-    words = GOOD[:quality] + BAD[:3 - quality] + [FILL[(i + k) % len(FILL)] + salt for k in range(4)]
+    words = GOOD[:quality] + BAD[: 3 - quality] + [FILL[(i + k) % len(FILL)] + salt for k in range(4)]
     return "This reply is " + " ".join(words) + f" number {i}."
 
 
@@ -45,10 +53,19 @@ def build(tmp_path, n_judged=START_INFORMATIVE + 2, n_open=10, name="a"):
 def add_uncertain(proj):
     """A prompt whose candidates use words the model never saw judged: it cannot tell them apart."""
     pid = proj.add_prompt("Customer question about something else entirely.")
-    words = [["kilo", "lima", "mike"], ["november", "oscar", "papa"], ["quebec", "romeo", "sierra"],
-             ["tango", "uniform", "victor"]]
-    rids = [proj.add_response(pid, "This reply is " + " ".join(w + [FILL[k], FILL[k + 1], FILL[k + 2], FILL[k + 3]])
-                              + f" number {900 + k}.") for k, w in enumerate(words)]
+    words = [
+        ["kilo", "lima", "mike"],
+        ["november", "oscar", "papa"],
+        ["quebec", "romeo", "sierra"],
+        ["tango", "uniform", "victor"],
+    ]
+    rids = [
+        proj.add_response(
+            pid,
+            "This reply is " + " ".join(w + [FILL[k], FILL[k + 1], FILL[k + 2], FILL[k + 3]]) + f" number {900 + k}.",
+        )
+        for k, w in enumerate(words)
+    ]
     return pid, rids
 
 

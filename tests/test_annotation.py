@@ -1,4 +1,5 @@
 """The annotation session (core/annotation.py) on real encrypted projects."""
+
 from __future__ import annotations
 
 import pytest
@@ -68,8 +69,9 @@ def test_queue_order_blind_shuffle_and_persistence(proj, tmp_path):
         ids = [r.id for r in item.candidates]
         assert sorted(ids) == sorted(r.id for r in proj.responses(item.prompt_id))
         orders[item.prompt_id] = ids
-        item = s.submit_ranking([[0], [1, 2], [3]], flags=("harmful",) if len(seen) == 2 else (),
-                                comment="ok" if len(seen) == 3 else "")
+        item = s.submit_ranking(
+            [[0], [1, 2], [3]], flags=("harmful",) if len(seen) == 2 else (), comment="ok" if len(seen) == 3 else ""
+        )
     assert seen == proj.pids[:5]  # unranked first, in project order
     # blind: display order is not the storage order for every item
     assert any(orders[p] != sorted(orders[p]) for p in seen)
@@ -172,8 +174,12 @@ def test_rating_requires_every_candidate(proj):
         s.submit_ratings({0: 8, 1: 5, 2: 1, 3: 2})
     nxt = s.submit_ratings({0: 7, 1: 5, 2: 1, 3: 2})
     j = proj.judgments(prompt_id=item.prompt_id, kind="rating")[0]
-    assert j.ratings == {item.candidates[0].id: 7, item.candidates[1].id: 5,
-                         item.candidates[2].id: 1, item.candidates[3].id: 2}
+    assert j.ratings == {
+        item.candidates[0].id: 7,
+        item.candidates[1].id: 5,
+        item.candidates[2].id: 1,
+        item.candidates[3].id: 2,
+    }
     assert nxt.prompt_id == proj.pids[1]
     back = s.previous()
     assert back.prefill_ratings() == {0: 7, 1: 5, 2: 1, 3: 2}

@@ -1,6 +1,7 @@
 """The "barely changed" message: when the tuned model gives the base's reply on most held-out prompts
 (greedy), the report, the CLI's `evaluate`/`report` and the Evaluate page say so plainly, with what to
 try; not when the run moved the model. On a real encrypted project with real policy runs."""
+
 import json
 
 import pytest
@@ -42,14 +43,28 @@ def runs(tmp_path_factory, eval_base):
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("bc") / "b.rlhfproj"
     proj, moved, _ = make_eval_project(folder, eval_base, reward=False)
-    still_cfg = PolicyConfig(algo="ppo", policy_path=eval_base, mode="full", total_steps=1, batch_size=4,
-                             minibatch_size=4, ppo_epochs=1, max_new_tokens=10, temperature=1.0,
-                             learning_rate=0.0, device="cpu", dtype="float32", log_samples_every=0,
-                             checkpoint_every=0)
+    still_cfg = PolicyConfig(
+        algo="ppo",
+        policy_path=eval_base,
+        mode="full",
+        total_steps=1,
+        batch_size=4,
+        minibatch_size=4,
+        ppo_epochs=1,
+        max_new_tokens=10,
+        temperature=1.0,
+        learning_rate=0.0,
+        device="cpu",
+        dtype="float32",
+        log_samples_every=0,
+        checkpoint_every=0,
+    )
     rule = lambda batch: [float(expert_score(t)) for t in batch.responses]  # noqa: E731
     still = run_job(train_policy(proj, still_cfg, reward_fn=rule)).run_id
-    evals = {name: run_job(prepare_blind_eval(proj, run, seed=3)).eval_run  # greedy: the default
-             for name, run in (("moved", moved), ("still", still))}
+    evals = {
+        name: run_job(prepare_blind_eval(proj, run, seed=3)).eval_run  # greedy: the default
+        for name, run in (("moved", moved), ("still", still))
+    }
     yield proj, folder, {"moved": moved, "still": still}, evals
     proj.close()
     torch.set_num_threads(threads)
@@ -111,7 +126,8 @@ def test_cli_report_prints_the_message(runs, tmp_path, monkeypatch, capsys):
     assert data["eval"]["barely_changed"] in out
     assert core.cli.main(["report", str(folder), str(evals["moved"]), "--out", str(tmp_path / "b")]) == 0
     assert "barely changed" not in capsys.readouterr().out
-    assert core.cli.main(["evaluate", str(folder), str(policy_runs["still"]), "--seed", "1",
-                          "--max-prompts", "4"]) == 0
-    assert "This run barely changed the model: the tuned model gave the same reply as the base on 4 of 4" \
+    assert core.cli.main(["evaluate", str(folder), str(policy_runs["still"]), "--seed", "1", "--max-prompts", "4"]) == 0
+    assert (
+        "This run barely changed the model: the tuned model gave the same reply as the base on 4 of 4"
         in capsys.readouterr().out
+    )

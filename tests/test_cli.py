@@ -1,4 +1,5 @@
 """The CLI over a real project, as a user runs it (a subprocess, passphrase from the environment)."""
+
 import json
 import os
 import subprocess
@@ -10,17 +11,29 @@ REPO = Path(__file__).resolve().parents[1]
 
 def cli(*args, passphrase="pw", cwd=None, extra_env=None):
     env = {**os.environ, "RLHF_STUDIO_PASSPHRASE": passphrase, "PYTHONPATH": str(REPO), **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "core.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_init_import_info_export_passwd_backup_audit(tmp_path):
     data = tmp_path / "in.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"prompt": "q1", "responses": ["a", "b", "c"], "ranking": [[1], [0, 2]]},
-        {"prompt": "q2", "chosen": "yes", "rejected": "no"},
-        {"prompt": "q3"},
-    ]))
+    data.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"prompt": "q1", "responses": ["a", "b", "c"], "ranking": [[1], [0, 2]]},
+                {"prompt": "q2", "chosen": "yes", "rejected": "no"},
+                {"prompt": "q3"},
+            ]
+        )
+    )
     proj = tmp_path / "demo.rlhfproj"
     assert cli("init", proj).returncode == 0
     out = cli("import", proj, data)

@@ -1,4 +1,5 @@
 """`rlhf-studio queue / review / quality` over a real project (a subprocess, as a user runs them)."""
+
 from __future__ import annotations
 
 from core.project import Project

@@ -1,4 +1,5 @@
 """The embedded demo model and the demo project, offline."""
+
 import json
 import statistics
 
@@ -65,8 +66,17 @@ def test_dropping_finished_rows_changes_nothing():
     lengths = full.response_mask.sum(1)
     assert lengths.min() < 40 < lengths.max()  # rows really finish at different steps
     temps = [0.0, 1.0] * 6
-    out = sample(model, tok, batch["input_ids"], batch["attention_mask"], s, temperatures=temps,
-                 compact_rows=True, return_logprobs=True)
+    out = sample(
+        model,
+        tok,
+        batch["input_ids"],
+        batch["attention_mask"],
+        s,
+        temperatures=temps,
+        compact_rows=True,
+        return_logprobs=True,
+    )
+
     def ids(o, i):
         return o.response_ids[i, : int(o.response_mask[i].sum())].tolist()
 
@@ -81,8 +91,9 @@ def test_dropping_finished_rows_changes_nothing():
 
 
 def test_build_script_regenerates_a_model_reproducibly(tmp_path):
-    cfg = BuildConfig(examples=300, vocab_size=400, hidden=32, layers=1, heads=2, steps=8, batch_size=8,
-                      max_positions=256)
+    cfg = BuildConfig(
+        examples=300, vocab_size=400, hidden=32, layers=1, heads=2, steps=8, batch_size=8, max_positions=256
+    )
     a = build(tmp_path / "a", cfg, log=lambda *_: None)
     b = build(tmp_path / "b", cfg, log=lambda *_: None)
     for name in ("config.json", "tokenizer.json"):
@@ -94,17 +105,25 @@ def test_build_script_regenerates_a_model_reproducibly(tmp_path):
     info = json.loads((a / "build.json").read_text())
     assert info["config"]["steps"] == 8
     model, tok = load_model(a, device="cpu")
-    assert generate_texts(model, tok, ["My order 12345 has not arrived."],
-                          SamplingSettings(temperature=0, max_new_tokens=8)) is not None
+    assert (
+        generate_texts(
+            model, tok, ["My order 12345 has not arrived."], SamplingSettings(temperature=0, max_new_tokens=8)
+        )
+        is not None
+    )
 
 
 def test_corpus_is_varied_and_expert_score_tracks_quality():
     ex = list(C.examples(600, seed=1))
-    by_kind = {k: statistics.mean(C.expert_score(e.request, e.reply) for e in ex if e.kind == k)
-               for k in ("helpful", "inaccurate", "vague", "off_topic")}
+    by_kind = {
+        k: statistics.mean(C.expert_score(e.request, e.reply) for e in ex if e.kind == k)
+        for k in ("helpful", "inaccurate", "vague", "off_topic")
+    }
     assert by_kind["helpful"] > max(by_kind["inaccurate"], by_kind["vague"], by_kind["off_topic"]) + 2
-    by_tone = {t: statistics.mean(C.expert_score(e.request, e.reply) for e in ex if e.tone == t)
-               for t in ("polite", "neutral", "rude")}
+    by_tone = {
+        t: statistics.mean(C.expert_score(e.request, e.reply) for e in ex if e.tone == t)
+        for t in ("polite", "neutral", "rude")
+    }
     assert by_tone["polite"] > by_tone["neutral"] > by_tone["rude"]
     assert len({e.reply for e in ex}) > 0.95 * len(ex)
     assert len(set(C.demo_prompts(240))) == 240
@@ -135,8 +154,11 @@ def test_demo_project_and_generation_run_offline(tmp_path, no_network):
         assert proj.get_setting("guidelines") == GUIDELINES
         assert proj.get_setting("tags") == DEMO_TAGS
         # the generation job, offline too: top two prompts up to 5 with a different temperature
-        extra = run_job(generate_candidates(proj, DEMO, k=5, prompt_ids=[1, 2],
-                                            settings=SamplingSettings(temperature=0.9, max_new_tokens=64)))
+        extra = run_job(
+            generate_candidates(
+                proj, DEMO, k=5, prompt_ids=[1, 2], settings=SamplingSettings(temperature=0.9, max_new_tokens=64)
+            )
+        )
         assert extra.added == 2 and extra.skipped == 0
         assert [len(proj.responses(p)) for p in (1, 2, 3)] == [5, 5, 4]
     assert len(no_network) == n_attempts  # nothing even tried to connect

@@ -1,4 +1,5 @@
 """Acknowledged judgments survive SIGKILL at random moments; the database stays intact."""
+
 import os
 import random
 import signal
@@ -44,8 +45,13 @@ def test_acknowledged_judgments_survive_sigkill(tmp_path):
     rng = random.Random(1234)
     acked: dict[int, tuple[int, list[int]]] = {}
     for round_ in range(KILLS):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(round_)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(folder), str(round_)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
         first = child.stdout.readline()  # wait until it is writing
         assert first, child.stderr.read()
         lines = [first]

@@ -1,6 +1,7 @@
 """Evaluation: Wilson intervals by hand, outcome counting, calibration, cycles; end to end on a real
 encrypted project (a simulated expert judges the blind set; the report matches a direct count);
 blindness (origin hidden, order randomised, sides balanced); cancel; the CLI."""
+
 import json
 import random
 
@@ -34,15 +35,18 @@ SAMPLED = EvalSettings(temperature=1.0, max_new_tokens=10, sampling_seed=3)
 # ---- statistics, against values computed by hand ------------------------------------------------------
 
 
-@pytest.mark.parametrize("successes, n, low, high", [
-    # p̂ = 8/10, z = 1.96: centre (0.8 + 0.19208) / 1.38416 = 0.71675, half 0.22658
-    (8, 10, 0.4902, 0.9433),
-    (0, 10, 0.0, 0.2775),     # upper = z²/n / (1 + z²/n) = 0.38416 / 1.38416
-    (5, 10, 0.2366, 0.7634),
-    (50, 100, 0.4038, 0.5962),
-    (10, 10, 0.7225, 1.0),
-    (7.5, 10, 0.4422, 0.9191),  # ties as half wins: fractional successes
-])
+@pytest.mark.parametrize(
+    "successes, n, low, high",
+    [
+        # p̂ = 8/10, z = 1.96: centre (0.8 + 0.19208) / 1.38416 = 0.71675, half 0.22658
+        (8, 10, 0.4902, 0.9433),
+        (0, 10, 0.0, 0.2775),  # upper = z²/n / (1 + z²/n) = 0.38416 / 1.38416
+        (5, 10, 0.2366, 0.7634),
+        (50, 100, 0.4038, 0.5962),
+        (10, 10, 0.7225, 1.0),
+        (7.5, 10, 0.4422, 0.9191),  # ties as half wins: fractional successes
+    ],
+)
 def test_wilson_interval_hand_computed(successes, n, low, high):
     lo, hi = stats.wilson_interval(successes, n, z=1.96)
     assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)
@@ -144,8 +148,12 @@ def test_blind_set_stored_with_hidden_origin_random_order_balanced_sides(evaluat
         base_rid = it["b"] if it["tuned"] == "a" else it["a"]
         if not it.get("identical"):
             assert proj.response(tuned_rid).origin["side"] == "tuned"
-            assert proj.response(base_rid).origin == {"kind": "eval", "run": policy_run, "side": "base",
-                                                      "eval_run": result.eval_run}
+            assert proj.response(base_rid).origin == {
+                "kind": "eval",
+                "run": policy_run,
+                "side": "base",
+                "eval_run": result.eval_run,
+            }
     queue = evaluation_queue(proj, result.eval_run)
     assert [q.index for q in queue] == [i for i, it in enumerate(items) if not it.get("identical")]
     assert all(not hasattr(q, "tuned") and set(vars(q)) == {"index", "prompt_id", "a", "b"} for q in queue)
@@ -162,10 +170,12 @@ def test_seed_changes_order_and_sides(evaluated):
     again = run_job(prepare_blind_eval(proj, policy_run, seed=12, settings=SAMPLED))
     second = proj.run(again.eval_run).config["items"]
     # same responses (same decoding settings and sampling seed), new order and sides
-    assert {(i["prompt"], frozenset((i["a"], i["b"]))) for i in first} == \
-        {(i["prompt"], frozenset((i["a"], i["b"]))) for i in second}
-    assert [i["prompt"] for i in first] != [i["prompt"] for i in second] or \
-        [i["tuned"] for i in first] != [i["tuned"] for i in second]
+    assert {(i["prompt"], frozenset((i["a"], i["b"]))) for i in first} == {
+        (i["prompt"], frozenset((i["a"], i["b"]))) for i in second
+    }
+    assert [i["prompt"] for i in first] != [i["prompt"] for i in second] or [i["tuned"] for i in first] != [
+        i["tuned"] for i in second
+    ]
 
 
 def test_simulated_expert_judges_and_report_matches_direct_count(evaluated):
@@ -261,8 +271,9 @@ def test_cancel_leaves_project_unchanged(evaluated):
             token.cancel()
 
     with pytest.raises(Cancelled):
-        run_job(prepare_blind_eval(proj, policy_run, cancel=token, seed=1, settings={"batch_size": 4}),
-                on_progress=stop)
+        run_job(
+            prepare_blind_eval(proj, policy_run, cancel=token, seed=1, settings={"batch_size": 4}), on_progress=stop
+        )
     assert (len(proj.runs()), sum(len(proj.responses(p)) for p in proj.prompt_ids())) == before
 
 
@@ -282,8 +293,24 @@ def test_cli_evaluate_and_report(tmp_path, eval_base, monkeypatch, capsys):
     proj, policy_run, _ = make_eval_project(folder, eval_base, reward=False)
     proj.close()
     monkeypatch.setenv("RLHF_STUDIO_PASSPHRASE", PASS)
-    assert core.cli.main(["evaluate", str(folder), str(policy_run), "--seed", "5", "--temperature", "1",
-                          "--max-prompts", "6", "--max-new-tokens", "8"]) == 0
+    assert (
+        core.cli.main(
+            [
+                "evaluate",
+                str(folder),
+                str(policy_run),
+                "--seed",
+                "5",
+                "--temperature",
+                "1",
+                "--max-prompts",
+                "6",
+                "--max-new-tokens",
+                "8",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "blind pairs ready" in out
     from core.project import Project

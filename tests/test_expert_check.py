@@ -1,6 +1,7 @@
 """Check with the expert: fresh policy samples mixed with base samples, judged blind as ordinary judgments,
 and the reward model's agreement with those judgments — on a real encrypted project with a real reward
 run and a real policy run; a simulated expert does the judging."""
+
 import pytest
 import torch
 
@@ -80,8 +81,15 @@ def test_judgments_are_ordinary_and_agreement_matches_a_direct_count(checked):
         agreed += 1.0 if win > lose else 0.5 if win == lose else 0.0
     assert result.agreement.pairs == len(pairs) > 0
     assert result.agreement.agreed == pytest.approx(agreed)
-    assert result.by_check == [{"check_run": prepared.check_run, "step": prepared.step,
-                                "agreed": result.agreement.agreed, "pairs": len(pairs), "rate": result.agreement.rate}]
+    assert result.by_check == [
+        {
+            "check_run": prepared.check_run,
+            "step": prepared.step,
+            "agreed": result.agreement.agreed,
+            "pairs": len(pairs),
+            "rate": result.agreement.rate,
+        }
+    ]
     assert result.expert_prefers_policy == pytest.approx(sum(p["policy_chosen"] for p in pairs) / len(pairs))
     overall, rows = recorded_agreement(proj, policy_run)  # kept in the check run: no model needed later
     assert overall == result.agreement and rows == result.by_check

@@ -1,4 +1,5 @@
 """Batched sampling (left padding, static cache, seeds, EOS) and the candidate-generation job."""
+
 import pytest
 import torch
 
@@ -47,10 +48,14 @@ def test_static_loop_matches_transformers_generate(loaded):
     model, tok = loaded
     batch = encode_batch(tok, PROMPTS)
     ours = sample(model, tok, batch["input_ids"], batch["attention_mask"], GREEDY, backend="static")
-    ref = model.generate(**{k: batch[k] for k in ("input_ids", "attention_mask")}, do_sample=False,
-                         max_new_tokens=GREEDY.max_new_tokens, pad_token_id=tok.pad_token_id,
-                         eos_token_id=eos_token_ids(model, tok))
-    ref_new = ref[:, batch["input_ids"].shape[1]:]
+    ref = model.generate(
+        **{k: batch[k] for k in ("input_ids", "attention_mask")},
+        do_sample=False,
+        max_new_tokens=GREEDY.max_new_tokens,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=eos_token_ids(model, tok),
+    )
+    ref_new = ref[:, batch["input_ids"].shape[1] :]
     for i in range(len(PROMPTS)):
         n = len(_ids(ours, i))
         assert ref_new[i, :n].tolist() == _ids(ours, i)
@@ -142,8 +147,9 @@ SETTINGS = SamplingSettings(temperature=1.0, top_p=1.0, max_new_tokens=12, seed=
 def test_job_stores_k_per_prompt_and_skips_done_prompts(tmp_path, tiny_qwen2):
     proj, pids = _project(tmp_path)
     events = []
-    report = run_job(generate_candidates(proj, tiny_qwen2, k=3, settings=SETTINGS, batch_size=5),
-                     on_progress=events.append)
+    report = run_job(
+        generate_candidates(proj, tiny_qwen2, k=3, settings=SETTINGS, batch_size=5), on_progress=events.append
+    )
     origin = model_origin(tiny_qwen2)
     for pid in pids:
         rs = proj.responses(pid)
@@ -183,8 +189,9 @@ def test_job_resumes_after_cancel_without_duplicates(tmp_path, tiny_gpt2):
         for i in range(6):
             ref.add_prompt(f"Question number {i}: where is my order {1000 + i}?")
         run_job(generate_candidates(ref, tiny_gpt2, k=3, settings=SETTINGS, batch_size=4))
-        assert {p.id: sorted(r.text for r in ref.responses(p.id)) for p in ref.prompts()} == \
-               {p: sorted(r.text for r in proj.responses(p)) for p in pids}
+        assert {p.id: sorted(r.text for r in ref.responses(p.id)) for p in ref.prompts()} == {
+            p: sorted(r.text for r in proj.responses(p)) for p in pids
+        }
     proj.close()
 
 
@@ -204,16 +211,29 @@ def test_cli_generate_fills_and_resumes(tmp_path, tiny_gpt2, capsys):
     proj.close()
     pw = tmp_path / "pw"
     pw.write_text(PASS + "\n")
-    args = ["generate", str(tmp_path / "gen.rlhfproj"), "--model", tiny_gpt2, "-k", "2",
-            "--max-new-tokens", "8", "--temperatures", "0.8,1.2", "--passphrase-file", str(pw)]
+    args = [
+        "generate",
+        str(tmp_path / "gen.rlhfproj"),
+        "--model",
+        tiny_gpt2,
+        "-k",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--temperatures",
+        "0.8,1.2",
+        "--passphrase-file",
+        str(pw),
+    ]
     assert main(args) == 0
     assert "6 candidates added" in capsys.readouterr().out
     assert main(args) == 0
     assert "0 candidates added" in capsys.readouterr().out
     with Project.open(tmp_path / "gen.rlhfproj", PASS) as proj:
         assert [len(proj.responses(p)) for p in pids] == [2, 2, 2]
-    assert main(["generate", str(tmp_path / "gen.rlhfproj"), "--model", str(tmp_path),
-                 "--passphrase-file", str(pw)]) == 2  # not a model folder: a clear error, exit 2
+    assert (
+        main(["generate", str(tmp_path / "gen.rlhfproj"), "--model", str(tmp_path), "--passphrase-file", str(pw)]) == 2
+    )  # not a model folder: a clear error, exit 2
     assert "not a Hugging Face model folder" in capsys.readouterr().err
 
 

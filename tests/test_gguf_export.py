@@ -1,5 +1,6 @@
 """Exports people use: GGUF from an HF folder (read back with gguf's own reader), the Ollama Modelfile,
 and clear messages where GGUF cannot be written."""
+
 import numpy as np
 import pytest
 
@@ -53,7 +54,7 @@ def test_modelfile_points_at_the_gguf_with_a_template_and_stop(qwen_folder, tmp_
     assert 'TEMPLATE """{{- range .Messages }}' in text
     assert '{{ else if eq .Role "user" }}<|user|>\n{{ .Content }}\n' in text
     assert text.rstrip().endswith(f'PARAMETER stop "{tok.eos_token}"')
-    assert "<|assistant|>\n\"\"\"" in text  # the generation prompt closes the template
+    assert '<|assistant|>\n"""' in text  # the generation prompt closes the template
     chatml = type("T", (), {"chat_template": "{{ '<|im_start|>' }}", "eos_token": "<|endoftext|>"})()
     assert "<|im_start|>assistant" in gguf_export.ollama_template(chatml)
 

@@ -3,6 +3,7 @@
 Runs before the other GUI tests (file name order) so a broken Qt binding fails here with a reason,
 not later as an interpreter crash ("Fatal Python error: none_dealloc").
 """
+
 import ast
 import gc
 import os
@@ -27,8 +28,10 @@ def test_qt_binding_keeps_none_refcount(qapp):
         qapp.processEvents()
     gc.collect()
     lost = before - sys.getrefcount(None)
-    assert lost < 100, (f"this PySide6 build ({__import__('PySide6').__version__}) loses a reference to None "
-                        f"per call ({lost} in 2000 calls); install PySide6-Essentials<6.12 on Python < 3.12")
+    assert lost < 100, (
+        f"this PySide6 build ({__import__('PySide6').__version__}) loses a reference to None "
+        f"per call ({lost} in 2000 calls); install PySide6-Essentials<6.12 on Python < 3.12"
+    )
 
 
 def test_pyinstaller_spec_parses():

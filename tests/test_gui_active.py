@@ -1,6 +1,7 @@
 """The Annotate page's queue order, model check, review list and quality tags (real widgets, offscreen,
 real encrypted projects, real background jobs). The model's view is never on screen before the expert
 has judged the prompt it is about."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,8 +41,7 @@ def page(qtbot, tmp_path):
 
 
 def wait_handle(qtbot, page, key):
-    qtbot.waitUntil(lambda: page.assist.handle(key) is not None and not page.assist.handle(key).running,
-                    timeout=60_000)
+    qtbot.waitUntil(lambda: page.assist.handle(key) is not None and not page.assist.handle(key).running, timeout=60_000)
     h = page.assist.handle(key)
     assert h.state == "finished", h.error
     return h.result
@@ -129,7 +129,7 @@ def test_quality_tags_on_cards_can_be_overruled(page, qtbot):
         proj.add_response(pid, text)
     page.set_project(proj)
     page.goto_prompt(pid)
-    cards = [c for c in page._cards[:page.item.k]]
+    cards = [c for c in page._cards[: page.item.k]]
     tagged = {i: c.quality.text() for i, c in enumerate(cards) if c.quality_row.isVisibleTo(page)}
     assert sorted(t.split(" ", 1)[1] for t in tagged.values()) == ["duplicate", "repetitive"]
     loop = next(i for i, t in tagged.items() if "repetitive" in t)

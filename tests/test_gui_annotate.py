@@ -1,5 +1,6 @@
 """The Annotate page driven with the keyboard (pytest-qt, offscreen) on real encrypted projects:
 what was typed is what is stored, after closing and reopening the project."""
+
 from __future__ import annotations
 
 import shutil
@@ -76,7 +77,8 @@ def test_rank_five_with_keyboard_then_reopen(setup, qtbot):
 
     def count_committed(_item):
         committed_when_shown.append(
-            other.execute("SELECT count(*) FROM judgments WHERE status='current'").fetchone()[0])
+            other.execute("SELECT count(*) FROM judgments WHERE status='current'").fetchone()[0]
+        )
 
     page.item_shown.connect(count_committed)
     for seq, tiers in plans:

@@ -1,11 +1,18 @@
 """The real main window, offscreen: create a project, import, rank with the keyboard, reopen; auto-lock;
 the GUI thread stays responsive during a long import; search, filters, export confirmation, activity."""
+
 from __future__ import annotations
 
 import time
 
 from gui_helpers import (  # noqa: F401  (fixtures)
-    PASSPHRASE, _module_window, create_through_wizard, unlock, wait_job, window, write_jsonl,
+    PASSPHRASE,
+    _module_window,
+    create_through_wizard,
+    unlock,
+    wait_job,
+    window,
+    write_jsonl,
 )
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
@@ -50,8 +57,13 @@ def test_create_import_rank_with_keyboard_reopen(qtbot, window, tmp_path):
         [K.Key_3, K.Key_1, K.Key_2, K.Key_4],
         [K.Key_1, K.Key_2, "=", K.Key_3, K.Key_4],
     ]
-    tiers_by_plan = [[[1], [0], [3], [2]], [[0, 2], [1], [3]], [[3], [1], [0], [2]], [[2], [0], [1], [3]],
-                     [[0], [1, 2], [3]]]
+    tiers_by_plan = [
+        [[1], [0], [3], [2]],
+        [[0, 2], [1], [3]],
+        [[3], [1], [0], [2]],
+        [[2], [0], [1], [3]],
+        [[0], [1, 2], [3]],
+    ]
     for keys, tiers in zip(plans, tiers_by_plan):
         item = page.item
         shown = [c.id for c in item.candidates]
@@ -170,7 +182,8 @@ def test_gui_thread_responsive_during_long_import(qtbot, window, tmp_path):
     n, offset, stalls = 3000, 0, []
     for attempt in range(12):
         worst, elapsed, report = measure_import(
-            qtbot, data, write_jsonl(tmp_path / f"part{attempt}.jsonl", n=n, k=4, offset=offset))
+            qtbot, data, write_jsonl(tmp_path / f"part{attempt}.jsonl", n=n, k=4, offset=offset)
+        )
         assert report.prompts_added == n
         offset += n
         if elapsed < min_job_s:  # too short to mean anything on this machine: size up and measure again
@@ -185,13 +198,17 @@ def test_gui_thread_responsive_during_long_import(qtbot, window, tmp_path):
 
 def _fill_for_queue(proj, start, n, judged=0):
     """n prompts x 4 varied replies (store API, one transaction); the first `judged` get rankings."""
-    words = ("refund order password account delivery invoice warranty replacement kettle blender lamp "
-             "charger tracking label label email days business free photo damage plan upgrade").split()
+    words = (
+        "refund order password account delivery invoice warranty replacement kettle blender lamp "
+        "charger tracking label label email days business free photo damage plan upgrade"
+    ).split()
     items = []
     for i in range(start, start + n):
         prompt = f"Customer {i} asks about the {words[i % len(words)]} and the {words[(i * 7) % len(words)]}."
-        replies = [" ".join(words[(i * 3 + r * 5 + j) % len(words)] for j in range(12 + 4 * r)) + f" ({i}.{r})."
-                   for r in range(4)]
+        replies = [
+            " ".join(words[(i * 3 + r * 5 + j) % len(words)] for j in range(12 + 4 * r)) + f" ({i}.{r})."
+            for r in range(4)
+        ]
         items.append((prompt, None, "train", replies))
     out = proj.add_many(items)
     for pid, rids, _, _ in out[:judged]:
@@ -255,8 +272,9 @@ def test_search_filters_export_confirmation(qtbot, window, tmp_path):
     win = window
     proj = Project.create(tmp_path / "s", PASSPHRASE)
     ids = []
-    for i, text in enumerate(["Where is my refund?", "Reset my password please", "Refund for a broken kettle",
-                              "Change my delivery address"]):
+    for i, text in enumerate(
+        ["Where is my refund?", "Reset my password please", "Refund for a broken kettle", "Change my delivery address"]
+    ):
         pid = proj.add_prompt(text, split="heldout" if i == 3 else "train")
         r = [proj.add_response(pid, f"reply {j} about the kettle" if i == 1 else f"reply {j}") for j in range(2)]
         ids.append((pid, r))
@@ -313,8 +331,11 @@ def test_import_preview_shows_errors_by_line(qtbot, window, tmp_path):
     Project.create(unlock_path, PASSPHRASE).close()
     unlock(qtbot, window, tmp_path / "e.rlhfproj")
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "ok", "responses": ["a", "b"]}\n{"prompt": 3}\n{"prompt": "x", "responses": ["a"], '
-                   '"ranking": [0, 5]}\n', encoding="utf-8")
+    bad.write_text(
+        '{"prompt": "ok", "responses": ["a", "b"]}\n{"prompt": 3}\n{"prompt": "x", "responses": ["a"], '
+        '"ranking": [0, 5]}\n',
+        encoding="utf-8",
+    )
     dialog = window.page("Data").open_import_dialog(str(bad))
     qtbot.waitUntil(lambda: dialog.preview_result is not None, timeout=10_000)
     errors = [dialog.errors.item(i).text() for i in range(dialog.errors.count())]

@@ -1,5 +1,6 @@
 """Pages show current figures: judgments recorded on Annotate change the Train page's pre-flight counts
 (issue 15); charts with no data say what will appear there."""
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,7 @@ SHORT_REWARD = dict(max_steps=4, max_length=48, eval_every=2, checkpoint_every=2
 
 
 def _wait_preflight(qtbot, tab, timeout=60_000):
-    qtbot.waitUntil(lambda: tab.preflight_handle is not None and not tab.preflight_handle.running,
-                    timeout=timeout)
+    qtbot.waitUntil(lambda: tab.preflight_handle is not None and not tab.preflight_handle.running, timeout=timeout)
 
 
 def test_a_finished_reward_run_reaches_the_policy_tab_and_the_other_pages(qtbot, window, tmp_path, tiny_model):
@@ -150,8 +150,15 @@ def test_empty_project_tables_say_what_to_do_next(qtbot, window, tmp_path):
     win.show_page("Data")
     assert data.empty.is_shown() and "No prompts yet" in data.empty.label.text()
     assert "Import" in data.empty.label.text()
-    for state in (train.reward.runs_empty, train.reward.score_empty, train.policy.runs_empty,
-                  train.policy.samples_empty, models.table_empty, models.tuned_empty, evaluate.run_list_empty):
+    for state in (
+        train.reward.runs_empty,
+        train.reward.score_empty,
+        train.policy.runs_empty,
+        train.policy.samples_empty,
+        models.table_empty,
+        models.tuned_empty,
+        evaluate.run_list_empty,
+    ):
         assert state.is_shown(), state.text()
         assert len(state.label.text()) > 30  # a sentence, not a bare "empty"
     assert "Add model folder" in models.table_empty.label.text()
@@ -227,8 +234,9 @@ def test_report_charts_say_what_to_do_next():
     zero = {"judged": 4, "flags": {"toxic": {"successes": 0, "rate": 0.0, "low": 0.0, "high": 0.5}}}
     assert "No pair flagged" in texts(R.draw_flags, {"eval": zero})
     assert "held-out prompts" in texts(R.draw_calibration, {"reward_model": {"calibration": []}})
-    line = R.summary_lines({"reward_model": {"run": 1, "heldout_pairs": 0,
-                                             "accuracy": {"rate": None, "low": 0.0, "high": 1.0}}})
+    line = R.summary_lines(
+        {"reward_model": {"run": 1, "heldout_pairs": 0, "accuracy": {"rate": None, "low": 0.0, "high": 1.0}}}
+    )
     assert any("unknown" in x and "held-out" in x for x in line)
 
 

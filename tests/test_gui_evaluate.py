@@ -1,5 +1,6 @@
 """The Evaluate page (pytest-qt, offscreen) on a real project: prepare the blind set from the button, judge
 it blind with the keyboard, see the results, export the report, compare training curves, clear on lock."""
+
 import pytest
 import torch
 from PySide6.QtCore import Qt
@@ -15,8 +16,7 @@ ORIGIN_WORDS = ("tuned", "base", "origin", "policy", "eval run", "side")
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, eval_base):
     torch.set_num_threads(1)
-    proj, policy_run, _ = make_eval_project(tmp_path_factory.mktemp("gui_ev") / "g.rlhfproj", eval_base,
-                                            reward=False)
+    proj, policy_run, _ = make_eval_project(tmp_path_factory.mktemp("gui_ev") / "g.rlhfproj", eval_base, reward=False)
     yield proj, policy_run
     proj.close()
 
@@ -167,8 +167,10 @@ def test_screens_render_at_1280x800(qtbot, project, tmp_path):
 
     proj, policy_run = project
     eval_run = [r.id for r in proj.runs(kind="eval")][-1]
-    paths = [render_judge_screen(tmp_path, proj, eval_run),
-             *render_evaluate_screens(tmp_path, proj, eval_run, compare_runs=[policy_run], metric="reward/mean")]
+    paths = [
+        render_judge_screen(tmp_path, proj, eval_run),
+        *render_evaluate_screens(tmp_path, proj, eval_run, compare_runs=[policy_run], metric="reward/mean"),
+    ]
     assert [p.name for p in paths] == ["evaluate_judge.png", "evaluate.png", "evaluate_compare.png"]
     for p in paths:
         img = QImage(str(p))

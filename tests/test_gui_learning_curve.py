@@ -1,6 +1,7 @@
 """The Reward tab's learning curve (pytest-qt, offscreen) on a tiny real project: an empty state first,
 Compute runs the re-fits as a job, the chart and the advice show the points, and the kept curve comes
 back when the project is opened again."""
+
 import torch
 
 from gui_helpers import wait_job  # noqa: F401  (sets QT_QPA_PLATFORM)

@@ -1,4 +1,5 @@
 """The Models page and the Generate dialog (pytest-qt, offscreen) with a real tiny model and project."""
+
 from __future__ import annotations
 
 import pytest
@@ -88,8 +89,9 @@ def test_generate_dialog_stores_k_candidates(qtbot, page, tiny_model):
     assert report.prompts == len(train_ids)
     for pid in train_ids:
         assert proj.count_responses(pid, origin) == 2
-        temps = sorted(r.origin["settings"]["temperature"] for r in proj.responses(pid)
-                       if r.origin.get("kind") == "model")
+        temps = sorted(
+            r.origin["settings"]["temperature"] for r in proj.responses(pid) if r.origin.get("kind") == "model"
+        )
         assert temps == [0.7, 1.3]
     for pid in proj.prompt_ids(split="heldout"):
         assert proj.count_responses(pid, origin) == 0

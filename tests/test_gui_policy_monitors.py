@@ -2,6 +2,7 @@
 follow a run's logged figures, the warning banner shows on a (constructed) hacked run and not on a
 healthy one, and Check with the expert samples fresh replies, is judged blind with the keyboard, records
 ordinary judgments and puts the reward model's agreement on the chart."""
+
 import pytest
 import torch
 from PySide6.QtCore import Qt
@@ -17,14 +18,18 @@ BASE = M.Baseline(length=20.0, truncated=0.1, n=32)
 
 
 def _constructed_run(proj, reward, length):
-    run = proj.create_run("policy", {"policy": {"algo": "ppo", "kl_target": 6.0, "adaptive_kl": True,
-                                                "total_steps": 12}})
+    run = proj.create_run(
+        "policy", {"policy": {"algo": "ppo", "kl_target": 6.0, "adaptive_kl": True, "total_steps": 12}}
+    )
     proj.update_run(run, status="done", summary={"monitor_baseline": BASE.to_dict(), "steps": 12})
     proj.log_metrics(run, 0, BASE.metrics())
     for step in range(1, 13):
-        row = {"reward/mean": reward[0] + (reward[1] - reward[0]) * (step - 1) / 11,
-               "response/length": length[0] + (length[1] - length[0]) * (step - 1) / 11,
-               "response/eos_rate": 0.9, "kl/mean": 0.5}
+        row = {
+            "reward/mean": reward[0] + (reward[1] - reward[0]) * (step - 1) / 11,
+            "response/length": length[0] + (length[1] - length[0]) * (step - 1) / 11,
+            "response/eos_rate": 0.9,
+            "kl/mean": 0.5,
+        }
         proj.log_metrics(run, step, {**row, **M.step_figures(row, BASE)})
     return run
 
@@ -104,7 +109,7 @@ def test_check_with_the_expert_from_the_tab(qtbot, tab, project):
     assert len(pairs) >= n  # ordinary pairwise judgments (purpose "annotation")
     qtbot.keyClick(view, Qt.Key.Key_Escape)  # Done: the agreement is measured on the worker
     qtbot.waitUntil(lambda: bool(tab.monitors.share_chart.series().get(M.AGREEMENT)), timeout=60_000)
-    (step, rate), = tab.monitors.share_chart.series()[M.AGREEMENT][-1:]
+    ((step, rate),) = tab.monitors.share_chart.series()[M.AGREEMENT][-1:]
     assert step == proj.run(run).summary["steps"] and 0.0 <= rate <= 1.0
     assert "fresh pairs you judged" in tab.status.text()
     assert tab.monitors.watch.figures["agreement"] == pytest.approx(rate)

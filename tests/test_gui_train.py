@@ -1,6 +1,7 @@
 """The Train page (pytest-qt, offscreen) on real encrypted projects and real tiny models: a reward run
 started from the page, watched on its chart, cancelled, resumed and finished; scoring; the advanced form;
 the pre-flight data check; a policy run with live samples, cancel, resume, export; a failing run."""
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,28 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from desktop.config_form import field_docs
 from desktop.pages.train import TrainPage
 from tests.train_gui_helpers import (  # noqa: F401 (fixtures)
-    PASSPHRASE, app_context, gui_settings, make_demo_project, make_project, tiny_model,
+    PASSPHRASE,
+    app_context,
+    gui_settings,
+    make_demo_project,
+    make_project,
+    tiny_model,
 )
 
 # A short run: enough steps to cancel in the middle and still see the curve go on after the resume.
 SMALL_REWARD = dict(max_steps=12, max_length=64, eval_every=4, checkpoint_every=4, early_stopping_patience=0)
-SMALL_POLICY = dict(total_steps=6, batch_size=4, minibatch_size=2, ppo_epochs=1, max_new_tokens=10,
-                    max_prompt_tokens=48, log_samples_every=1, samples_shown=2, checkpoint_every=2,
-                    reward={"model_weight": 0.0, "length_weight": 1.0, "length_target": 6})
+SMALL_POLICY = dict(
+    total_steps=6,
+    batch_size=4,
+    minibatch_size=2,
+    ppo_epochs=1,
+    max_new_tokens=10,
+    max_prompt_tokens=48,
+    log_samples_every=1,
+    samples_shown=2,
+    checkpoint_every=2,
+    reward={"model_weight": 0.0, "length_weight": 1.0, "length_target": 6},
+)
 
 
 @pytest.fixture(autouse=True)
@@ -47,8 +62,9 @@ def _page(qtbot, app_context, proj, tiny_model):
 
 @pytest.fixture
 def page(qtbot, app_context, tmp_path, tiny_model):
-    yield from _page(qtbot, app_context, make_project(tmp_path / "train.rlhfproj", n_prompts=24, n_heldout=4),
-                     tiny_model)
+    yield from _page(
+        qtbot, app_context, make_project(tmp_path / "train.rlhfproj", n_prompts=24, n_heldout=4), tiny_model
+    )
 
 
 @pytest.fixture
@@ -282,7 +298,7 @@ def test_failed_policy_run_shows_message_and_gui_stays_up(qtbot, page, tmp_path)
     assert tab.start_button.isEnabled()
 
 
-GUI_THREAD_SCRIPT = r'''
+GUI_THREAD_SCRIPT = r"""
 import sys, threading, time, importlib.abc
 sys.path.insert(0, sys.argv[1])
 heavy = ("torch", "transformers", "peft")
@@ -334,7 +350,7 @@ ctx.runner.wait(60000)
 for page in (train, models):
     page.set_project(None)
 proj.close()
-'''
+"""
 
 
 def test_gui_thread_never_imports_torch_or_transformers(tmp_path, tiny_model):
@@ -347,8 +363,14 @@ def test_gui_thread_never_imports_torch_or_transformers(tmp_path, tiny_model):
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    out = subprocess.run([sys.executable, "-c", GUI_THREAD_SCRIPT, str(root), str(tmp_path / "p.rlhfproj"),
-                          tiny_model], capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    out = subprocess.run(
+        [sys.executable, "-c", GUI_THREAD_SCRIPT, str(root), str(tmp_path / "p.rlhfproj"), tiny_model],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=root,
+    )
     lines = [line for line in out.stdout.splitlines() if line.startswith("GUI-THREAD-IMPORTS:")]
     assert out.returncode == 0 and lines, out.stderr[-3000:]
     assert lines[0] == "GUI-THREAD-IMPORTS: []"
@@ -360,9 +382,14 @@ def test_policy_preflight_suggests_lora_or_smaller_batch_and_applies_it(qtbot, p
     tab = page.policy
     page.tabs.setCurrentWidget(tab)
     wait_ready(qtbot, tab)
-    tab.overrides = {"mode": "full", "batch_size": 1_000_000, "minibatch_size": 1_000_000,
-                     "max_prompt_tokens": 8192, "max_new_tokens": 8192,
-                     "reward": {"model_weight": 0.0, "length_weight": 1.0}}
+    tab.overrides = {
+        "mode": "full",
+        "batch_size": 1_000_000,
+        "minibatch_size": 1_000_000,
+        "max_prompt_tokens": 8192,
+        "max_new_tokens": 8192,
+        "reward": {"model_weight": 0.0, "length_weight": 1.0},
+    }
     tab.run_preflight()
     wait_ready(qtbot, tab)
     text = tab.preflight_label.text()

@@ -1,4 +1,5 @@
 """desktop.worker and desktop.charts: jobs on worker threads, signals, cancel, throttled chart."""
+
 import threading
 import time
 

@@ -1,4 +1,5 @@
 """Import of every format, malformed files rejected whole with line numbers, export round trips."""
+
 import json
 from pathlib import Path
 
@@ -30,14 +31,20 @@ def _write(tmp_path, name, content) -> Path:
 
 
 def _snapshot(proj):
-    return (proj.counts(), [(p.id, p.prompt) for p in proj.prompts()],
-            [(j.id, j.kind, j.status) for j in proj.judgments(include_history=True, purpose=None)])
+    return (
+        proj.counts(),
+        [(p.id, p.prompt) for p in proj.prompts()],
+        [(j.id, j.kind, j.status) for j in proj.judgments(include_history=True, purpose=None)],
+    )
 
 
 def test_prompt_only_with_reference_and_split(project, tmp_path):
     chat = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-    f = _write(tmp_path, "p.jsonl", [{"prompt": "a", "reference": "gold"}, {"prompt": "b", "split": "heldout"},
-                                     {"prompt": chat}])
+    f = _write(
+        tmp_path,
+        "p.jsonl",
+        [{"prompt": "a", "reference": "gold"}, {"prompt": "b", "split": "heldout"}, {"prompt": chat}],
+    )
     report = run_job(import_file(project, f))
     assert (report.prompts_added, report.shape) == (3, "prompts")
     ps = project.prompts()
@@ -45,11 +52,15 @@ def test_prompt_only_with_reference_and_split(project, tmp_path):
 
 
 def test_responses_and_ranking_with_ties(project, tmp_path):
-    f = _write(tmp_path, "r.jsonl", [
-        {"prompt": "q1", "responses": ["a", "b", "c"]},
-        {"prompt": "q2", "responses": ["x", "y", "z", "w"], "ranking": [2, 0, 3, 1]},
-        {"prompt": "q3", "responses": ["x", "y", "z"], "ranking": [[1, 2], [0]]},
-    ])
+    f = _write(
+        tmp_path,
+        "r.jsonl",
+        [
+            {"prompt": "q1", "responses": ["a", "b", "c"]},
+            {"prompt": "q2", "responses": ["x", "y", "z", "w"], "ranking": [2, 0, 3, 1]},
+            {"prompt": "q3", "responses": ["x", "y", "z"], "ranking": [[1, 2], [0]]},
+        ],
+    )
     run_job(import_file(project, f))
     q2, q3 = project.prompts()[1:]
     ids2 = [r.id for r in project.responses(q2.id)]
@@ -60,15 +71,23 @@ def test_responses_and_ranking_with_ties(project, tmp_path):
 
 
 def test_trl_pairs_standard_conversational_and_implicit(project, tmp_path):
-    f = _write(tmp_path, "pairs.jsonl", [
-        {"prompt": "The sky is", "chosen": " blue.", "rejected": " green."},
-        {"prompt": [{"role": "user", "content": "What colour is the sky?"}],
-         "chosen": [{"role": "assistant", "content": "Blue."}],
-         "rejected": [{"role": "assistant", "content": "Green."}]},
-        {"chosen": "\n\nHuman: hi\n\nAssistant: hello!", "rejected": "\n\nHuman: hi\n\nAssistant: go away"},
-        {"chosen": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
-         "rejected": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "bye"}]},
-    ])
+    f = _write(
+        tmp_path,
+        "pairs.jsonl",
+        [
+            {"prompt": "The sky is", "chosen": " blue.", "rejected": " green."},
+            {
+                "prompt": [{"role": "user", "content": "What colour is the sky?"}],
+                "chosen": [{"role": "assistant", "content": "Blue."}],
+                "rejected": [{"role": "assistant", "content": "Green."}],
+            },
+            {"chosen": "\n\nHuman: hi\n\nAssistant: hello!", "rejected": "\n\nHuman: hi\n\nAssistant: go away"},
+            {
+                "chosen": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+                "rejected": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "bye"}],
+            },
+        ],
+    )
     run_job(import_file(project, f))
     pairs = project.preference_pairs()
     texts = [(project.response(p.chosen_id).text, project.response(p.rejected_id).text) for p in pairs]
@@ -78,9 +97,22 @@ def test_trl_pairs_standard_conversational_and_implicit(project, tmp_path):
 
 
 def test_rated_completions(project, tmp_path):
-    f = _write(tmp_path, "rated.json", json.dumps([
-        {"prompt": "q", "completions": [{"text": "a", "rating": 6}, {"response": "b", "score": 2.5},
-                                        {"text": "c", "rating": 6}]}]))
+    f = _write(
+        tmp_path,
+        "rated.json",
+        json.dumps(
+            [
+                {
+                    "prompt": "q",
+                    "completions": [
+                        {"text": "a", "rating": 6},
+                        {"response": "b", "score": 2.5},
+                        {"text": "c", "rating": 6},
+                    ],
+                }
+            ]
+        ),
+    )
     run_job(import_file(project, f))
     (j,) = project.judgments()
     assert sorted(j.ratings.values()) == [2.5, 6.0, 6.0]
@@ -89,8 +121,9 @@ def test_rated_completions(project, tmp_path):
 
 def test_csv_pairs_and_responses_with_ranking(project, tmp_path):
     f1 = _write(tmp_path, "pairs.csv", 'prompt,chosen,rejected\n"Hi, there",good,bad\nq2,"multi\nline",no\n')
-    f2 = _write(tmp_path, "ranked.csv",
-                "prompt,response_1,response_2,response_3,ranking\nq3,a,b,c,\"[2, 0, 1]\"\nq4,d,e,,\n")
+    f2 = _write(
+        tmp_path, "ranked.csv", 'prompt,response_1,response_2,response_3,ranking\nq3,a,b,c,"[2, 0, 1]"\nq4,d,e,,\n'
+    )
     run_job(import_file(project, f1))
     run_job(import_file(project, f2))
     assert [p.prompt for p in project.prompts()] == ["Hi, there", "q2", "q3", "q4"]
@@ -109,17 +142,26 @@ def test_dedupe_on_reimport(project, tmp_path):
 
 MALFORMED = [
     ("truncated.jsonl", b'{"prompt": "ok"}\n{"prompt": "cut', r"truncated\.jsonl:2: invalid JSON"),
-    ("types.jsonl", b'{"prompt": "ok"}\n{"prompt": "q", "responses": "notalist"}\n',
-     r"types\.jsonl:2: field 'responses' must be a non-empty list"),
+    (
+        "types.jsonl",
+        b'{"prompt": "ok"}\n{"prompt": "q", "responses": "notalist"}\n',
+        r"types\.jsonl:2: field 'responses' must be a non-empty list",
+    ),
     ("types2.jsonl", b'{"prompt": 5}\n', r"types2\.jsonl:1: field 'prompt' must be a string or a list"),
-    ("rank.jsonl", b'{"prompt": "q", "responses": ["a"], "ranking": [3]}\n',
-     r"rank\.jsonl:1: field 'ranking' index 3 is out of range"),
+    (
+        "rank.jsonl",
+        b'{"prompt": "q", "responses": ["a"], "ranking": [3]}\n',
+        r"rank\.jsonl:1: field 'ranking' index 3 is out of range",
+    ),
     ("empty.jsonl", b"", r"empty\.jsonl: the file is empty"),
     ("bad_utf8.jsonl", b'{"prompt": "ok"}\n{"prompt": "caf\xe9"}\n', r"bad_utf8\.jsonl:2: not valid UTF-8"),
     ("missing.csv", b"prompt,chosen\nq,a\n", r"missing\.csv:1: missing column 'rejected'"),
     ("array.json", b'[{"prompt": "a"},\n {"prompt": "b"},\n {"nope": 1}]', r"array\.json:3: field 'prompt' is missing"),
-    ("huge.jsonl", b'{"prompt": "ok"}\n{"prompt": "' + b"x" * (10 * 1024 * 1024) + b'"}\n',
-     r"huge\.jsonl:2: the line is 10\.0 MB, over the 4 MB limit"),
+    (
+        "huge.jsonl",
+        b'{"prompt": "ok"}\n{"prompt": "' + b"x" * (10 * 1024 * 1024) + b'"}\n',
+        r"huge\.jsonl:2: the line is 10\.0 MB, over the 4 MB limit",
+    ),
 ]
 
 
@@ -151,13 +193,19 @@ def test_trl_pairs_export(project, tmp_path):
     run_job(import_file(project, f))
     n = run_job(export_data(project, tmp_path / "pairs.jsonl", what="pairs", plaintext=True))
     rows = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
-    assert n == 2 and rows == [{"prompt": "q", "chosen": "c", "rejected": "a"},
-                               {"prompt": "q", "chosen": "c", "rejected": "b"}]
+    assert n == 2 and rows == [
+        {"prompt": "q", "chosen": "c", "rejected": "a"},
+        {"prompt": "q", "chosen": "c", "rejected": "b"},
+    ]
 
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30).filter(lambda s: s.strip())
-prompt_st = st.one_of(text, st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "system"]),
-                                                            "content": text}), min_size=1, max_size=2))
+prompt_st = st.one_of(
+    text,
+    st.lists(
+        st.fixed_dictionaries({"role": st.sampled_from(["user", "system"]), "content": text}), min_size=1, max_size=2
+    ),
+)
 
 
 @st.composite

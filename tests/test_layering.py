@@ -1,4 +1,5 @@
 """core/ never imports Qt: checked on the source and by importing every core module in a fresh process."""
+
 import ast
 import subprocess
 import sys
@@ -32,7 +33,8 @@ def test_core_source_has_no_qt_or_desktop_imports():
 def test_importing_all_of_core_loads_no_qt():
     modules = sorted(
         ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
-        for p in (REPO / "core").rglob("*.py") if p.name != "__main__.py"
+        for p in (REPO / "core").rglob("*.py")
+        if p.name != "__main__.py"
     )
     code = (
         "import importlib, sys\n"

@@ -1,6 +1,7 @@
 """Learning curve for the expert: re-fits of the reward model on nested subsets of a tiny real project's
 ranked prompts (the reward trainer itself), held-out accuracy per point, cancel, the advice arithmetic,
 and the CLI."""
+
 import random
 
 import pytest
@@ -113,8 +114,9 @@ def test_cli(tmp_path, eval_base, monkeypatch, capsys, threads1):
     folder = tmp_path / "cli.rlhfproj"
     make_ranked_project(folder).close()
     monkeypatch.setenv("RLHF_STUDIO_PASSPHRASE", PASS)
-    assert core.cli.main(["learning-curve", str(folder), "--base", eval_base, "--max-steps", "4",
-                          "--device", "cpu"]) == 0
+    assert (
+        core.cli.main(["learning-curve", str(folder), "--base", eval_base, "--max-steps", "4", "--device", "cpu"]) == 0
+    )
     out = capsys.readouterr().out
     assert "held-out pairwise accuracy (" in out and "held-out prompts" in out
     points = [line for line in out.splitlines() if line.strip()[:1].isdigit() and "ranked prompts (" in line]

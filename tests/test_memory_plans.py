@@ -1,5 +1,6 @@
 """Memory plans: the pre-flight picks 4-bit QLoRA + checkpointing for a 7B on 24 GB, and refuses
 quantized plans clearly where they are impossible (a CPU, or no bitsandbytes). No weights allocated."""
+
 import pytest
 
 from core.errors import UserError
@@ -8,9 +9,16 @@ from core.training.quantization import GIB, ModelShape, choose_plan, plan_for_po
 from core.training.reward import RewardConfig
 
 # Qwen2.5-7B's shapes (config.json of the released model), counted on the meta device.
-QWEN25_7B = dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
-                 intermediate_size=18944, vocab_size=152064, tie_word_embeddings=False,
-                 max_position_embeddings=32768)
+QWEN25_7B = dict(
+    hidden_size=3584,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    intermediate_size=18944,
+    vocab_size=152064,
+    tie_word_embeddings=False,
+    max_position_embeddings=32768,
+)
 FREE_24GB = int(23.5 * GIB)  # a 24 GB card with the CUDA context and the desktop taking their share
 
 
@@ -32,8 +40,9 @@ def test_7b_reward_model_on_24gb_gets_qlora_with_checkpointing(qwen7b):
 
 
 def test_7b_policy_on_24gb_gets_qlora_and_a_big_card_keeps_full_precision(qwen7b):
-    cfg = PolicyConfig(algo="ppo", mode="lora", minibatch_size=8, max_prompt_tokens=256, max_new_tokens=128,
-                       dtype="bfloat16")
+    cfg = PolicyConfig(
+        algo="ppo", mode="lora", minibatch_size=8, max_prompt_tokens=256, max_new_tokens=128, dtype="bfloat16"
+    )
     plan = plan_for_policy(cfg, "cuda", free_bytes=FREE_24GB, shape=qwen7b, bnb=True)
     assert (plan.quantization, plan.gradient_checkpointing) == ("4bit", True)
     big = plan_for_policy(cfg, "cuda", free_bytes=80 * GIB, shape=qwen7b, bnb=True)
@@ -47,8 +56,7 @@ def test_4bit_is_refused_on_a_cpu_and_without_bitsandbytes(qwen7b):
     with pytest.raises(UserError, match="bitsandbytes.*not installed.*impossible here"):
         plan_for_reward(cfg, "cuda", free_bytes=FREE_24GB, shape=qwen7b, bnb=False)
     with pytest.raises(UserError, match="switch the training mode to LoRA"):
-        choose_plan(qwen7b, device_type="cuda", free_bytes=FREE_24GB, quantization="4bit", finetune="full",
-                    bnb=True)
+        choose_plan(qwen7b, device_type="cuda", free_bytes=FREE_24GB, quantization="4bit", finetune="full", bnb=True)
 
 
 def test_auto_falls_back_to_full_precision_or_refuses_saying_why(qwen7b):
@@ -64,8 +72,18 @@ def test_auto_falls_back_to_full_precision_or_refuses_saying_why(qwen7b):
     assert "will not fit on cuda" in text and "4-bit (NF4) base" in text and "impossible" in text
     assert "bitsandbytes" in text
     # 8-bit is honoured when asked for by name, never picked by auto.
-    assert choose_plan(qwen7b, device_type="cuda", free_bytes=FREE_24GB, quantization="8bit", bnb=True,
-                       lm_logits=False, batch_tokens=2048).quantization == "8bit"
+    assert (
+        choose_plan(
+            qwen7b,
+            device_type="cuda",
+            free_bytes=FREE_24GB,
+            quantization="8bit",
+            bnb=True,
+            lm_logits=False,
+            batch_tokens=2048,
+        ).quantization
+        == "8bit"
+    )
 
 
 def test_reward_job_records_the_concrete_plan_on_cpu(tmp_path):
@@ -78,8 +96,9 @@ def test_reward_job_records_the_concrete_plan_on_cpu(tmp_path):
 
     base = str(build_tiny_model(tmp_path / "m", arch="qwen2", seed=0))
     pairs = [(0, 1, 0.0)] * 30
-    data = RewardData(train=[PromptExample(1, [0, 1], pairs)], val=[PromptExample(2, [0, 1], pairs)], heldout=[],
-                      snapshot_hash="x")
+    data = RewardData(
+        train=[PromptExample(1, [0, 1], pairs)], val=[PromptExample(2, [0, 1], pairs)], heldout=[], snapshot_hash="x"
+    )
     pre = preflight(RewardConfig(base_model=base, finetune="lora"), data, torch.device("cpu"))
     assert pre["quantization"] == "none" and "full-precision base + LoRA" in pre["plan"]
     with pytest.raises(UserError, match="4-bit plan is impossible here"):

@@ -1,4 +1,5 @@
 """Loading local models offline: folders, tokenizers, device/dtype, memory, prompt encoding."""
+
 import json
 
 import pytest
@@ -78,9 +79,15 @@ def test_pad_token_added_when_missing_and_embeddings_grow(tmp_path, tiny_gpt2):
     raw = Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
-    raw.train_from_iterator(["hello world, a refund please"] * 3, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
+    raw.train_from_iterator(
+        ["hello world, a refund please"] * 3,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
     tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>")
     assert tok.pad_token is None
     assert prepare_tokenizer(tok) is True
@@ -121,8 +128,9 @@ def test_memory_estimate_counts_parameters(tiny_qwen2):
 
 
 def test_too_big_model_is_refused_clearly():
-    huge = MemoryEstimate(parameters=10**12, bytes_per_parameter=2, weights=2 * 10**12, total=3 * 10**12,
-                          training=False)
+    huge = MemoryEstimate(
+        parameters=10**12, bytes_per_parameter=2, weights=2 * 10**12, total=3 * 10**12, training=False
+    )
     with pytest.raises(UserError, match=r"will not fit: it needs about 3000\.00 GB on cpu"):
         check_fits(huge, "cpu", name="The model")
     check_fits(MemoryEstimate(1000, 4, 4000, 5000, False), "cpu")  # a small one passes

@@ -1,5 +1,6 @@
 """Reward-hacking monitors: the figures on constructed runs (metric rows written into a real encrypted
 project), the warning rule firing and staying quiet, and the live figures of a real policy run."""
+
 import math
 
 import pytest
@@ -15,10 +16,19 @@ BASE = M.Baseline(length=20.0, truncated=0.1, n=32)
 
 def _rows(n, reward=(0.0, 1.0), length=(20.0, 20.0), eos=(0.9, 0.9), kl=(0.0, 1.0)):
     """n steps whose figures move linearly from the first to the second value."""
+
     def at(pair, i):
         return pair[0] + (pair[1] - pair[0]) * i / max(1, n - 1)
-    return [{"reward/mean": at(reward, i), "response/length": at(length, i), "response/eos_rate": at(eos, i),
-             "kl/mean": at(kl, i)} for i in range(n)]
+
+    return [
+        {
+            "reward/mean": at(reward, i),
+            "response/length": at(length, i),
+            "response/eos_rate": at(eos, i),
+            "kl/mean": at(kl, i),
+        }
+        for i in range(n)
+    ]
 
 
 def _codes(assessment):
@@ -125,8 +135,10 @@ def test_constructed_run_in_a_real_project(tmp_path):
     a past run): the figures match and the warning fires; on the healthy run it does not."""
     with make_project(tmp_path / "m.rlhfproj") as proj:
         ids = {}
-        for name, rows in (("hacked", _rows(12, reward=(-0.5, 1.0), length=(20.0, 4.0))),
-                           ("healthy", _rows(12, reward=(-0.5, 1.0), length=(20.0, 19.0)))):
+        for name, rows in (
+            ("hacked", _rows(12, reward=(-0.5, 1.0), length=(20.0, 4.0))),
+            ("healthy", _rows(12, reward=(-0.5, 1.0), length=(20.0, 19.0))),
+        ):
             run = proj.create_run("policy", {"policy": {"algo": "ppo", "kl_target": 6.0, "adaptive_kl": True}})
             proj.update_run(run, summary={"monitor_baseline": BASE.to_dict()})
             proj.log_metrics(run, 0, BASE.metrics())
@@ -141,9 +153,25 @@ def test_constructed_run_in_a_real_project(tmp_path):
 
 
 def test_live_monitors_of_a_real_policy_run(tmp_path, policy_gpt2, one_thread):
-    cfg = PolicyConfig(algo="rloo", policy_path=policy_gpt2, mode="lora", lora_r=4, lora_alpha=8, total_steps=3,
-                       batch_size=4, rloo_k=2, minibatch_size=4, ppo_epochs=1, max_new_tokens=6, temperature=1.0,
-                       learning_rate=1e-3, log_samples_every=0, checkpoint_every=0, device="cpu", dtype="float32")
+    cfg = PolicyConfig(
+        algo="rloo",
+        policy_path=policy_gpt2,
+        mode="lora",
+        lora_r=4,
+        lora_alpha=8,
+        total_steps=3,
+        batch_size=4,
+        rloo_k=2,
+        minibatch_size=4,
+        ppo_epochs=1,
+        max_new_tokens=6,
+        temperature=1.0,
+        learning_rate=1e-3,
+        log_samples_every=0,
+        checkpoint_every=0,
+        device="cpu",
+        dtype="float32",
+    )
     with make_project(tmp_path / "p.rlhfproj") as proj:
         events = []
         result = run_job(train_policy(proj, cfg, reward_fn=low_id_share), on_progress=events.append)
@@ -154,8 +182,8 @@ def test_live_monitors_of_a_real_policy_run(tmp_path, policy_gpt2, one_thread):
         metrics = proj.metrics(result.run_id)
         assert metrics[M.BASE_LENGTH] == [(0, base.length)]
         for (s, ratio), (s2, length), (_, trunc), (_, eos) in zip(
-                metrics[M.LENGTH_RATIO], metrics["response/length"], metrics[M.TRUNCATED],
-                metrics["response/eos_rate"]):
+            metrics[M.LENGTH_RATIO], metrics["response/length"], metrics[M.TRUNCATED], metrics["response/eos_rate"]
+        ):
             assert s == s2 and ratio == pytest.approx(length / base.length) and trunc == pytest.approx(1 - eos)
         assert [s for s, _ in metrics[M.LENGTH_RATIO]] == [1, 2, 3]
         assert run.summary["monitors"]["warnings"] == [] and math.isfinite(run.summary["monitors"]["length_ratio"])
@@ -166,8 +194,10 @@ def test_live_monitors_of_a_real_policy_run(tmp_path, policy_gpt2, one_thread):
         policy, tok = build_policy(cfg)
         prompts = [p.prompt for p in proj.prompts(split="train")]
         chosen = M.baseline_prompts(len(prompts), cfg.seed)
-        assert M.measure_baseline(policy, tok, [prompts[i] for i in chosen], cfg,
-                                  batch_size=cfg.forward_batch_size) == base
+        assert (
+            M.measure_baseline(policy, tok, [prompts[i] for i in chosen], cfg, batch_size=cfg.forward_batch_size)
+            == base
+        )
 
 
 def test_cli_prints_the_monitors(tmp_path, policy_gpt2, monkeypatch, capsys, one_thread):
@@ -176,9 +206,30 @@ def test_cli_prints_the_monitors(tmp_path, policy_gpt2, monkeypatch, capsys, one
     monkeypatch.setenv("RLHF_STUDIO_PASSPHRASE", PASS)
     folder = tmp_path / "c.rlhfproj"
     make_project(folder, n_prompts=4).close()
-    rc = core.cli.main(["train-policy", str(folder), "--algo", "rloo", "--policy", policy_gpt2, "--preset", "quick",
-                        "--steps", "2", "--batch-size", "2", "-k", "2", "--max-new-tokens", "5",
-                        "--length-target", "3", "--device", "cpu"])
+    rc = core.cli.main(
+        [
+            "train-policy",
+            str(folder),
+            "--algo",
+            "rloo",
+            "--policy",
+            policy_gpt2,
+            "--preset",
+            "quick",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "-k",
+            "2",
+            "--max-new-tokens",
+            "5",
+            "--length-target",
+            "3",
+            "--device",
+            "cpu",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "monitors: length " in captured.out and "× of the base's" in captured.out
@@ -193,8 +244,9 @@ def test_cli_warns_once_when_the_rule_fires(tmp_path):
     with make_project(tmp_path / "w.rlhfproj") as proj:
         run = proj.create_run("policy", {"policy": {"algo": "ppo", "kl_target": 6.0}})
         printer = MonitorPrinter(proj)
-        lines = (printer(Progress(0, 10, metrics={"run/id": float(run)}))
-                 + printer(Progress(0, 10, metrics=BASE.metrics())))
+        lines = printer(Progress(0, 10, metrics={"run/id": float(run)})) + printer(
+            Progress(0, 10, metrics=BASE.metrics())
+        )
         for step, row in enumerate(_rows(10, reward=(0.0, 1.0), length=(20.0, 2.0)), start=1):
             lines += printer(Progress(step, 10, metrics={**row, **M.step_figures(row, BASE)}))
         assert len(lines) == 1 and lines[0].startswith("warning at step ") and "Length collapse" in lines[0]

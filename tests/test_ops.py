@@ -1,5 +1,6 @@
 """The operations layer (core/ops): the CLI and the app build the same configs from the same preset and
 overrides, because both go through core.ops.training."""
+
 import argparse
 import os
 
@@ -29,34 +30,90 @@ def project(tmp_path):
         yield proj
 
 
-@pytest.mark.parametrize("flags, overrides", [
-    ([], {}),
-    (["--freeze-layers", "1", "--gradient-checkpointing"],
-     {"finetune": "freeze", "freeze_layers": 1, "gradient_checkpointing": True}),
-])
+@pytest.mark.parametrize(
+    "flags, overrides",
+    [
+        ([], {}),
+        (
+            ["--freeze-layers", "1", "--gradient-checkpointing"],
+            {"finetune": "freeze", "freeze_layers": 1, "gradient_checkpointing": True},
+        ),
+    ],
+)
 def test_cli_and_app_reward_configs_are_identical(project, tiny_base, flags, overrides):
-    args = _parse(reward_cmds.register,
-                  ["train-reward", str(project.path), "--base", tiny_base, "--preset", "quick", *flags])
+    args = _parse(
+        reward_cmds.register, ["train-reward", str(project.path), "--base", tiny_base, "--preset", "quick", *flags]
+    )
     cli = reward_cmds.config_from_args(project, args)
     app = run_job(reward_preflight_job(project, os.path.abspath(tiny_base), "quick", overrides))
     assert cli == app["config"]
     assert cli.preset == "quick" and all(getattr(cli, k) == v for k, v in overrides.items())
 
 
-@pytest.mark.parametrize("flags, overrides", [
-    ([], {}),
-    (["--steps", "7", "--batch-size", "4", "-k", "3", "--fixed-kl", "--lr", "0.001",
-      "--length-target", "40", "--forbid", "sorry", "--repetition-weight", "0.5"],
-     {"total_steps": 7, "batch_size": 4, "rloo_k": 3, "adaptive_kl": False, "learning_rate": 0.001,
-      "reward": {"length_target": 40, "length_weight": 1.0, "forbidden": ["sorry"], "pattern_weight": 1.0,
-                 "repetition_weight": 0.5}}),
-])
+@pytest.mark.parametrize(
+    "flags, overrides",
+    [
+        ([], {}),
+        (
+            [
+                "--steps",
+                "7",
+                "--batch-size",
+                "4",
+                "-k",
+                "3",
+                "--fixed-kl",
+                "--lr",
+                "0.001",
+                "--length-target",
+                "40",
+                "--forbid",
+                "sorry",
+                "--repetition-weight",
+                "0.5",
+            ],
+            {
+                "total_steps": 7,
+                "batch_size": 4,
+                "rloo_k": 3,
+                "adaptive_kl": False,
+                "learning_rate": 0.001,
+                "reward": {
+                    "length_target": 40,
+                    "length_weight": 1.0,
+                    "forbidden": ["sorry"],
+                    "pattern_weight": 1.0,
+                    "repetition_weight": 0.5,
+                },
+            },
+        ),
+    ],
+)
 def test_cli_and_app_policy_configs_are_identical(project, tiny_base, flags, overrides):
-    args = _parse(policy_cmds.register, ["train-policy", str(project.path), "--algo", "rloo", "--policy", tiny_base,
-                                         "--reward", "1", "--preset", "quick", *flags])
+    args = _parse(
+        policy_cmds.register,
+        [
+            "train-policy",
+            str(project.path),
+            "--algo",
+            "rloo",
+            "--policy",
+            tiny_base,
+            "--reward",
+            "1",
+            "--preset",
+            "quick",
+            *flags,
+        ],
+    )
     cli = policy_cmds.config_from_args(args)
-    inputs = {"preset": "quick", "algo": "rloo", "policy_path": os.path.abspath(tiny_base), "reward_run": 1,
-              "overrides": overrides}
+    inputs = {
+        "preset": "quick",
+        "algo": "rloo",
+        "policy_path": os.path.abspath(tiny_base),
+        "reward_run": 1,
+        "overrides": overrides,
+    }
     app = run_job(policy_preflight_job(project, inputs))
     assert cli == app["config"]
     assert cli.algo == "rloo" and cli.reward_run == 1

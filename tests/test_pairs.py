@@ -1,4 +1,5 @@
 """Pair construction from rankings, pairwise judgments and ratings (pure; no torch)."""
+
 import itertools
 import random
 

@@ -3,6 +3,7 @@ click runs: no hand-set learning rate, length or mode): a simulated expert ranks
 reward model learns the rankings, PPO tunes the demo model against it, and the tuned policy's replies
 score higher under that same expert than the base model's on held-out prompts. Sockets are patched to
 fail. (bench/eval_loop.py --defaults measures the same loop for several experts with blind judging.)"""
+
 import statistics
 
 import pytest
@@ -61,8 +62,10 @@ def test_tuned_policy_beats_base_under_the_simulated_expert(tmp_path, no_network
         base, tok = load_model(demo, device="cpu")
         tuned, tok2 = load_tuned_policy(proj, result.run_id, device="cpu", dtype="float32")
         base_score, tuned_score = _expert_mean(base, tok, heldout), _expert_mean(tuned, tok2, heldout)
-        print(f"expert score on held-out prompts: base {base_score:.2f}, tuned {tuned_score:.2f}; "
-              f"reward-model val accuracy {reward.metrics['accuracy/val']:.2f}")
+        print(
+            f"expert score on held-out prompts: base {base_score:.2f}, tuned {tuned_score:.2f}; "
+            f"reward-model val accuracy {reward.metrics['accuracy/val']:.2f}"
+        )
         assert tuned_score > base_score + 0.25, (base_score, tuned_score)
     finally:
         proj.close()

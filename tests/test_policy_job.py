@@ -1,5 +1,6 @@
 """The policy job on a real encrypted project: metrics, samples, provenance, checkpoints, exact resume
 after cancel, out-of-memory handling, DPO from the project's pairs, export, and the CLI."""
+
 import math
 
 import pytest
@@ -13,14 +14,42 @@ from core.training.policy_config import PolicyConfig
 from core.training.policy_job import train_policy
 from tests.policy_fixtures import PASS, low_id_share, make_project, one_thread, policy_gpt2  # noqa: F401
 
-REQUIRED = ("reward/mean", "reward/model", "kl/mean", "kl/beta", "policy/entropy", "loss/policy", "loss/value",
-            "policy/clipfrac", "policy/approx_kl", "response/length", "response/eos_rate", "perf/samples_per_s")
+REQUIRED = (
+    "reward/mean",
+    "reward/model",
+    "kl/mean",
+    "kl/beta",
+    "policy/entropy",
+    "loss/policy",
+    "loss/value",
+    "policy/clipfrac",
+    "policy/approx_kl",
+    "response/length",
+    "response/eos_rate",
+    "perf/samples_per_s",
+)
 
 
 def _cfg(path, **kw):
-    base = dict(algo="ppo", policy_path=path, mode="lora", lora_r=4, lora_alpha=8, total_steps=4, batch_size=4,
-                minibatch_size=2, ppo_epochs=2, max_new_tokens=6, temperature=1.0, learning_rate=1e-3,
-                log_samples_every=2, checkpoint_every=2, samples_shown=2, device="cpu", dtype="float32")
+    base = dict(
+        algo="ppo",
+        policy_path=path,
+        mode="lora",
+        lora_r=4,
+        lora_alpha=8,
+        total_steps=4,
+        batch_size=4,
+        minibatch_size=2,
+        ppo_epochs=2,
+        max_new_tokens=6,
+        temperature=1.0,
+        learning_rate=1e-3,
+        log_samples_every=2,
+        checkpoint_every=2,
+        samples_shown=2,
+        device="cpu",
+        dtype="float32",
+    )
     base.update(kw)
     return PolicyConfig(**base)
 
@@ -191,9 +220,31 @@ def test_cli_train_and_export(tmp_path, policy_gpt2, monkeypatch, capsys, one_th
     monkeypatch.setenv("RLHF_STUDIO_PASSPHRASE", PASS)
     folder = tmp_path / "c.rlhfproj"
     make_project(folder, n_prompts=4).close()
-    rc = _main(monkeypatch, ["train-policy", str(folder), "--algo", "rloo", "--policy", policy_gpt2,
-                             "--preset", "quick", "--steps", "2", "--batch-size", "2", "-k", "2",
-                             "--max-new-tokens", "5", "--length-target", "3", "--device", "cpu"])
+    rc = _main(
+        monkeypatch,
+        [
+            "train-policy",
+            str(folder),
+            "--algo",
+            "rloo",
+            "--policy",
+            policy_gpt2,
+            "--preset",
+            "quick",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "-k",
+            "2",
+            "--max-new-tokens",
+            "5",
+            "--length-target",
+            "3",
+            "--device",
+            "cpu",
+        ],
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     run_id = int(out.split("run ")[1].split(":")[0])
@@ -219,9 +270,18 @@ def test_ppo_on_a_reward_run_with_critic_from_the_reward_model(tmp_path, policy_
             mid = proj.add_response(p.id, "We are looking into it.")
             bad = proj.add_response(p.id, "No.")
             proj.record_ranking(p.id, tiers=[[good], [mid], [bad]])
-        rcfg = RewardConfig(base_model=policy_gpt2, device="cpu", max_steps=3, eval_every=3, checkpoint_every=50,
-                            prompts_per_micro_batch=4, max_length=48, val_fraction=0.2, min_pairs=20,
-                            learning_rate=1e-3)
+        rcfg = RewardConfig(
+            base_model=policy_gpt2,
+            device="cpu",
+            max_steps=3,
+            eval_every=3,
+            checkpoint_every=50,
+            prompts_per_micro_batch=4,
+            max_length=48,
+            val_fraction=0.2,
+            min_pairs=20,
+            learning_rate=1e-3,
+        )
         reward_run = run_job(train_reward_model(proj, rcfg)).run_id
         cfg = _cfg(policy_gpt2, reward_run=reward_run, value_init="reward", total_steps=2, mode="lora")
         result = run_job(train_policy(proj, cfg))

@@ -1,5 +1,6 @@
 """The policy algorithms' math, on hand-made tensors: GAE, token rewards, PPO losses, RLOO/GRPO
 baselines, DPO loss, KL controllers, whitening, reward terms, checkpoint round trips."""
+
 import math
 import random
 
@@ -9,12 +10,25 @@ import torch
 
 from core.training.dpo import dpo_loss
 from core.training.hybrid_reward import (
-    HybridReward, HybridRewardConfig, RewardBatch, bleu, length_term, pattern_term, repetition_term,
-    rouge_l, score,
+    HybridReward,
+    HybridRewardConfig,
+    RewardBatch,
+    bleu,
+    length_term,
+    pattern_term,
+    repetition_term,
+    rouge_l,
+    score,
 )
 from core.training.policy_common import (
-    masked_mean, masked_whiten, optimizer_from_bytes, optimizer_to_bytes, rng_state, set_rng_state,
-    batch_indices, response_mask_after_eos,
+    masked_mean,
+    masked_whiten,
+    optimizer_from_bytes,
+    optimizer_to_bytes,
+    rng_state,
+    set_rng_state,
+    batch_indices,
+    response_mask_after_eos,
 )
 from core.training.policy_config import AdaptiveKLController, FixedKLController, PolicyConfig
 from core.training.ppo import compute_gae, compute_gae_vectorised, ppo_losses, token_rewards
@@ -185,8 +199,12 @@ def test_automatic_terms():
 
 
 def _batch(responses, refs=None):
-    return RewardBatch(prompts=["p"] * len(responses), responses=responses,
-                       response_ids=[[1]] * len(responses), references=refs or [None] * len(responses))
+    return RewardBatch(
+        prompts=["p"] * len(responses),
+        responses=responses,
+        response_ids=[[1]] * len(responses),
+        references=refs or [None] * len(responses),
+    )
 
 
 def test_hybrid_reward_logs_each_part_and_sums_weights():

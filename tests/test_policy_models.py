@@ -1,5 +1,6 @@
 """Policy infrastructure on real tiny transformers: padding/batching invariance, temperature-consistent
 log-probs, PPO's first ratio, which parameters train, LoRA reference, pre-flight memory check."""
+
 import copy
 
 import pytest
@@ -7,7 +8,12 @@ import torch
 
 from core.errors import UserError
 from core.training.policy_common import (
-    PolicyWithReference, ValueHead, encode_prompts, forward_response, generate_rollout, load_policy_model,
+    PolicyWithReference,
+    ValueHead,
+    encode_prompts,
+    forward_response,
+    generate_rollout,
+    load_policy_model,
     preflight_memory,
 )
 from core.training.policy_config import PolicyConfig
@@ -24,8 +30,8 @@ def _layout(tokenizer, prompts, responses):
     resp = torch.full((len(prompts), R), tokenizer.pad_token_id)
     rmask = torch.zeros((len(prompts), R), dtype=torch.long)
     for i, r in enumerate(responses):
-        resp[i, :len(r)] = torch.tensor(r)
-        rmask[i, :len(r)] = 1
+        resp[i, : len(r)] = torch.tensor(r)
+        rmask[i, : len(r)] = 1
     return torch.cat([ids, resp], 1), torch.cat([mask, rmask], 1), ids.shape[1], rmask
 
 
@@ -65,8 +71,14 @@ def test_logprobs_use_the_sampling_temperature(arch, request, one_thread):
 
     model, tok = load_policy_model(request.getfixturevalue(f"policy_{arch}"), "cpu", "float32")
     ids, mask = encode_prompts(tok, PROMPTS, 64, "cpu")
-    out = sample(model, tok, ids, mask, SamplingSettings(temperature=0.6, top_p=1.0, top_k=0,
-                                                         max_new_tokens=8, seed=3), return_logprobs=True)
+    out = sample(
+        model,
+        tok,
+        ids,
+        mask,
+        SamplingSettings(temperature=0.6, top_p=1.0, top_k=0, max_new_tokens=8, seed=3),
+        return_logprobs=True,
+    )
     seq = torch.cat([ids, out.response_ids], 1)
     am = torch.cat([mask, out.response_mask], 1)
     with torch.no_grad():
@@ -79,8 +91,15 @@ def test_logprobs_use_the_sampling_temperature(arch, request, one_thread):
 
 
 def _cfg(**kw):
-    base = dict(batch_size=8, minibatch_size=4, ppo_epochs=2, max_new_tokens=8, temperature=0.9,
-                missing_eos_penalty=None, learning_rate=1e-3)
+    base = dict(
+        batch_size=8,
+        minibatch_size=4,
+        ppo_epochs=2,
+        max_new_tokens=8,
+        temperature=0.9,
+        missing_eos_penalty=None,
+        learning_rate=1e-3,
+    )
     base.update(kw)
     return PolicyConfig(**base)
 

@@ -1,6 +1,7 @@
 """Quality filters on constructed inputs: duplicates and degenerate outputs are flagged, ordinary replies are
 not, the expert's overrule sticks, the Data page's scan counts them (incrementally) and bad input
 changes nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,8 +38,10 @@ def test_degenerate_outputs_are_flagged():
     assert tags("... !!! ???") == ["empty"]
     assert "repetitive" in tags("I can help with that. " * 8)
     assert "repetitive" in tags("the refund the refund the refund the refund the refund the refund the refund")
-    assert "repetitive" in tags("Thanks!\nWe will check your order now.\nWe will check your order now.\n"
-                                "We will check your order now.\nWe will check your order now.")
+    assert "repetitive" in tags(
+        "Thanks!\nWe will check your order now.\nWe will check your order now.\n"
+        "We will check your order now.\nWe will check your order now."
+    )
     assert "repetitive" in tags("hahahahahahahahahahahahahahahahahahahaha")
     assert "cut off" in tags("Go to Account > Orders and choose the order, then press the button labelled")
     assert "cut off" in tags("Here is the code:\n```python\nfor i in range(3):\n    print(i)")
@@ -54,14 +57,19 @@ def test_degenerate_outputs_are_flagged():
 
 def test_exact_and_near_duplicates_within_a_prompt():
     base = "You can return the blender within 30 days for a full refund. The label is under Account > Orders."
-    found = duplicates([
-        (1, base),
-        (2, "  you can return the BLENDER within 30 days for a full refund.   The label is under Account > Orders."),
-        (3, base.replace("blender", "kettle")),  # one word differs: a near-duplicate
-        (4, "Please send us a photo of the damage and we will ship a free replacement right away."),
-        (5, ""),
-        (6, ""),
-    ])
+    found = duplicates(
+        [
+            (1, base),
+            (
+                2,
+                "  you can return the BLENDER within 30 days for a full refund.   The label is under Account > Orders.",
+            ),
+            (3, base.replace("blender", "kettle")),  # one word differs: a near-duplicate
+            (4, "Please send us a photo of the damage and we will ship a free replacement right away."),
+            (5, ""),
+            (6, ""),
+        ]
+    )
     assert found[2].tag == "duplicate" and found[2].other == 1
     assert found[3].tag == "near-duplicate" and found[3].other == 1
     assert 4 not in found and 1 not in found

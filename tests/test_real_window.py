@@ -2,6 +2,7 @@
 (`rlhf-studio gui --demo`): the demo project opens, every page is shown, one item is ranked by key
 events, the window is grabbed from the screen, and the app quits with exit code 0 (issue 15).
 `.ci/run` installs Xvfb and the xcb libraries, so this runs in CI; elsewhere it skips without Xvfb."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,12 @@ HANG_S = 300  # only catches a hang: creating the demo project and showing the p
 
 def _start_xvfb():
     read, write = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write)
     with os.fdopen(read) as f:
         display = f.readline().strip()  # Xvfb writes the display number it chose once it is ready
@@ -28,8 +33,9 @@ def _start_xvfb():
     return proc, f":{display}"
 
 
-@pytest.mark.skipif(shutil.which("Xvfb") is None,
-                    reason="Xvfb is not installed (apt-get install xvfb; .ci/run installs it)")
+@pytest.mark.skipif(
+    shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt-get install xvfb; .ci/run installs it)"
+)
 def test_make_run_opens_a_real_window_ranks_and_quits(tmp_path):
     from desktop.app import missing_xcb_libraries
 
@@ -39,8 +45,13 @@ def test_make_run_opens_a_real_window_ranks_and_quits(tmp_path):
         assert not missing, f"xcb libraries missing (README's apt line): {missing}"
         shot = tmp_path / "window.png"
         env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
-        env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", HOME=str(tmp_path / "home"),
-                   XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"), RLHF_STUDIO_SMOKE=str(shot))
+        env.update(
+            DISPLAY=display,
+            QT_QPA_PLATFORM="xcb",
+            HOME=str(tmp_path / "home"),
+            XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"),
+            RLHF_STUDIO_SMOKE=str(shot),
+        )
         (tmp_path / "home").mkdir()
         exe = Path(sys.executable).with_name("rlhf-studio")
         cmd = [str(exe), "gui", "--demo"] if exe.exists() else [sys.executable, "-m", "desktop.app", "gui", "--demo"]

@@ -5,6 +5,7 @@
 bench/reliability.py, which prints the figures. The machinery is in tests/reliability_harness.py.
 No test here depends on the machine's speed: time bounds only catch hangs.
 """
+
 import json
 import os
 import pickle
@@ -24,6 +25,7 @@ reliability = pytest.mark.reliability
 
 
 # ---- SIGKILL ----------------------------------------------------------------------------------------
+
 
 def test_kills_across_every_kind_of_write(tmp_path):
     """Fast core: two kills during each of judgment, import, passwd, backup and checkpoint writes."""
@@ -47,10 +49,16 @@ def test_stale_lock_after_sigkill_is_recovered(tmp_path):
     with Project.create(tmp_path / "s", "pw") as proj:
         proj.add_prompt("q")
     folder = tmp_path / "s.rlhfproj"
-    code = ("import sys, time; from core.project import Project; p = Project.open(sys.argv[1], 'pw'); "
-            "print('open', flush=True); time.sleep(600)")
-    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(H.REPO)})
+    code = (
+        "import sys, time; from core.project import Project; p = Project.open(sys.argv[1], 'pw'); "
+        "print('open', flush=True); time.sleep(600)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(H.REPO)},
+    )
     try:
         assert child.stdout.readline() == "open\n"
         with pytest.raises(UserError, match="already open"):
@@ -65,6 +73,7 @@ def test_stale_lock_after_sigkill_is_recovered(tmp_path):
 
 
 # ---- generated malformed files and edge inputs -------------------------------------------------------
+
 
 def test_generated_malformed_imports_fast(tmp_path):
     fig = H.fuzz_imports(tmp_path, examples=300, derandomize=True)
@@ -104,13 +113,18 @@ def test_deep_nesting_below_the_limits(tmp_path):
         with pytest.raises(ImportFailed, match="deep.jsonl:1: the JSON is nested too deeply"):
             run_job(import_file(proj, path))
         many = tmp_path / "many.jsonl"
-        many.write_text(json.dumps({"prompt": "q", "responses": [f"r{i}" for i in range(2000)],
-                                    "ranking": list(range(1999, -1, -1))}) + "\n")
+        many.write_text(
+            json.dumps(
+                {"prompt": "q", "responses": [f"r{i}" for i in range(2000)], "ranking": list(range(1999, -1, -1))}
+            )
+            + "\n"
+        )
         report = run_job(import_file(proj, many))
         assert report.responses_added == 2000 and len(proj.judgments()[0].tiers) == 2000
 
 
 # ---- disk full, read-only ------------------------------------------------------------------------------
+
 
 def test_disk_full_during_import_and_judgment(tmp_path):
     fig = H.disk_full_battery(tmp_path)
@@ -128,6 +142,7 @@ def test_read_only_folder_gives_a_clear_error(tmp_path):
 
 
 # ---- model folders -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
@@ -171,12 +186,15 @@ def test_pickle_weights_never_run_code(tiny_folder, tmp_path):
     assert model.config.model_type == "gpt2"
 
 
-@pytest.mark.parametrize("template", [
-    "{{ cycler.__init__.__globals__.os.system('touch MARKER') }}",
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ self.__init__.__globals__.__builtins__.open('MARKER', 'w') }}",
-    "{% for m in messages %}{{ m.__class__.__init__.__globals__ }}{% endfor %}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ cycler.__init__.__globals__.os.system('touch MARKER') }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ self.__init__.__globals__.__builtins__.open('MARKER', 'w') }}",
+        "{% for m in messages %}{{ m.__class__.__init__.__globals__ }}{% endfor %}",
+    ],
+)
 def test_chat_template_cannot_run_code(template, tiny_folder, tmp_path):
     from core.models.loading import format_prompt, load_tokenizer
 
@@ -189,8 +207,16 @@ def test_chat_template_cannot_run_code(template, tiny_folder, tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("garbage", [b"{not json", b"\xff\xfe\x00\x01", b"[]", b'{"model_type": "no_such_arch"}',
-                                     b'{"model_type": "gpt2", "n_layer": "many"}'])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"{not json",
+        b"\xff\xfe\x00\x01",
+        b"[]",
+        b'{"model_type": "no_such_arch"}',
+        b'{"model_type": "gpt2", "n_layer": "many"}',
+    ],
+)
 def test_garbage_config_is_a_clear_error(garbage, tiny_folder, tmp_path):
     from core.models.loading import load_model
 
@@ -201,6 +227,7 @@ def test_garbage_config_is_a_clear_error(garbage, tiny_folder, tmp_path):
 
 
 # ---- the whole workflow -------------------------------------------------------------------------------
+
 
 @reliability
 def test_whole_workflow_canary_and_socket_guard(tmp_path):

@@ -1,4 +1,5 @@
 """Reward model: loss, last-token reading, split, model building (no project needed)."""
+
 import math
 
 import pytest
@@ -39,8 +40,12 @@ def test_loss_equals_closed_form():
     groups = torch.tensor([0, 0, 0, 1])
     group_loss, pair_loss, diff = bradley_terry_loss(rewards, winners, losers, margins, groups, 2)
     r = rewards.tolist()
-    expected_pairs = [_closed_form(r[0], r[1], 0.0), _closed_form(r[0], r[2], 0.5),
-                      _closed_form(r[2], r[1], 0.0), _closed_form(r[4], r[3], 1.0)]
+    expected_pairs = [
+        _closed_form(r[0], r[1], 0.0),
+        _closed_form(r[0], r[2], 0.5),
+        _closed_form(r[2], r[1], 0.0),
+        _closed_form(r[4], r[3], 1.0),
+    ]
     assert pair_loss.tolist() == pytest.approx(expected_pairs, rel=1e-6)
     assert group_loss.tolist() == pytest.approx([sum(expected_pairs[:3]) / 3, expected_pairs[3]], rel=1e-6)
     assert diff.tolist() == pytest.approx([1.5, 0.75, 0.75, -2.0])
@@ -67,14 +72,17 @@ def test_reward_same_whatever_the_padding(arch, tiny_base, tiny_qwen_base):
     with torch.no_grad():  # make the head non-trivial so a wrong position would show
         torch.manual_seed(1)
         model.score.weight.normal_()
-    seqs = [encode_pair(tok, "How do I reset it?", text, 64)
-            for text in ["Restart the router.", "Sorry, please restart the router and wait a minute.", "No."]]
+    seqs = [
+        encode_pair(tok, "How do I reset it?", text, 64)
+        for text in ["Restart the router.", "Sorry, please restart the router and wait a minute.", "No."]
+    ]
     assert all(s[-1] == tok.eos_token_id for s in seqs)
     ex = [PromptExample(0, [0, 1, 2], [], tokens=seqs)]
     model.eval()
     with torch.no_grad():
-        alone = torch.cat([sequence_rewards(model, torch.tensor([s]), torch.ones(1, len(s), dtype=torch.long))
-                           for s in seqs])
+        alone = torch.cat(
+            [sequence_rewards(model, torch.tensor([s]), torch.ones(1, len(s), dtype=torch.long)) for s in seqs]
+        )
         right = collate(ex, tok.pad_token_id, torch.device("cpu"), "right")
         left = collate(ex, tok.pad_token_id, torch.device("cpu"), "left")
         r_right = sequence_rewards(model, right.input_ids, right.attention_mask)
@@ -102,21 +110,28 @@ def test_pooled_reward_reads_only_the_reply_and_ignores_padding(pooling, tiny_qw
     ex = [PromptExample(0, [0, 1, 2], [], tokens=seqs, starts=starts)]
     model.eval()
     with torch.no_grad():
-        alone = torch.cat([sequence_rewards(model, torch.tensor([s]), torch.ones(1, len(s), dtype=torch.long),
-                                            torch.tensor([st]), pooling) for s, st in zip(seqs, starts)])
+        alone = torch.cat(
+            [
+                sequence_rewards(
+                    model, torch.tensor([s]), torch.ones(1, len(s), dtype=torch.long), torch.tensor([st]), pooling
+                )
+                for s, st in zip(seqs, starts)
+            ]
+        )
         for side in ("right", "left"):
             b = collate(ex, tok.pad_token_id, torch.device("cpu"), side)
-            assert torch.allclose(sequence_rewards(model, b.input_ids, b.attention_mask, b.starts, pooling),
-                                  alone, atol=1e-5)
+            assert torch.allclose(
+                sequence_rewards(model, b.input_ids, b.attention_mask, b.starts, pooling), alone, atol=1e-5
+            )
         # A different prompt before the same reply moves the reading only through attention, and a
         # reading from position 0 (the whole sequence) differs from the reply's own.
-        whole = sequence_rewards(model, torch.tensor([seqs[0]]), torch.ones(1, len(seqs[0]), dtype=torch.long),
-                                 torch.tensor([0]), pooling)
+        whole = sequence_rewards(
+            model, torch.tensor([seqs[0]]), torch.ones(1, len(seqs[0]), dtype=torch.long), torch.tensor([0]), pooling
+        )
     assert len(set(alone.tolist())) == 3
     assert not torch.allclose(whole, alone[:1])
     # Scoring through the trained-model path uses the same starts.
-    scored = score_sequences(model, seqs, tok.pad_token_id, torch.device("cpu"), False, starts=starts,
-                             pooling=pooling)
+    scored = score_sequences(model, seqs, tok.pad_token_id, torch.device("cpu"), False, starts=starts, pooling=pooling)
     assert torch.allclose(torch.tensor(scored), alone, atol=1e-5)
 
 
@@ -172,8 +187,7 @@ def test_lr_schedule_warmup_then_decay():
 def test_finetune_modes_choose_trainable_parameters(tiny_base):
     full, _ = build_reward_model(RewardConfig(base_model=tiny_base, device="cpu"))
     lora, _ = build_reward_model(RewardConfig(base_model=tiny_base, device="cpu", finetune="lora", lora_r=4))
-    frozen, _ = build_reward_model(RewardConfig(base_model=tiny_base, device="cpu", finetune="freeze",
-                                                freeze_layers=1))
+    frozen, _ = build_reward_model(RewardConfig(base_model=tiny_base, device="cpu", finetune="freeze", freeze_layers=1))
     n = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
     assert n(lora) < n(frozen) < n(full) == sum(p.numel() for p in full.parameters())
     names = [k for k, p in frozen.named_parameters() if p.requires_grad]
@@ -185,13 +199,18 @@ def test_finetune_modes_choose_trainable_parameters(tiny_base):
 
 def test_train_step_learns_a_batch(tiny_base):
     """A few steps on one batch push its pairs the right way (loss down, accuracy up)."""
-    cfg = RewardConfig(base_model=tiny_base, device="cpu", learning_rate=3e-3, warmup_ratio=0.0,
-                       lr_schedule="constant", max_length=64)
+    cfg = RewardConfig(
+        base_model=tiny_base, device="cpu", learning_rate=3e-3, warmup_ratio=0.0, lr_schedule="constant", max_length=64
+    )
     model, tok = build_reward_model(cfg)
     trainer = RewardTrainer(model, tok, cfg, 20, torch.device("cpu"))
     texts = ["Sorry, I will fix it.", "No.", "Sorry about that.", "Go away."]
-    ex = PromptExample(0, [0, 1, 2, 3], [(0, 1, 0.0), (0, 3, 0.0), (2, 1, 0.0), (2, 3, 0.0)],
-                       tokens=[encode_pair(tok, "Help?", t, 64) for t in texts])
+    ex = PromptExample(
+        0,
+        [0, 1, 2, 3],
+        [(0, 1, 0.0), (0, 3, 0.0), (2, 1, 0.0), (2, 3, 0.0)],
+        tokens=[encode_pair(tok, "Help?", t, 64) for t in texts],
+    )
     batch = trainer.batch([ex])
     first = trainer.train_step([batch], 0)
     for s in range(1, 15):

@@ -1,4 +1,5 @@
 """`train-reward` on the command line: progress, run id, held-out accuracy; presets fill a full config."""
+
 import argparse
 
 import pytest
@@ -45,12 +46,15 @@ def test_presets_scale_with_data_and_device():
     assert all(c.finetune == "full" and c.device == "cpu" for c in cfgs.values())
     big_cpu = make_config("/m", "balanced", device_type="cpu", n_params=1_500_000_000, n_train_prompts=500)
     assert big_cpu.finetune == "lora"
-    no_room = make_config("/m", "balanced", device_type="cuda", n_params=7_000_000_000, n_train_prompts=500,
-                          memory_free=40 * 2**30)
+    no_room = make_config(
+        "/m", "balanced", device_type="cuda", n_params=7_000_000_000, n_train_prompts=500, memory_free=40 * 2**30
+    )
     assert no_room.finetune == "lora" and no_room.gradient_checkpointing
     many = make_config("/m", "quick", device_type="cuda", n_params=500_000_000, n_train_prompts=20_000)
     assert many.epochs == 1.0 and many.learning_rate < 1e-4
-    assert make_config("/m", "quick", device_type="cpu", n_params=5e6, n_train_prompts=40,
-                       learning_rate=0.5).learning_rate == 0.5
+    assert (
+        make_config("/m", "quick", device_type="cpu", n_params=5e6, n_train_prompts=40, learning_rate=0.5).learning_rate
+        == 0.5
+    )
     with pytest.raises(UserError):
         make_config("/m", "fast", device_type="cpu", n_params=5e6, n_train_prompts=40)

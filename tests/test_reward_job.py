@@ -1,4 +1,5 @@
 """The reward-model job on a real encrypted project: learning, held-out split, cancel and resume."""
+
 import random
 
 import pytest
@@ -18,10 +19,18 @@ from tests.reward_fixtures import reward_one_thread, tiny_base  # noqa: F401 (fi
 pytestmark = pytest.mark.usefixtures("reward_one_thread")
 
 PASS = "correct horse"
-WORDS = ("please restart the router and check the light your order ships today a refund is on its way "
-         "we updated the account try again later thank you for waiting the package arrives monday").split()
-QUESTIONS = ["My order is late.", "The router blinks red.", "I was charged twice.", "Where is my package?",
-             "I cannot log in.", "The app crashes."]
+WORDS = (
+    "please restart the router and check the light your order ships today a refund is on its way "
+    "we updated the account try again later thank you for waiting the package arrives monday"
+).split()
+QUESTIONS = [
+    "My order is late.",
+    "The router blinks red.",
+    "I was charged twice.",
+    "Where is my package?",
+    "I cannot log in.",
+    "The app crashes.",
+]
 
 
 def _oracle_prefers(text: str) -> bool:
@@ -65,9 +74,22 @@ def project(tmp_path_factory):
 
 
 def _config(base, **kw):
-    values = dict(base_model=base, device="cpu", learning_rate=1e-3, warmup_ratio=0.05, epochs=4,
-                  prompts_per_micro_batch=4, grad_accum_steps=1, max_length=48, val_fraction=0.2,
-                  eval_every=12, early_stopping_patience=0, checkpoint_every=25, min_pairs=20, seed=0)
+    values = dict(
+        base_model=base,
+        device="cpu",
+        learning_rate=1e-3,
+        warmup_ratio=0.05,
+        epochs=4,
+        prompts_per_micro_batch=4,
+        grad_accum_steps=1,
+        max_length=48,
+        val_fraction=0.2,
+        eval_every=12,
+        early_stopping_patience=0,
+        checkpoint_every=25,
+        min_pairs=20,
+        seed=0,
+    )
     values.update(kw)
     return RewardConfig(**values)
 
@@ -107,8 +129,12 @@ def test_learns_the_hidden_rule(project, tiny_base):
     # Centred: mean reward over the training responses ~ 0; the scorer ranks a fresh prompt's candidates.
     rm = load_reward_model(project, result.run_id)
     data = collect_data(project, _config(tiny_base))
-    train_texts = [(project.prompt(e.prompt_id).prompt, r.text) for e in data.train
-                   for r in project.responses(e.prompt_id) if r.id in e.response_ids]
+    train_texts = [
+        (project.prompt(e.prompt_id).prompt, r.text)
+        for e in data.train
+        for r in project.responses(e.prompt_id)
+        if r.id in e.response_ids
+    ]
     rewards = rm.score(train_texts)
     assert abs(sum(rewards) / len(rewards)) < 1e-3 * max(1.0, rm.scale)
     assert rm.scale == pytest.approx(run.summary["reward_scale"])
@@ -193,8 +219,7 @@ def test_preflight_refuses_too_few_pairs(tiny_base, tmp_path):
 
 @pytest.mark.parametrize("mode", ["lora", "freeze"])
 def test_lora_and_frozen_runs_load_back_for_scoring(project, tiny_base, mode):
-    cfg = _config(tiny_base, finetune=mode, lora_r=8, freeze_layers=1, learning_rate=3e-3, max_steps=4,
-                  eval_every=2)
+    cfg = _config(tiny_base, finetune=mode, lora_r=8, freeze_layers=1, learning_rate=3e-3, max_steps=4, eval_every=2)
     result = run_job(train_reward_model(project, cfg))
     files = project.load_artifact(result.run_id, "final")
     assert set(files) == {"model.safetensors", "reward.json"}

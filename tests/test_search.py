@@ -1,4 +1,5 @@
 """core.search (the Data page's in-memory search) and core.passphrase."""
+
 import pytest
 
 from core.jobs import CancelToken, Cancelled, run_job
@@ -35,8 +36,10 @@ def test_search_words_cache_responses_cancel(proj):
 
 
 def test_passphrase_strength_orders_sensibly():
-    scores = [strength(p).score for p in ["", "password", "abc12", "hunter2hunter", "tidal quartz lantern",
-                                          "tidal-quartz-lantern-meadow-fox"]]
+    scores = [
+        strength(p).score
+        for p in ["", "password", "abc12", "hunter2hunter", "tidal quartz lantern", "tidal-quartz-lantern-meadow-fox"]
+    ]
     assert scores == sorted(scores) and scores[0] == 0 and scores[-1] >= 3
     assert strength("Tr0ub4dor&3").score <= 2  # short: capped however mixed
     assert "common" in strength("password").hint

@@ -1,4 +1,5 @@
 """Security properties of the project store, on real files."""
+
 import hashlib
 import json
 import os
@@ -19,8 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _tree_digest(folder: Path) -> dict[str, tuple[str, int]]:
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _find(data: bytes, canary: str) -> list[str]:
@@ -73,8 +77,9 @@ def test_canary_never_on_disk(tmp_path):
     work.mkdir()
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp), "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", CANARY_WORKLOAD, canary, str(work)], env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", CANARY_WORKLOAD, canary, str(work)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {}, "canary found while the project was open"
     files = [p for root in (work, tmp) for p in root.rglob("*") if p.is_file()]
@@ -174,12 +179,15 @@ def test_truncated_and_reordered_artifacts_are_detected(tmp_path):
         assert proj.load_artifact(run, "ck") == payload
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("memory_kib", 1024, "below the minimum"),
-    ("iterations", 1, "below the minimum"),
-    ("iterations", 4, "Wrong passphrase|altered"),
-    ("salt", "00" * 16, "Wrong passphrase|altered"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("memory_kib", 1024, "below the minimum"),
+        ("iterations", 1, "below the minimum"),
+        ("iterations", 4, "Wrong passphrase|altered"),
+        ("salt", "00" * 16, "Wrong passphrase|altered"),
+    ],
+)
 def test_tampered_kdf_header_is_rejected(tmp_path, field, value, match):
     Project.create(tmp_path / "p", "pw").close()
     key = tmp_path / "p.rlhfproj" / "key.json"
@@ -236,12 +244,19 @@ def test_audit_detects_removed_tail(tmp_path):
 
 def test_second_process_cannot_open(tmp_path):
     with Project.create(tmp_path / "p", "pw"):
-        code = ("from core.project import Project\n"
-                "from core.errors import ProjectLocked\n"
-                "try:\n    Project.open(r'%s', 'pw')\nexcept ProjectLocked as e:\n    print('LOCKED', e)\n"
-                % (tmp_path / "p.rlhfproj"))
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        code = (
+            "from core.project import Project\n"
+            "from core.errors import ProjectLocked\n"
+            "try:\n    Project.open(r'%s', 'pw')\nexcept ProjectLocked as e:\n    print('LOCKED', e)\n"
+            % (tmp_path / "p.rlhfproj")
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert out.stdout.startswith("LOCKED") and "already open" in out.stdout, out.stderr
         with pytest.raises(ProjectLocked):
             Project.open(tmp_path / "p.rlhfproj", "pw")

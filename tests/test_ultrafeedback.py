@@ -1,5 +1,6 @@
 """UltraFeedback's raw shape (instruction + completions with response and overall_score) imports as
 rated completions; its extra fields are ignored and a bad score is reported by line and field."""
+
 import json
 
 import pytest
@@ -12,14 +13,23 @@ from core.project import Project
 PASS = "correct horse battery staple"
 
 ROW = {
-    "source": "evol_instruct", "instruction": "Name a prime number.", "models": ["a", "b", "c"],
+    "source": "evol_instruct",
+    "instruction": "Name a prime number.",
+    "models": ["a", "b", "c"],
     "completions": [
-        {"model": "a", "response": "7 is prime.", "overall_score": 8.5, "critique": "fine",
-         "annotations": {"helpfulness": {"Rating": "5"}}, "fine-grained_score": 4.75},
+        {
+            "model": "a",
+            "response": "7 is prime.",
+            "overall_score": 8.5,
+            "critique": "fine",
+            "annotations": {"helpfulness": {"Rating": "5"}},
+            "fine-grained_score": 4.75,
+        },
         {"model": "b", "response": "9.", "overall_score": 2.0, "annotations": {}},
         {"model": "c", "response": "2, the only even prime.", "overall_score": 9, "annotations": {}},
     ],
-    "correct_answers": ["2"], "incorrect_answers": ["9"],
+    "correct_answers": ["2"],
+    "incorrect_answers": ["9"],
 }
 
 
@@ -39,8 +49,9 @@ def test_ultrafeedback_raw_rows_import_as_ratings(project, tmp_path):
     (j,) = project.judgments()
     by_text = {project.response(rid).text: v for rid, v in j.ratings.items()}
     assert by_text == {"7 is prime.": 8.5, "9.": 2.0, "2, the only even prime.": 9.0}
-    pairs = {(project.response(x.chosen_id).text, project.response(x.rejected_id).text)
-             for x in project.preference_pairs()}
+    pairs = {
+        (project.response(x.chosen_id).text, project.response(x.rejected_id).text) for x in project.preference_pairs()
+    }
     assert ("2, the only even prime.", "9.") in pairs and len(pairs) == 3
 
 

@@ -4,6 +4,7 @@ The project is demo-shaped: customer-support requests from `core.demo.corpus`, f
 varied tone, helpfulness and accuracy, ranked by the simulated expert (`expert_score`, ties allowed).
 The tiny model's tokenizer is trained on the same corpus, so its tokens are words the rule looks at.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,12 +32,12 @@ def corpus_lines(n: int = 400, seed: int = 7) -> list[str]:
 def build_model(folder, seed: int = 0) -> str:
     from core.models.tiny import build_tiny_model
 
-    return str(build_tiny_model(folder, arch="gpt2", seed=seed, corpus=corpus_lines(), hidden=64, layers=2,
-                                heads=4))
+    return str(build_tiny_model(folder, arch="gpt2", seed=seed, corpus=corpus_lines(), hidden=64, layers=2, heads=4))
 
 
-def fill_project(proj, n_prompts: int = 40, n_heldout: int = 6, k: int = 4, seed: int = 0,
-                 rank: bool = True) -> list[int]:
+def fill_project(
+    proj, n_prompts: int = 40, n_heldout: int = 6, k: int = 4, seed: int = 0, rank: bool = True
+) -> list[int]:
     """Prompts with k replies each; ranked best-first by the simulated expert (equal scores tie)."""
     from core.demo.corpus import make_reply, make_request
 

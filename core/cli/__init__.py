@@ -3,6 +3,7 @@
 Each domain module in COMMAND_MODULES defines `register(subparsers)`, adding its subcommands with
 `set_defaults(func=...)`; a command function takes the parsed args and returns an exit code.
 """
+
 from __future__ import annotations
 
 import argparse

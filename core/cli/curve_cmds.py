@@ -1,5 +1,6 @@
 """`rlhf-studio learning-curve PROJECT --base PATH [--preset quick]`: held-out accuracy of the reward model
 against the number of ranked prompts (re-fits on 25/50/75/100% of them), and how many more would help."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,15 +13,20 @@ from core.jobs import CancelToken, Cancelled
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "learning-curve", help="reward-model accuracy against the number of ranked prompts, and how many more "
-                               "rankings would help",
+        "learning-curve",
+        help="reward-model accuracy against the number of ranked prompts, and how many more rankings would help",
         description="Re-fit the reward model on 25, 50, 75 and 100%% of the ranked prompts (small, fast fits with "
-                    "a preset's settings) and print the held-out pairwise accuracy of each, with rough advice on "
-                    "how many more ranked prompts would help. Nothing but the figures is stored.")
+        "a preset's settings) and print the held-out pairwise accuracy of each, with rough advice on "
+        "how many more ranked prompts would help. Nothing but the figures is stored.",
+    )
     p.add_argument("project", type=Path, help="the project folder (NAME.rlhfproj)")
     p.add_argument("--base", required=True, help="the reward model's base model folder")
-    p.add_argument("--preset", choices=("quick", "balanced", "thorough"), default="quick",
-                   help="settings of each fit (default: quick)")
+    p.add_argument(
+        "--preset",
+        choices=("quick", "balanced", "thorough"),
+        default="quick",
+        help="settings of each fit (default: quick)",
+    )
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="cap the steps of each fit")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cuda or cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -36,9 +42,20 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     token = CancelToken()
     with open_project_from_args(args) as proj:
         try:
-            curve = run_with_progress(learning_curve_job(proj, os.path.abspath(args.base), token, preset=args.preset,
-                                                         seed=args.seed, device=args.device, **overrides),
-                                      token, desc="learning curve", metrics=("curve/prompts", "curve/accuracy"))
+            curve = run_with_progress(
+                learning_curve_job(
+                    proj,
+                    os.path.abspath(args.base),
+                    token,
+                    preset=args.preset,
+                    seed=args.seed,
+                    device=args.device,
+                    **overrides,
+                ),
+                token,
+                desc="learning curve",
+                metrics=("curve/prompts", "curve/accuracy"),
+            )
         except Cancelled:
             print("cancelled: nothing was stored")
             return 1

@@ -4,6 +4,7 @@ core never names the GUI: the front end that starts the command line (desktop/ap
 console script) passes its entry point as a "module:function" string, imported here only when the app is
 wanted (PySide6 loads then, never for the other commands).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -13,9 +14,12 @@ from core.errors import UserError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("gui", help="open the desktop app (the default with no command)")
-    p.add_argument("--demo", action="store_true",
-                   help="open the demo project (created on first use at "
-                        "~/.local/share/rlhf-studio/demo.rlhfproj; passphrase: demo)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the demo project (created on first use at "
+        "~/.local/share/rlhf-studio/demo.rlhfproj; passphrase: demo)",
+    )
     p.add_argument("project", nargs="?", help="a .rlhfproj folder to unlock at start")
     p.set_defaults(func=run)
 

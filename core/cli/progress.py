@@ -9,6 +9,7 @@
 The first Ctrl-C sets the cancel token (the job stops at its next check); a second one interrupts at
 once (KeyboardInterrupt). Only numbers (metrics) are shown, never a job's sample rows: they hold user text.
 """
+
 from __future__ import annotations
 
 import signal

@@ -3,6 +3,7 @@
 Passphrases come from `--passphrase-file`, the RLHF_STUDIO_PASSPHRASE environment variable, or an
 interactive prompt, in that order. They are never accepted as a plain argument (shell history).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,12 @@ PASSPHRASE_ENV = "RLHF_STUDIO_PASSPHRASE"
 
 
 def add_passphrase_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--passphrase-file", type=Path, metavar="FILE",
-                   help=f"read the passphrase from FILE (else ${PASSPHRASE_ENV}, else a prompt)")
+    p.add_argument(
+        "--passphrase-file",
+        type=Path,
+        metavar="FILE",
+        help=f"read the passphrase from FILE (else ${PASSPHRASE_ENV}, else a prompt)",
+    )
 
 
 def read_passphrase(args, confirm: bool = False, prompt: str = "Passphrase: ") -> str:
@@ -73,8 +78,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_info)
 
     p = _project_parser(sub, "passwd", "change the passphrase (the data key is rewrapped atomically)")
-    p.add_argument("--new-passphrase-file", type=Path, metavar="FILE",
-                   help="read the new passphrase from FILE (else $RLHF_STUDIO_NEW_PASSPHRASE, else a prompt)")
+    p.add_argument(
+        "--new-passphrase-file",
+        type=Path,
+        metavar="FILE",
+        help="read the new passphrase from FILE (else $RLHF_STUDIO_NEW_PASSPHRASE, else a prompt)",
+    )
     p.set_defaults(func=cmd_passwd)
 
     p = _project_parser(sub, "backup", "write a consistent encrypted copy of the project")
@@ -104,14 +113,16 @@ def cmd_import(args) -> int:
         token = CancelToken()
         try:
             report = run_with_progress(
-                import_file(project, args.file, fmt=args.format, split=args.split, cancel=token), token,
-                desc="import")
+                import_file(project, args.file, fmt=args.format, split=args.split, cancel=token), token, desc="import"
+            )
         except ImportFailed as exc:
             print(str(exc), file=sys.stderr)
             return 2
-        print(f"imported {report.records} records ({report.fmt}, {report.shape}): "
-              f"{report.prompts_added} new prompts ({report.prompts_existing} already present), "
-              f"{report.responses_added} new responses, {report.judgments_added} judgments")
+        print(
+            f"imported {report.records} records ({report.fmt}, {report.shape}): "
+            f"{report.prompts_added} new prompts ({report.prompts_existing} already present), "
+            f"{report.responses_added} new responses, {report.judgments_added} judgments"
+        )
     return 0
 
 
@@ -125,8 +136,9 @@ def cmd_export(args) -> int:
     fmt = args.format or {".csv": "csv", ".json": "json"}.get(args.file.suffix.lower(), "jsonl")
     with open_project_from_args(args) as project:
         token = CancelToken()
-        n = run_with_progress(export_data(project, args.file, what=args.what, fmt=fmt, plaintext=True,
-                                          cancel=token), token, desc="export")
+        n = run_with_progress(
+            export_data(project, args.file, what=args.what, fmt=fmt, plaintext=True, cancel=token), token, desc="export"
+        )
     print(f"wrote {n} rows to {args.file}")
     return 0
 

@@ -3,6 +3,7 @@
 Every export writes plaintext, so it needs `plaintext=True`: the CLI asks for `--plaintext` and the GUI
 asks the user to confirm. Files are written atomically and the export is audited (counts only).
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,11 @@ def _pairs_rows(project, cancel) -> Iterator[dict]:
         prompt = project.prompt(pid).prompt
         text = {r.id: r.text for r in project.responses(pid)}
         for pair in pairs:
-            yield {"prompt": prompt, "chosen": _completion(prompt, text[pair.chosen_id]),
-                   "rejected": _completion(prompt, text[pair.rejected_id])}
+            yield {
+                "prompt": prompt,
+                "chosen": _completion(prompt, text[pair.chosen_id]),
+                "rejected": _completion(prompt, text[pair.rejected_id]),
+            }
 
 
 def _ranking_rows(project, cancel) -> Iterator[dict]:
@@ -49,7 +53,7 @@ def _ranking_rows(project, cancel) -> Iterator[dict]:
         if tiers:
             index = {r.id: k for k, r in enumerate(responses)}
             tiers_idx = [[index[r] for r in tier] for tier in tiers]
-            row["ranking"] = ([t[0] for t in tiers_idx] if all(len(t) == 1 for t in tiers_idx) else tiers_idx)
+            row["ranking"] = [t[0] for t in tiers_idx] if all(len(t) == 1 for t in tiers_idx) else tiers_idx
         if p.reference is not None:
             row["reference"] = p.reference
         row["split"] = p.split
@@ -69,8 +73,13 @@ def _prompt_rows(project, cancel) -> Iterator[dict]:
 
 
 def _csv_cell(value: Any) -> str:
-    if (isinstance(value, list) and value and isinstance(value[0], dict) and value[0].get("role") == "assistant"
-            and len(value) == 1):
+    if (
+        isinstance(value, list)
+        and value
+        and isinstance(value[0], dict)
+        and value[0].get("role") == "assistant"
+        and len(value) == 1
+    ):
         return value[0]["content"]
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
@@ -85,23 +94,35 @@ def _to_csv(rows: list[dict], what: str) -> str:
         header = ["prompt"] + [f"response_{i + 1}" for i in range(k)] + ["ranking", "reference", "split"]
         flat = []
         for r in rows:
-            out = {"prompt": _csv_cell(r["prompt"]), "ranking": json.dumps(r["ranking"]) if "ranking" in r else "",
-                   "reference": r.get("reference") or "", "split": r["split"]}
+            out = {
+                "prompt": _csv_cell(r["prompt"]),
+                "ranking": json.dumps(r["ranking"]) if "ranking" in r else "",
+                "reference": r.get("reference") or "",
+                "split": r["split"],
+            }
             for i, text in enumerate(r.get("responses", [])):
                 out[f"response_{i + 1}"] = text
             flat.append(out)
     else:
         header = ["prompt", "reference", "split"]
-        flat = [{"prompt": _csv_cell(r["prompt"]), "reference": r.get("reference") or "", "split": r["split"]}
-                for r in rows]
+        flat = [
+            {"prompt": _csv_cell(r["prompt"]), "reference": r.get("reference") or "", "split": r["split"]} for r in rows
+        ]
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\r\n")  # RFC 4180; also quotes a bare \r
     writer.writeheader()
     writer.writerows(flat)
     return buf.getvalue()
 
 
-def export_data(project, path: str | Path, *, what: str = "pairs", fmt: str = "jsonl", plaintext: bool = False,
-                cancel: CancelToken = NEVER):
+def export_data(
+    project,
+    path: str | Path,
+    *,
+    what: str = "pairs",
+    fmt: str = "jsonl",
+    plaintext: bool = False,
+    cancel: CancelToken = NEVER,
+):
     """Job: write `what` to `path` in `fmt`. Returns the number of rows written."""
     if what not in WHAT:
         raise UserError(f"Unknown export {what!r}; choose one of {', '.join(WHAT)}.")

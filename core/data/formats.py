@@ -11,6 +11,7 @@ Shapes (BRIEF.md "Formats"), one object per JSONL line, per JSON array item, or 
 - CSV: prompt,chosen,rejected  or  prompt,response_1..response_K[,ranking][,reference]
 A prompt is a string or a list of chat messages; "split" ("train"/"heldout") is optional.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,15 @@ from typing import Any, Iterator, Optional
 
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # one record; larger lines are rejected with a clear message
 FORMATS = ("jsonl", "json", "csv")
-SPLIT_ALIASES = {"train": "train", "heldout": "heldout", "held-out": "heldout", "held_out": "heldout",
-                 "test": "heldout", "eval": "heldout", "validation": "heldout"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "heldout": "heldout",
+    "held-out": "heldout",
+    "held_out": "heldout",
+    "test": "heldout",
+    "eval": "heldout",
+    "validation": "heldout",
+}
 
 
 @dataclass
@@ -87,6 +95,7 @@ def detect_format(path: str | Path, head: Optional[bytes] = None) -> str:
 
 # ---- one object -> record ------------------------------------------------------------------------
 
+
 def _check_messages(value: Any, field_name: str) -> list[dict]:
     if not isinstance(value, list) or not value:
         raise RecordError(field_name, "must be a non-empty list of chat messages")
@@ -121,8 +130,15 @@ def _text(value: Any, field_name: str) -> str:
 
 
 def _type(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _ranking(value: Any, n: int) -> list[list[int]]:
@@ -177,10 +193,12 @@ def _implicit_prompt(chosen: Any, rejected: Any) -> tuple[Any, str, str]:
         marker = "\n\nAssistant:"
         cut = chosen.rfind(marker)
         if cut < 0 or not rejected.startswith(chosen[: cut + len(marker)]):
-            raise RecordError("chosen", "has no prompt, and 'chosen'/'rejected' do not share a "
-                              "'\\n\\nHuman: ... \\n\\nAssistant:' prefix")
+            raise RecordError(
+                "chosen",
+                "has no prompt, and 'chosen'/'rejected' do not share a '\\n\\nHuman: ... \\n\\nAssistant:' prefix",
+            )
         prefix = chosen[: cut + len(marker)]
-        return prefix, chosen[len(prefix):].strip(), rejected[len(prefix):].strip()
+        return prefix, chosen[len(prefix) :].strip(), rejected[len(prefix) :].strip()
     raise RecordError("chosen", "and 'rejected' must both be strings or both be message lists")
 
 
@@ -246,6 +264,7 @@ def record_from_object(obj: Any, line: int) -> ImportRecord:
 
 # ---- files -> records ----------------------------------------------------------------------------
 
+
 def _error(name: str, line: int, exc: Exception) -> str:
     where = f"{name}:{line}"
     if isinstance(exc, RecordError) and exc.field:
@@ -295,8 +314,10 @@ def _jsonl(data: bytes, name: str):
             continue
         try:
             if len(raw) > MAX_RECORD_BYTES:
-                raise ValueError(f"the line is {len(raw) / 2**20:.1f} MB, over the "
-                                 f"{MAX_RECORD_BYTES // 2**20} MB limit for one record")
+                raise ValueError(
+                    f"the line is {len(raw) / 2**20:.1f} MB, over the "
+                    f"{MAX_RECORD_BYTES // 2**20} MB limit for one record"
+                )
             text = _decode_line(raw, name, i)
             try:
                 obj = _loads(text)
@@ -363,8 +384,13 @@ def _csv(data: bytes, name: str):
     decoded = []
     for i, raw in enumerate(lines, start=1):
         if len(raw) > MAX_RECORD_BYTES:
-            yield None, (f"{name}:{i}: the line is {len(raw) / 2**20:.1f} MB, over the "
-                         f"{MAX_RECORD_BYTES // 2**20} MB limit for one record")
+            yield (
+                None,
+                (
+                    f"{name}:{i}: the line is {len(raw) / 2**20:.1f} MB, over the "
+                    f"{MAX_RECORD_BYTES // 2**20} MB limit for one record"
+                ),
+            )
             return
         try:
             decoded.append(_decode_line(raw, name, i))
@@ -386,8 +412,10 @@ def _csv_rows(reader: csv.DictReader, name: str):
     if "prompt" not in header:
         yield None, f"{name}:1: missing column 'prompt' (the header has: {', '.join(header) or 'nothing'})"
         return
-    response_cols = sorted((h for h in header if h.startswith("response_")),
-                           key=lambda h: int(h.split("_")[1]) if h.split("_")[1].isdigit() else 10**9)
+    response_cols = sorted(
+        (h for h in header if h.startswith("response_")),
+        key=lambda h: int(h.split("_")[1]) if h.split("_")[1].isdigit() else 10**9,
+    )
     pair = "chosen" in header or "rejected" in header
     if pair and not ("chosen" in header and "rejected" in header):
         missing = "rejected" if "chosen" in header else "chosen"

@@ -1,4 +1,5 @@
 """Import a file into a project: validate everything first, then write it in one transaction."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,9 @@ def preview(path: str | Path, limit: int = 20, fmt: Optional[str] = None) -> Pre
     return Preview(fmt, _shape(records), records, errors, total)
 
 
-def import_file(project, path: str | Path, *, fmt: Optional[str] = None, split: Optional[str] = None,
-                cancel: CancelToken = NEVER):
+def import_file(
+    project, path: str | Path, *, fmt: Optional[str] = None, split: Optional[str] = None, cancel: CancelToken = NEVER
+):
     """Job: import every record of `path`, or nothing (ImportFailed lists each error by line)."""
     path = Path(path)
     if not path.is_file():
@@ -88,7 +90,8 @@ def import_file(project, path: str | Path, *, fmt: Optional[str] = None, split: 
             chunk = records[start : start + batch]
             added = project.add_many(
                 ((r.prompt, r.reference, r.split or split or "train", r.responses) for r in chunk),
-                origin={"kind": "import", "file": path.name}, cache=cache,
+                origin={"kind": "import", "file": path.name},
+                cache=cache,
             )
             for record, (pid, rids, is_new, new_responses) in zip(chunk, added):
                 report.prompts_added += is_new

@@ -7,6 +7,7 @@ Reproducible: the corpus comes from a seeded RNG, the tokenizer trainer is deter
 and runs deterministic kernels on CPU. Output is a normal Hugging Face folder (config.json,
 model.safetensors, tokenizer.json, generation_config.json) plus corpus_sample.jsonl and build.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,14 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     )
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, bos_token=BOS, unk_token=UNK,
-        additional_special_tokens=ROLE_TOKENS, padding_side="left", truncation_side="left",
+        tokenizer_object=tok,
+        pad_token=PAD,
+        eos_token=EOS,
+        bos_token=BOS,
+        unk_token=UNK,
+        additional_special_tokens=ROLE_TOKENS,
+        padding_side="left",
+        truncation_side="left",
     )
     fast.chat_template = CHAT_TEMPLATE
     fast.model_max_length = 1 << 30
@@ -143,11 +150,17 @@ def _build(out_dir, cfg: BuildConfig, log, t0: float) -> Path:
     log(f"corpus: {len(rows)} examples, {n_tokens} tokens, vocab {len(tokenizer)}")
 
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.hidden * 3,
-        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
-        num_key_value_heads=max(1, cfg.heads // 2), max_position_embeddings=cfg.max_positions,
-        tie_word_embeddings=True, rope_theta=10000.0,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden,
+        intermediate_size=cfg.hidden * 3,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=max(1, cfg.heads // 2),
+        max_position_embeddings=cfg.max_positions,
+        tie_word_embeddings=True,
+        rope_theta=10000.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
     model = AutoModelForCausalLM.from_config(config)
@@ -158,7 +171,8 @@ def _build(out_dir, cfg: BuildConfig, log, t0: float) -> Path:
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.95),
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
     )
     warmup = max(1, cfg.steps // 20)
 
@@ -207,9 +221,17 @@ def _build(out_dir, cfg: BuildConfig, log, t0: float) -> Path:
         for ex in examples[:50]:
             f.write(json.dumps(asdict(ex)) + "\n")
     with open(out / "build.json", "w") as f:
-        json.dump({"config": asdict(cfg), "parameters": n_params, "tokens": n_tokens,
-                   "final_loss": round(float(loss.item()), 4), "seconds": round(time.monotonic() - t0, 1)},
-                  f, indent=2)
+        json.dump(
+            {
+                "config": asdict(cfg),
+                "parameters": n_params,
+                "tokens": n_tokens,
+                "final_loss": round(float(loss.item()), 4),
+                "seconds": round(time.monotonic() - t0, 1),
+            },
+            f,
+            indent=2,
+        )
     log(f"saved to {out} in {time.monotonic() - t0:.0f}s")
     return out
 

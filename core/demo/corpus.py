@@ -7,6 +7,7 @@ and `expert_score` can judge any reply by the phrase banks below (the simulated 
 
 Everything is generated; nothing is user data. `random.Random(seed)` makes every corpus reproducible.
 """
+
 from __future__ import annotations
 
 import random
@@ -15,13 +16,52 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 NAMES = [
-    "Maria", "James", "Aisha", "Chen", "Olga", "Daniel", "Priya", "Lucas", "Fatima", "Tom", "Yuki", "Sofia",
-    "Omar", "Emma", "Kwame", "Ines", "Mateo", "Hannah", "Ravi", "Lena", "Noah", "Zara", "Ivan", "Grace",
+    "Maria",
+    "James",
+    "Aisha",
+    "Chen",
+    "Olga",
+    "Daniel",
+    "Priya",
+    "Lucas",
+    "Fatima",
+    "Tom",
+    "Yuki",
+    "Sofia",
+    "Omar",
+    "Emma",
+    "Kwame",
+    "Ines",
+    "Mateo",
+    "Hannah",
+    "Ravi",
+    "Lena",
+    "Noah",
+    "Zara",
+    "Ivan",
+    "Grace",
 ]
 PRODUCTS = [
-    "headphones", "coffee maker", "backpack", "smartwatch", "desk lamp", "blender", "keyboard", "phone case",
-    "running shoes", "tablet stand", "water bottle", "air purifier", "webcam", "electric kettle", "yoga mat",
-    "bluetooth speaker", "office chair", "rice cooker", "travel mug", "hair dryer",
+    "headphones",
+    "coffee maker",
+    "backpack",
+    "smartwatch",
+    "desk lamp",
+    "blender",
+    "keyboard",
+    "phone case",
+    "running shoes",
+    "tablet stand",
+    "water bottle",
+    "air purifier",
+    "webcam",
+    "electric kettle",
+    "yoga mat",
+    "bluetooth speaker",
+    "office chair",
+    "rice cooker",
+    "travel mug",
+    "hair dryer",
 ]
 FEATURES = ["the camera", "my cart", "the settings page", "notifications", "the login screen", "payments", "search"]
 AMOUNTS = ["$19.99", "$24.50", "$39.00", "$49.95", "$64.00", "$89.99", "$120.00", "$12.75"]
@@ -202,8 +242,7 @@ TOPICS = [
         [
             "I've updated the delivery address for order {order}, since it hasn't shipped yet. "
             "You'll get a confirmation email in a few minutes.",
-            "Order {order} hasn't shipped yet, so I changed the address for you. "
-            "A confirmation email is on its way.",
+            "Order {order} hasn't shipped yet, so I changed the address for you. A confirmation email is on its way.",
         ],
         [
             "Addresses can never be changed after an order is placed, so you will have to order again.",
@@ -298,8 +337,7 @@ TOPICS = [
         [
             "Sorry about the mix-up. We'll ship your {product} today, and you can return the {other} with "
             "the free label we'll email you.",
-            "We'll send the correct {product} today at no cost, and email you a free label to return the "
-            "{other}.",
+            "We'll send the correct {product} today at no cost, and email you a free label to return the {other}.",
         ],
         [
             "Please keep the {other}; we cannot send the {product} until you pay for it again.",
@@ -337,31 +375,71 @@ TOPICS = [
 TOPIC_BY_KEY = {t.key: t for t in TOPICS}
 
 # tone phrase banks: greeting, empathy/opening, closing
-POLITE_GREETINGS = ["Hi {name}, thank you for reaching out.", "Hello {name}, thanks for contacting us.",
-                    "Dear {name}, thank you for your message.", "Hi {name}!"]
+POLITE_GREETINGS = [
+    "Hi {name}, thank you for reaching out.",
+    "Hello {name}, thanks for contacting us.",
+    "Dear {name}, thank you for your message.",
+    "Hi {name}!",
+]
 NEUTRAL_GREETINGS = ["Hello.", "Hi.", ""]
 RUDE_OPENINGS = ["Look,", "Listen,", "As we already said,", "Obviously,", "Calm down."]
-POLITE_CLOSINGS = ["Is there anything else I can help you with?", "Have a great day!",
-                   "Please let me know if you have any other questions.", "Thanks for your patience."]
+POLITE_CLOSINGS = [
+    "Is there anything else I can help you with?",
+    "Have a great day!",
+    "Please let me know if you have any other questions.",
+    "Thanks for your patience.",
+]
 NEUTRAL_CLOSINGS = ["Regards, Support.", "", "Best, the support team."]
-RUDE_CLOSINGS = ["Please don't write to us again about this.", "Read the FAQ next time.",
-                 "That's all we can do.", "Not our problem."]
-VAGUE = ["We are looking into it and will get back to you at some point.",
-         "Thank you for your feedback, it has been forwarded to the relevant team.",
-         "Please check our help center for more information.",
-         "These things happen sometimes. Try again later."]
-EXTRA = ["Our team is available Monday to Friday, 9am to 6pm.",
-         "You can also reach us through the chat in the app.",
-         "We are always working to improve our service.",
-         "Your case number is in the confirmation email.",
-         "Thank you for being a loyal customer."]
+RUDE_CLOSINGS = [
+    "Please don't write to us again about this.",
+    "Read the FAQ next time.",
+    "That's all we can do.",
+    "Not our problem.",
+]
+VAGUE = [
+    "We are looking into it and will get back to you at some point.",
+    "Thank you for your feedback, it has been forwarded to the relevant team.",
+    "Please check our help center for more information.",
+    "These things happen sometimes. Try again later.",
+]
+EXTRA = [
+    "Our team is available Monday to Friday, 9am to 6pm.",
+    "You can also reach us through the chat in the app.",
+    "We are always working to improve our service.",
+    "Your case number is in the confirmation email.",
+    "Thank you for being a loyal customer.",
+]
 
-POLITE_MARKERS = ["thank you", "thanks", "sorry", "happy to help", "anything else", "great day", "patience",
-                  "i understand", "i know", "no problem"]
-RUDE_MARKERS = ["look,", "listen,", "obviously", "calm down", "don't write", "not our problem", "read the faq",
-                "as we already said", "that's all we can do"]
-VAGUE_MARKERS = ["at some point", "forwarded to the relevant team", "check our help center", "try again later",
-                 "these things happen"]
+POLITE_MARKERS = [
+    "thank you",
+    "thanks",
+    "sorry",
+    "happy to help",
+    "anything else",
+    "great day",
+    "patience",
+    "i understand",
+    "i know",
+    "no problem",
+]
+RUDE_MARKERS = [
+    "look,",
+    "listen,",
+    "obviously",
+    "calm down",
+    "don't write",
+    "not our problem",
+    "read the faq",
+    "as we already said",
+    "that's all we can do",
+]
+VAGUE_MARKERS = [
+    "at some point",
+    "forwarded to the relevant team",
+    "check our help center",
+    "try again later",
+    "these things happen",
+]
 
 CUSTOMER_OPENERS = {
     "polite": ["Hi, ", "Hello, ", "Good morning, ", ""],
@@ -402,8 +480,9 @@ def _fill(template: str, slots: dict[str, str]) -> str:
     return template.format(**slots)
 
 
-def make_request(rng: random.Random, topic: Optional[Topic] = None,
-                 slots: Optional[dict] = None) -> tuple[Topic, str, dict]:
+def make_request(
+    rng: random.Random, topic: Optional[Topic] = None, slots: Optional[dict] = None
+) -> tuple[Topic, str, dict]:
     """A customer request: (topic, text, slots)."""
     topic = topic or rng.choice(TOPICS)
     slots = slots or _slots(rng)

@@ -1,4 +1,5 @@
 """How different a prompt's candidates are: share of unique candidates and distinct-n."""
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence

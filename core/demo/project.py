@@ -4,6 +4,7 @@
 
 Seconds on a CPU: the demo model is ~1M parameters, and all candidates are sampled in large batches.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,9 @@ def demo_settings(seed: int = 0):
 
     # A wide temperature mix: the low ones give mostly clean replies, the high ones slips and mix-ups,
     # so each prompt's four candidates spread out in quality.
-    return SamplingSettings(temperature=1.0, top_p=0.98, top_k=50, max_new_tokens=112, seed=seed,
-                            temperatures=DEMO_TEMPERATURES)
+    return SamplingSettings(
+        temperature=1.0, top_p=0.98, top_k=50, max_new_tokens=112, seed=seed, temperatures=DEMO_TEMPERATURES
+    )
 
 
 @dataclass
@@ -124,8 +126,14 @@ def create_demo_project(
         yield Progress(0, None, "loading demo model")
         model, tokenizer = load_model(model_dir, device="cpu")
         gen = generate_candidates(
-            project, model_dir, k=k, settings=demo_settings(seed), batch_size=batch_size,
-            model=model, tokenizer=tokenizer, cancel=cancel,
+            project,
+            model_dir,
+            k=k,
+            settings=demo_settings(seed),
+            batch_size=batch_size,
+            model=model,
+            tokenizer=tokenizer,
+            cancel=cancel,
         )
         previous_threads = torch.get_num_threads()
         if threads:

@@ -16,6 +16,7 @@ When both models write exactly the same text there is nothing to judge: the item
 
 Judgments are ordinary pairwise judgments with purpose="evaluation"; they never enter training pairs.
 """
+
 from __future__ import annotations
 
 import gc
@@ -108,14 +109,20 @@ def _generate(model, tokenizer, prompts, settings: EvalSettings, max_prompt_toke
     from core.models.generation import SamplingSettings, sample
     from core.models.loading import encode_batch
 
-    sampling = SamplingSettings(temperature=settings.temperature, top_p=settings.top_p, top_k=0,
-                                max_new_tokens=settings.max_new_tokens, seed=settings.sampling_seed)
+    sampling = SamplingSettings(
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        top_k=0,
+        max_new_tokens=settings.max_new_tokens,
+        seed=settings.sampling_seed,
+    )
     device = next(model.parameters()).device
     texts: list[str] = []
     for i in range(0, len(prompts), settings.batch_size):
         cancel.raise_if_cancelled()
-        batch = encode_batch(tokenizer, prompts[i:i + settings.batch_size], max_tokens=max_prompt_tokens or None,
-                             device=device)
+        batch = encode_batch(
+            tokenizer, prompts[i : i + settings.batch_size], max_tokens=max_prompt_tokens or None, device=device
+        )
         texts.extend(sample(model, tokenizer, batch["input_ids"], batch["attention_mask"], sampling).texts)
         yield
     return texts
@@ -130,8 +137,19 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def sample_base_and_tuned(proj, run_id: int, base_path: str, texts: list, settings: EvalSettings, device,
-                          dtype, max_prompt_tokens: int, cancel: CancelToken, done: int, total: int):
+def sample_base_and_tuned(
+    proj,
+    run_id: int,
+    base_path: str,
+    texts: list,
+    settings: EvalSettings,
+    device,
+    dtype,
+    max_prompt_tokens: int,
+    cancel: CancelToken,
+    done: int,
+    total: int,
+):
     """Generator: the base model's replies to `texts`, then the tuned run's, one model in memory at a time.
 
     Yields Progress from `done` of `total` (one per model load and per batch); returns
@@ -165,8 +183,14 @@ def sample_base_and_tuned(proj, run_id: int, base_path: str, texts: list, settin
     return outputs, step, done
 
 
-def prepare_blind_eval(proj, run_id: int, *, cancel: CancelToken = NEVER, seed: Optional[int] = None,
-                       settings: Optional[EvalSettings | dict] = None) -> Iterator[Progress]:
+def prepare_blind_eval(
+    proj,
+    run_id: int,
+    *,
+    cancel: CancelToken = NEVER,
+    seed: Optional[int] = None,
+    settings: Optional[EvalSettings | dict] = None,
+) -> Iterator[Progress]:
     """A job: generate base and tuned responses for the held-out prompts and store the blind pairs in a
     new eval run. Returns `EvalPrepared`. Nothing is written until both sides are generated, so a cancel
     leaves the project as it was."""
@@ -176,15 +200,18 @@ def prepare_blind_eval(proj, run_id: int, *, cancel: CancelToken = NEVER, seed: 
     if not s.max_new_tokens:
         s.max_new_tokens = int(pcfg.get("max_new_tokens") or 64)
     if s.batch_size < 1 or s.max_new_tokens < 1 or s.temperature < 0:
-        raise UserError("Evaluation settings: batch size and max new tokens must be at least 1, "
-                        "temperature at least 0.")
+        raise UserError(
+            "Evaluation settings: batch size and max new tokens must be at least 1, temperature at least 0."
+        )
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     rng = random.Random(seed)
 
     prompts = proj.prompts(split="heldout")
     if not prompts:
-        raise UserError("The project has no held-out prompts. Mark some prompts as held-out (Data page) "
-                        "or import them with split 'heldout', then evaluate.")
+        raise UserError(
+            "The project has no held-out prompts. Mark some prompts as held-out (Data page) "
+            "or import them with split 'heldout', then evaluate."
+        )
     if s.max_prompts and len(prompts) > s.max_prompts:
         prompts = sorted(rng.sample(prompts, s.max_prompts), key=lambda p: p.position)
     texts_in = [p.prompt for p in prompts]
@@ -197,8 +224,9 @@ def prepare_blind_eval(proj, run_id: int, *, cancel: CancelToken = NEVER, seed: 
     dtype = None if s.dtype == "auto" else s.dtype
     max_prompt_tokens = int(pcfg.get("max_prompt_tokens") or 0)
     started = time.monotonic()
-    outputs, _step, done = yield from sample_base_and_tuned(proj, run_id, pcfg["policy_path"], texts_in, s,
-                                                            device, dtype, max_prompt_tokens, cancel, done, total)
+    outputs, _step, done = yield from sample_base_and_tuned(
+        proj, run_id, pcfg["policy_path"], texts_in, s, device, dtype, max_prompt_tokens, cancel, done, total
+    )
 
     # Store everything in one transaction: the eval run, the responses, the item list.
     sides = balanced_sides(len(prompts), rng)
@@ -210,10 +238,12 @@ def prepare_blind_eval(proj, run_id: int, *, cancel: CancelToken = NEVER, seed: 
         identical = 0
         for slot, i in enumerate(order):
             pid = prompts[i].id
-            base_rid = proj.add_response(pid, outputs["base"][i], origin={
-                "kind": "eval", "run": run_id, "side": "base", "eval_run": eval_id})
-            tuned_rid = proj.add_response(pid, outputs["tuned"][i], origin={
-                "kind": "eval", "run": run_id, "side": "tuned", "eval_run": eval_id})
+            base_rid = proj.add_response(
+                pid, outputs["base"][i], origin={"kind": "eval", "run": run_id, "side": "base", "eval_run": eval_id}
+            )
+            tuned_rid = proj.add_response(
+                pid, outputs["tuned"][i], origin={"kind": "eval", "run": run_id, "side": "tuned", "eval_run": eval_id}
+            )
             tuned_side = sides[slot]
             a, b = (tuned_rid, base_rid) if tuned_side == "a" else (base_rid, tuned_rid)
             item = {"prompt": pid, "a": a, "b": b, "tuned": tuned_side}
@@ -221,11 +251,20 @@ def prepare_blind_eval(proj, run_id: int, *, cancel: CancelToken = NEVER, seed: 
                 item["identical"] = True
                 identical += 1
             items.append(item)
-        config = {"policy_run": run_id, "base_model": pcfg["policy_path"], "algo": pcfg.get("algo"),
-                  "settings": asdict(s), "seed": seed, "items": items,
-                  "reward_run": pcfg.get("reward_run")}
-        summary = {"items": len(items), "identical": identical,
-                   "generation_seconds": round(time.monotonic() - started, 2)}
+        config = {
+            "policy_run": run_id,
+            "base_model": pcfg["policy_path"],
+            "algo": pcfg.get("algo"),
+            "settings": asdict(s),
+            "seed": seed,
+            "items": items,
+            "reward_run": pcfg.get("reward_run"),
+        }
+        summary = {
+            "items": len(items),
+            "identical": identical,
+            "generation_seconds": round(time.monotonic() - started, 2),
+        }
         proj.update_run(eval_id, status="done", config=config, summary=summary)
     proj.audit("evaluation_prepared", run=eval_id, policy_run=run_id, items=len(items))
     done = total
@@ -261,20 +300,33 @@ def current_choices(proj, run) -> dict[int, object]:
 def evaluation_items(proj, eval_run_id: int) -> list[BlindItem]:
     """Every judgeable item of an eval run, in its randomised order (no side, no origin)."""
     run = eval_run_of(proj, eval_run_id)
-    return [BlindItem(i, it["prompt"], it["a"], it["b"]) for i, it in enumerate(run.config["items"])
-            if not it.get("identical")]
+    return [
+        BlindItem(i, it["prompt"], it["a"], it["b"])
+        for i, it in enumerate(run.config["items"])
+        if not it.get("identical")
+    ]
 
 
 def evaluation_queue(proj, eval_run_id: int) -> list[BlindItem]:
     """The items still to judge, in order: what the blind judging view walks through."""
     run = eval_run_of(proj, eval_run_id)
     judged = current_choices(proj, run)
-    return [BlindItem(i, it["prompt"], it["a"], it["b"]) for i, it in enumerate(run.config["items"])
-            if not it.get("identical") and i not in judged]
+    return [
+        BlindItem(i, it["prompt"], it["a"], it["b"])
+        for i, it in enumerate(run.config["items"])
+        if not it.get("identical") and i not in judged
+    ]
 
 
-def record_evaluation(proj, item: BlindItem, result: str, *, flags=(), comment: str = "",
-                      seconds: float = 0.0) -> int:
+def record_evaluation(proj, item: BlindItem, result: str, *, flags=(), comment: str = "", seconds: float = 0.0) -> int:
     """Record the expert's choice on a blind pair ("a", "b", "tie" or "both_bad"); committed on return."""
-    return proj.record_pairwise(item.prompt_id, a=item.a, b=item.b, result=result, flags=flags,
-                                comment=comment, seconds=seconds, purpose=PURPOSE)
+    return proj.record_pairwise(
+        item.prompt_id,
+        a=item.a,
+        b=item.b,
+        result=result,
+        flags=flags,
+        comment=comment,
+        seconds=seconds,
+        purpose=PURPOSE,
+    )

@@ -8,6 +8,7 @@ With greedy decoding (the default blind set) the same model gives the same reply
 identical reply means the tuning did not move the model on that prompt at all. Numbers only: nothing
 here reads prompt or response text.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -15,9 +16,11 @@ from typing import Optional, Sequence
 BARELY_CHANGED_SHARE = 0.5
 """The run "barely changed the model" when at least this share of the held-out replies are identical."""
 
-ADVICE = ("To move it further: rank more prompts (a reward model that has seen more of your judgments "
-          "gives a clearer signal), train longer (more steps, or the Thorough preset), or give the run more "
-          "room with a higher learning rate or KL target (Advanced…). Then evaluate again.")
+ADVICE = (
+    "To move it further: rank more prompts (a reward model that has seen more of your judgments "
+    "gives a clearer signal), train longer (more steps, or the Thorough preset), or give the run more "
+    "room with a higher learning rate or KL target (Advanced…). Then evaluate again."
+)
 
 
 def identical_count(items: Sequence[dict]) -> int:
@@ -46,5 +49,7 @@ def barely_changed_message(ev: Optional[dict], threshold: float = BARELY_CHANGED
         return None
     temperature = (ev.get("decoding") or {}).get("temperature")
     how = "greedy decoding" if not temperature else f"sampling at temperature {temperature}"
-    return (f"This run barely changed the model: the tuned model gave the same reply as the base on {same} of "
-            f"{n} held-out prompts ({round(100 * same / n)}%, {how}). " + ADVICE)
+    return (
+        f"This run barely changed the model: the tuned model gave the same reply as the base on {same} of "
+        f"{n} held-out prompts ({round(100 * same / n)}%, {how}). " + ADVICE
+    )

@@ -19,6 +19,7 @@ The files hold numbers, run/prompt/response ids and the project's flag names; wr
 export and is written to the audit log. Charts are drawn by `draw_*` functions on any matplotlib Axes (the
 Evaluate page uses the same ones on its canvases); files are rendered with the Agg backend, never pyplot.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,10 +35,22 @@ from core.jobs import NEVER, CancelToken, Progress
 
 FORMAT = "rlhf-studio-evaluation-report/1"
 TIES_RULE = "ties, both-bad and identical responses count as half a win"
-COLORS = {"win": "#2e8b46", "tie": "#c9a227", "both_bad": "#8a55c9", "identical": "#a0a0a0", "loss": "#b23b3b",
-          "tuned": "#2f6fce", "base": "#8c8c8c"}
-OUTCOME_LABELS = {"win": "tuned better", "tie": "tie", "both_bad": "both bad", "identical": "identical",
-                  "loss": "base better"}
+COLORS = {
+    "win": "#2e8b46",
+    "tie": "#c9a227",
+    "both_bad": "#8a55c9",
+    "identical": "#a0a0a0",
+    "loss": "#b23b3b",
+    "tuned": "#2f6fce",
+    "base": "#8c8c8c",
+}
+OUTCOME_LABELS = {
+    "win": "tuned better",
+    "tie": "tie",
+    "both_bad": "both bad",
+    "identical": "identical",
+    "loss": "base better",
+}
 
 
 # ---- which runs ----------------------------------------------------------------------------------------
@@ -127,8 +140,9 @@ def eval_section(proj, eval_run_id: int) -> dict:
         "flags": {f: r.to_dict() for f, r in stats.flag_rates(flag_sets, proj.tags()).items()},
         "per_item": per_item,
         "identical_share": identical_share(items),
-        "barely_changed": barely_changed_message({"items": len(items), "outcomes": counts.to_dict(),
-                                                  "decoding": settings}),
+        "barely_changed": barely_changed_message(
+            {"items": len(items), "outcomes": counts.to_dict(), "decoding": settings}
+        ),
     }
 
 
@@ -161,7 +175,7 @@ def _score_all(model, proj, wanted: dict[int, set[int]], cancel, step: int, tota
     for i in range(0, len(pids), chunk):
         cancel.raise_if_cancelled()
         batch_items, batch_ids = [], []
-        for pid in pids[i:i + chunk]:
+        for pid in pids[i : i + chunk]:
             prompt = proj.prompt(pid).prompt
             for r in proj.responses(pid):
                 if r.id in wanted[pid]:
@@ -173,13 +187,19 @@ def _score_all(model, proj, wanted: dict[int, set[int]], cancel, step: int, tota
     return scores
 
 
-def build_report(proj, eval_run_id: Optional[int] = None, *, reward_run: Optional[int] = None,
-                 cancel: CancelToken = NEVER, device: Optional[str] = None, n_bins: int = 5) -> Iterator[Progress]:
+def build_report(
+    proj,
+    eval_run_id: Optional[int] = None,
+    *,
+    reward_run: Optional[int] = None,
+    cancel: CancelToken = NEVER,
+    device: Optional[str] = None,
+    n_bins: int = 5,
+) -> Iterator[Progress]:
     """A job; returns the report dict (see the module docstring). eval_run_id None: no `eval` section."""
     total = 4
     yield Progress(0, total, "counting judgments")
-    report: dict = {"format": FORMAT, "generated": time.time(), "eval": None, "reward": None,
-                    "reward_model": None}
+    report: dict = {"format": FORMAT, "generated": time.time(), "eval": None, "reward": None, "reward_model": None}
     ev_run = eval_run_of(proj, eval_run_id) if eval_run_id is not None else None
     if ev_run is not None:
         report["eval"] = eval_section(proj, eval_run_id)
@@ -266,8 +286,15 @@ def write_report(report: dict, out_dir, stem: Optional[str] = None) -> dict[str,
     return paths
 
 
-def export_report(proj, run_id: int, out_dir, *, reward_run: Optional[int] = None, cancel: CancelToken = NEVER,
-                  device: Optional[str] = None) -> Iterator[Progress]:
+def export_report(
+    proj,
+    run_id: int,
+    out_dir,
+    *,
+    reward_run: Optional[int] = None,
+    cancel: CancelToken = NEVER,
+    device: Optional[str] = None,
+) -> Iterator[Progress]:
     """A job: build the report for an eval, policy or reward run and write its files; returns the paths."""
     eval_id, rm_pref = resolve_report_run(proj, run_id)
     report = yield from build_report(proj, eval_id, reward_run=reward_run or rm_pref, cancel=cancel, device=device)
@@ -286,8 +313,7 @@ def _pct(x: Optional[float]) -> str:
 def _empty(ax, text: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="#888888",
-            wrap=True)
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="#888888", wrap=True)
 
 
 def draw_outcomes(ax, report: dict) -> None:
@@ -295,8 +321,12 @@ def draw_outcomes(ax, report: dict) -> None:
     ev = report.get("eval")
     ax.set_title("Blind comparisons", fontsize=10)
     if not ev or not (ev["judged"] + ev["outcomes"]["identical"]):
-        _empty(ax, "No blind pairs judged yet" if ev else "Prepare a blind set, then judge its pairs:\n"
-               "the outcomes appear here")
+        _empty(
+            ax,
+            "No blind pairs judged yet"
+            if ev
+            else "Prepare a blind set, then judge its pairs:\nthe outcomes appear here",
+        )
         return
     names = [k for k in stats.OUTCOMES if k != "identical" or ev["outcomes"]["identical"]]
     values = [ev["outcomes"][k] for k in names]
@@ -322,10 +352,24 @@ def draw_win_rate(ax, report: dict) -> None:
         if r["rate"] is None:
             ax.text(0.5, y, "no wins or losses yet", ha="center", va="center", fontsize=8.5, color="#888888")
             continue
-        ax.errorbar([r["rate"]], [y], xerr=[[r["rate"] - r["low"]], [r["high"] - r["rate"]]], fmt="o",
-                    color=COLORS["tuned"], ecolor=COLORS["tuned"], capsize=5, markersize=7, linewidth=2)
-        ax.text(r["rate"], y + 0.22, f"{_pct(r['rate'])}  [{_pct(r['low'])}, {_pct(r['high'])}]  n={r['n']}",
-                ha="center", fontsize=8.5)
+        ax.errorbar(
+            [r["rate"]],
+            [y],
+            xerr=[[r["rate"] - r["low"]], [r["high"] - r["rate"]]],
+            fmt="o",
+            color=COLORS["tuned"],
+            ecolor=COLORS["tuned"],
+            capsize=5,
+            markersize=7,
+            linewidth=2,
+        )
+        ax.text(
+            r["rate"],
+            y + 0.22,
+            f"{_pct(r['rate'])}  [{_pct(r['low'])}, {_pct(r['high'])}]  n={r['n']}",
+            ha="center",
+            fontsize=8.5,
+        )
     ax.axvline(0.5, color="#888888", linestyle="--", linewidth=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.6, 1.7)
@@ -338,8 +382,12 @@ def draw_rewards(ax, report: dict) -> None:
     rw = report.get("reward")
     ax.set_title("Reward-model scores" + (f" (reward run {rw['run']})" if rw else ""), fontsize=10)
     if not rw or not rw["base_values"]:
-        _empty(ax, "Both models' reward-model scores appear here\nonce a blind set is prepared"
-               if not report.get("eval") else "No reward-model scores yet:\nthey need a trained reward model")
+        _empty(
+            ax,
+            "Both models' reward-model scores appear here\nonce a blind set is prepared"
+            if not report.get("eval")
+            else "No reward-model scores yet:\nthey need a trained reward model",
+        )
         return
     values = rw["base_values"] + rw["tuned_values"]
     lo, hi = min(values), max(values)
@@ -361,11 +409,15 @@ def draw_calibration(ax, report: dict) -> None:
     ax.set_title("Reward model vs expert: accuracy by margin", fontsize=10)
     if not rm or not rm["calibration"]:
         if rm:
-            text = ("How often the reward model agrees with you, by margin, appears here.\nRank a few "
-                    "held-out prompts (Annotate ▸ Guidelines ▸ Queue: held-out) to see it")
+            text = (
+                "How often the reward model agrees with you, by margin, appears here.\nRank a few "
+                "held-out prompts (Annotate ▸ Guidelines ▸ Queue: held-out) to see it"
+            )
         else:
-            text = ("How often the reward model agrees with you appears here.\nIt needs a trained reward "
-                    "model and a few held-out prompts you ranked")
+            text = (
+                "How often the reward model agrees with you appears here.\nIt needs a trained reward "
+                "model and a few held-out prompts you ranked"
+            )
         _empty(ax, text)
         return
     bins = rm["calibration"]
@@ -377,8 +429,9 @@ def draw_calibration(ax, report: dict) -> None:
     ax.axhline(0.5, color="#888888", linestyle="--", linewidth=1)
     overall = rm["accuracy"]["rate"]
     if overall is not None:
-        ax.axhline(overall, color=COLORS["win"], linewidth=1.2, label=f"overall {_pct(overall)} "
-                   f"(n={rm['heldout_pairs']})")
+        ax.axhline(
+            overall, color=COLORS["win"], linewidth=1.2, label=f"overall {_pct(overall)} (n={rm['heldout_pairs']})"
+        )
         ax.legend(fontsize=8, frameon=False, loc="lower right")
     ax.set_xticks(x, [f"{b['low']:.2f}–{b['high']:.2f}\nn={b['n']}" for b in bins], fontsize=7.5)
     ax.set_ylim(0, 1.05)
@@ -391,16 +444,29 @@ def draw_flags(ax, report: dict) -> None:
     ax.set_title("Flags on judged pairs (95% interval)", fontsize=10)
     flags = (ev or {}).get("flags") or {}
     if not ev or not ev["judged"] or not any(f.get("successes") for f in flags.values()):
-        _empty(ax, "No judged pairs yet: press Judge blind pairs" if not ev or not ev["judged"] else
-               "No pair flagged (F1–F4 while judging)")
+        _empty(
+            ax,
+            "No judged pairs yet: press Judge blind pairs"
+            if not ev or not ev["judged"]
+            else "No pair flagged (F1–F4 while judging)",
+        )
         return
     names = list(flags)
     y = list(range(len(names)))[::-1]
     rates = [flags[n]["rate"] or 0.0 for n in names]
     ax.barh(y, rates, color=COLORS["loss"], alpha=0.7, height=0.55)
-    ax.errorbar(rates, y, xerr=[[r - flags[n]["low"] for r, n in zip(rates, names)],
-                                [flags[n]["high"] - r for r, n in zip(rates, names)]],
-                fmt="none", ecolor="#444444", capsize=3, linewidth=1)
+    ax.errorbar(
+        rates,
+        y,
+        xerr=[
+            [r - flags[n]["low"] for r, n in zip(rates, names)],
+            [flags[n]["high"] - r for r, n in zip(rates, names)],
+        ],
+        fmt="none",
+        ecolor="#444444",
+        capsize=3,
+        linewidth=1,
+    )
     ax.set_yticks(y, [f"{n} ({int(flags[n]['successes'])})" for n in names], fontsize=8.5)
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of judged pairs", fontsize=9)
@@ -413,36 +479,50 @@ def summary_lines(report: dict) -> list[str]:
     if ev:
         wr = ev["win_rate"]
         o = ev["outcomes"]
-        lines.append(f"Eval run {ev['run']}: policy run {ev['policy_run']} ({(ev['algo'] or '?').upper()}) "
-                     f"vs its base, {ev['items']} held-out prompts, {ev['judged']} judged, {ev['pending']} pending.")
-        lines.append(f"Win rate {_pct(wr['rate'])} [{_pct(wr['low'])}, {_pct(wr['high'])}] "
-                     f"({o['win']} won, {o['tie'] + o['both_bad'] + o['identical']} tied, {o['loss']} lost; "
-                     f"ties as half).")
+        lines.append(
+            f"Eval run {ev['run']}: policy run {ev['policy_run']} ({(ev['algo'] or '?').upper()}) "
+            f"vs its base, {ev['items']} held-out prompts, {ev['judged']} judged, {ev['pending']} pending."
+        )
+        lines.append(
+            f"Win rate {_pct(wr['rate'])} [{_pct(wr['low'])}, {_pct(wr['high'])}] "
+            f"({o['win']} won, {o['tie'] + o['both_bad'] + o['identical']} tied, {o['loss']} lost; "
+            f"ties as half)."
+        )
         dec = ev["decoding"]
         mode = "greedy" if not dec.get("temperature") else f"temperature {dec['temperature']}"
-        lines.append(f"Decoding: {mode}, up to {dec.get('max_new_tokens')} tokens; "
-                     f"tuned shown as A in {ev['tuned_as_a']} of {ev['items']}.")
+        lines.append(
+            f"Decoding: {mode}, up to {dec.get('max_new_tokens')} tokens; "
+            f"tuned shown as A in {ev['tuned_as_a']} of {ev['items']}."
+        )
     rw = report.get("reward")
     if rw and rw["base"]["n"]:
-        lines.append(f"Reward (run {rw['run']}): base mean {rw['base']['mean']:+.3f}, tuned mean "
-                     f"{rw['tuned']['mean']:+.3f}; tuned higher on {_pct(rw['tuned_higher']['rate'])}.")
+        lines.append(
+            f"Reward (run {rw['run']}): base mean {rw['base']['mean']:+.3f}, tuned mean "
+            f"{rw['tuned']['mean']:+.3f}; tuned higher on {_pct(rw['tuned_higher']['rate'])}."
+        )
         ag = rw["agreement_with_expert"]
         if ag["n"]:
             lines.append(f"Reward model agrees with the blind choices on {_pct(ag['rate'])} (n={ag['n']}).")
     rm = report.get("reward_model")
     if rm and not rm["heldout_pairs"]:
-        lines.append(f"Reward model run {rm['run']}: held-out accuracy unknown, no held-out prompt ranked yet "
-                     "(rank a few: Annotate ▸ Guidelines ▸ Queue: held-out).")
+        lines.append(
+            f"Reward model run {rm['run']}: held-out accuracy unknown, no held-out prompt ranked yet "
+            "(rank a few: Annotate ▸ Guidelines ▸ Queue: held-out)."
+        )
     elif rm:
         a = rm["accuracy"]
-        lines.append(f"Reward model run {rm['run']}: held-out accuracy {_pct(a['rate'])} "
-                     f"[{_pct(a['low'])}, {_pct(a['high'])}] on {rm['heldout_pairs']} expert pairs.")
+        lines.append(
+            f"Reward model run {rm['run']}: held-out accuracy {_pct(a['rate'])} "
+            f"[{_pct(a['low'])}, {_pct(a['high'])}] on {rm['heldout_pairs']} expert pairs."
+        )
     ex = report.get("expert") or {}
     c = ex.get("consistency") or {}
     if c.get("checks"):
         tau = f", mean Kendall tau {c['mean_tau']:.2f}" if c.get("mean_tau") is not None else ""
-        lines.append(f"Expert self-consistency: {_pct(c['agreement'])} [{_pct(c['low'])}, {_pct(c['high'])}] "
-                     f"of {c['checks']} blind re-checks{tau}.")
+        lines.append(
+            f"Expert self-consistency: {_pct(c['agreement'])} [{_pct(c['low'])}, {_pct(c['high'])}] "
+            f"of {c['checks']} blind re-checks{tau}."
+        )
     else:
         lines.append("Expert self-consistency: no blind re-checks yet.")
     cy = ex.get("cycles") or {}
@@ -479,12 +559,29 @@ def report_figure(report: dict):
         import textwrap
 
         wrapped = [line for n in notes for line in textwrap.wrap(n, 150)]
-        head.text(0, 0.86, "\n".join(wrapped), fontsize=8.6, va="top", color=COLORS["loss"],
-                  fontweight="bold", transform=head.transAxes, in_layout=False)
+        head.text(
+            0,
+            0.86,
+            "\n".join(wrapped),
+            fontsize=8.6,
+            va="top",
+            color=COLORS["loss"],
+            fontweight="bold",
+            transform=head.transAxes,
+            in_layout=False,
+        )
         top = 0.86 - 0.15 * len(wrapped) - 0.04
     for col, chunk in enumerate((lines[:half], lines[half:])):
-        head.text(0.5 * col, top, "\n".join(chunk), fontsize=8.6, va="top", linespacing=1.5,
-                  transform=head.transAxes, wrap=True)
+        head.text(
+            0.5 * col,
+            top,
+            "\n".join(chunk),
+            fontsize=8.6,
+            va="top",
+            linespacing=1.5,
+            transform=head.transAxes,
+            wrap=True,
+        )
     draw_outcomes(fig.add_subplot(grid[1, 0]), report)
     draw_win_rate(fig.add_subplot(grid[1, 1]), report)
     draw_rewards(fig.add_subplot(grid[1, 2]), report)

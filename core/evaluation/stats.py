@@ -5,6 +5,7 @@ Win rate convention (used everywhere in RLHF Studio): a tie counts as half a win
 (neither side was preferred), and so are identical responses (nothing to prefer). The rate with ties
 excluded, wins / (wins + losses), is reported beside it.
 """
+
 from __future__ import annotations
 
 import math
@@ -123,12 +124,19 @@ def distribution(values: Sequence[float]) -> dict:
     v = sorted(float(x) for x in values)
     n = len(v)
     if not n:
-        return {"n": 0, "mean": None, "std": None, "min": None, "q1": None, "median": None, "q3": None,
-                "max": None}
+        return {"n": 0, "mean": None, "std": None, "min": None, "q1": None, "median": None, "q3": None, "max": None}
     mean = sum(v) / n
     std = math.sqrt(sum((x - mean) ** 2 for x in v) / n)
-    return {"n": n, "mean": mean, "std": std, "min": v[0], "q1": quantile(v, 0.25), "median": quantile(v, 0.5),
-            "q3": quantile(v, 0.75), "max": v[-1]}
+    return {
+        "n": n,
+        "mean": mean,
+        "std": std,
+        "min": v[0],
+        "q1": quantile(v, 0.25),
+        "median": quantile(v, 0.5),
+        "q3": quantile(v, 0.75),
+        "max": v[-1],
+    }
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -184,7 +192,7 @@ def calibration_bins(diffs: Sequence[float], n_bins: int = 5) -> list[Calibratio
     k = max(1, min(n_bins, len(rows)))
     bins = []
     for i in range(k):
-        chunk = rows[i * len(rows) // k:(i + 1) * len(rows) // k]
+        chunk = rows[i * len(rows) // k : (i + 1) * len(rows) // k]
         if not chunk:
             continue
         r = rate(sum(c for _, c in chunk), len(chunk))
@@ -315,5 +323,10 @@ def self_consistency(agreed: Sequence[bool], taus: Sequence[Optional[float]] = (
     """The expert's agreement with their own earlier judgments on blind re-checks."""
     r = rate(sum(bool(a) for a in agreed), len(agreed))
     tau_values = [t for t in taus if t is not None]
-    return {"checks": len(agreed), "agreement": r.rate, "low": r.low, "high": r.high,
-            "mean_tau": (sum(tau_values) / len(tau_values)) if tau_values else None}
+    return {
+        "checks": len(agreed),
+        "agreement": r.rate,
+        "low": r.low,
+        "high": r.high,
+        "mean_tau": (sum(tau_values) / len(tau_values)) if tau_values else None,
+    }

@@ -7,6 +7,7 @@ so prompts that already have K are skipped, and a cancelled run picks up where i
 writes are one transaction: a cancel or crash leaves whole batches, never half of one. The store
 dedupes identical texts per prompt, so a duplicate sample is retried (up to `max_rounds`) with a fresh seed.
 """
+
 from __future__ import annotations
 
 import time
@@ -52,7 +53,8 @@ def _count(project, pid: int, origin: dict) -> int:
     if hasattr(project, "count_responses"):
         return project.count_responses(pid, origin)
     return sum(
-        1 for r in project.responses(pid)
+        1
+        for r in project.responses(pid)
         if r.origin.get("kind") == origin["kind"] and r.origin.get("model") == origin["model"]
     )
 
@@ -146,8 +148,11 @@ def generate_candidates(
                 for b, ((pid, prompt, idx), text, temp) in enumerate(zip(chunk, out.texts, temps)):
                     before = need[pid]
                     if text.strip():
-                        origin = {"kind": "model", "model": origin_model,
-                                  "settings": {**settings.to_dict(), "temperature": temp}}
+                        origin = {
+                            "kind": "model",
+                            "model": origin_model,
+                            "settings": {**settings.to_dict(), "temperature": temp},
+                        }
                         if eos_ids and last[b] not in eos_ids:
                             origin["truncated"] = True
                         project.add_response(pid, text, origin=origin)
@@ -161,9 +166,10 @@ def generate_candidates(
             done += len(chunk)
             elapsed = time.monotonic() - t_start
             yield Progress(
-                done, total, "generating",
-                metrics={"gen/tokens_per_s": report.new_tokens / max(elapsed, 1e-9),
-                         "gen/added": float(report.added)},
+                done,
+                total,
+                "generating",
+                metrics={"gen/tokens_per_s": report.new_tokens / max(elapsed, 1e-9), "gen/added": float(report.added)},
                 samples=shown,
             )
         need = {pid: n for pid, n in need.items() if n > 0}

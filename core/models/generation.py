@@ -15,6 +15,7 @@ Left padding: pad slots are never attended to by real tokens, position ids count
 only, which keeps its (ignored) hidden state finite: a fully masked softmax row would give NaN, and a NaN
 in a cached value poisons every later row through 0 × NaN.
 """
+
 from __future__ import annotations
 
 import logging
@@ -209,8 +210,15 @@ def sample(
             if backend in ("auto", "static"):
                 try:
                     return _sample_static(
-                        model, tokenizer, input_ids, attention_mask, settings, temps,
-                        compile=compile, cuda_graph=cuda_graph, compact_rows=compact_rows,
+                        model,
+                        tokenizer,
+                        input_ids,
+                        attention_mask,
+                        settings,
+                        temps,
+                        compile=compile,
+                        cuda_graph=cuda_graph,
+                        compact_rows=compact_rows,
                         want_logprobs=return_logprobs,
                     )
                 except _Unsupported as exc:
@@ -233,9 +241,7 @@ def _make_generator(device, seed: Optional[int]) -> torch.Generator:
     return gen
 
 
-def _finish(
-    tokenizer, input_ids, tokens: torch.Tensor, eos_ids, pad_id, logprobs, backend
-) -> SampleOutput:
+def _finish(tokenizer, input_ids, tokens: torch.Tensor, eos_ids, pad_id, logprobs, backend) -> SampleOutput:
     """tokens (B, T) as generated (anything after EOS is junk) -> padded ids, mask, texts."""
     B, T = tokens.shape
     is_eos = torch.zeros_like(tokens, dtype=torch.bool)
@@ -343,7 +349,11 @@ def _sample_static(
     def decode_step():
         mask = step_mask if impl == "sdpa" else _as_attention_mask(step_mask, impl, dtype)
         return model(
-            input_ids=step_ids, attention_mask=mask, position_ids=step_pos, cache=cache, use_cache=True,
+            input_ids=step_ids,
+            attention_mask=mask,
+            position_ids=step_pos,
+            cache=cache,
+            use_cache=True,
         ).logits[:, -1]
 
     backend = "static"
@@ -459,15 +469,19 @@ def _sample_hf(model, tokenizer, input_ids, attention_mask, settings, temps, wan
                 seed = zlib.crc32(f"{settings.seed}:{temp}".encode())
                 torch.manual_seed(seed)
             out = model.generate(input_ids=sub_ids, attention_mask=sub_mask, generation_config=config)
-        new = out.sequences[:, sub_ids.shape[1]:]
+        new = out.sequences[:, sub_ids.shape[1] :]
         tokens[rows, : new.shape[1]] = new
         if want_logprobs:
             # scores are the processed logits; recompute the tempered full-distribution log-prob instead
-            full = model(
-                input_ids=torch.cat([sub_ids, new], 1),
-                attention_mask=torch.cat([sub_mask, torch.ones_like(new)], 1),
-                position_ids=position_ids_from_mask(torch.cat([sub_mask, torch.ones_like(new)], 1)),
-            ).logits[:, sub_ids.shape[1] - 1 : -1].float()
+            full = (
+                model(
+                    input_ids=torch.cat([sub_ids, new], 1),
+                    attention_mask=torch.cat([sub_mask, torch.ones_like(new)], 1),
+                    position_ids=position_ids_from_mask(torch.cat([sub_mask, torch.ones_like(new)], 1)),
+                )
+                .logits[:, sub_ids.shape[1] - 1 : -1]
+                .float()
+            )
             scale = temp if temp > 0 else 1.0
             lp = (full / scale).log_softmax(-1).gather(-1, new[..., None]).squeeze(-1)
             logps[rows, : new.shape[1]] = lp

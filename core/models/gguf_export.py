@@ -15,6 +15,7 @@ The `Modelfile` points Ollama at the GGUF (`ollama create NAME -f OUTDIR/Modelfi
 TEMPLATE derived from the tokenizer's chat template (ChatML and Llama-3 by name, others by rendering
 each role around a marker) and the EOS token as a stop.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -33,8 +34,10 @@ def gguf_available() -> bool:
 
 
 def _refuse(folder: Path, why: str) -> UserError:
-    return UserError(f"{why} The Hugging Face folder {folder} is complete; convert it with llama.cpp's "
-                     f"converter: {CONVERT_COMMAND.format(folder=folder)}")
+    return UserError(
+        f"{why} The Hugging Face folder {folder} is complete; convert it with llama.cpp's "
+        f"converter: {CONVERT_COMMAND.format(folder=folder)}"
+    )
 
 
 def _state_dict(folder: Path) -> dict:
@@ -56,7 +59,7 @@ def _permute(w, n_head: int, n_head_kv: int):
     """HF LLaMA q/k rows (rotate-half layout) -> GGML's interleaved rotary layout (llama.cpp's permute)."""
     if n_head_kv is not None and n_head != n_head_kv:
         n_head = n_head_kv
-    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape))
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def _vocab(folder: Path, n_vocab: int):
@@ -92,8 +95,9 @@ def export_gguf(folder, out_file=None, *, outtype: str = "f16", name: Optional[s
     folder = Path(folder)
     out = Path(out_file) if out_file else folder / "model.gguf"
     if not gguf_available():
-        raise _refuse(folder, "GGUF export needs the gguf package (pip install 'rlhf-studio[export]'), "
-                              "which is not installed.")
+        raise _refuse(
+            folder, "GGUF export needs the gguf package (pip install 'rlhf-studio[export]'), which is not installed."
+        )
     import gguf
     import numpy as np
 
@@ -125,8 +129,11 @@ def export_gguf(folder, out_file=None, *, outtype: str = "f16", name: Optional[s
     if cfg.get("head_dim"):
         writer.add_key_length(cfg["head_dim"])
         writer.add_value_length(cfg["head_dim"])
-    file_type = {"f16": gguf.LlamaFileType.MOSTLY_F16, "f32": gguf.LlamaFileType.ALL_F32,
-                 "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype]
+    file_type = {
+        "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "f32": gguf.LlamaFileType.ALL_F32,
+        "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+    }[outtype]
     writer.add_file_type(file_type)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_tokenizer_model("gpt2")  # llama.cpp's name for byte-level BPE
@@ -166,10 +173,11 @@ def export_gguf(folder, out_file=None, *, outtype: str = "f16", name: Optional[s
 # ---------------------------------------------------------------------------------------------------
 # Ollama Modelfile
 
-_CHATML = ('{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
-           '<|im_start|>assistant\n')
-_LLAMA3 = ('<|begin_of_text|>{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n'
-           '{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n')
+_CHATML = "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+_LLAMA3 = (
+    "<|begin_of_text|>{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n"
+    "{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+)
 
 
 def _go_escape(text: str) -> str:
@@ -197,9 +205,10 @@ def ollama_template(tokenizer) -> Optional[str]:
     if "user" not in parts:
         return None
     lone = tokenizer.apply_chat_template([{"role": "user", "content": marker}], tokenize=False)
-    with_prompt = tokenizer.apply_chat_template([{"role": "user", "content": marker}], tokenize=False,
-                                                add_generation_prompt=True)
-    gen_prefix = with_prompt[len(lone):] if with_prompt.startswith(lone) else ""
+    with_prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": marker}], tokenize=False, add_generation_prompt=True
+    )
+    gen_prefix = with_prompt[len(lone) :] if with_prompt.startswith(lone) else ""
     branches = []
     for i, (role, (pre, post)) in enumerate(parts.items()):
         head = "if" if i == 0 else "else if"
@@ -207,16 +216,19 @@ def ollama_template(tokenizer) -> Optional[str]:
     return "{{- range .Messages }}" + "".join(branches) + "{{ end }}{{ end }}" + _go_escape(gen_prefix)
 
 
-def write_modelfile(folder, tokenizer=None, gguf_file: Optional[str] = "model.gguf",
-                    temperature: Optional[float] = None) -> Path:
+def write_modelfile(
+    folder, tokenizer=None, gguf_file: Optional[str] = "model.gguf", temperature: Optional[float] = None
+) -> Path:
     """Write `folder/Modelfile` for `ollama create NAME -f folder/Modelfile`."""
     folder = Path(folder)
     if tokenizer is None:
         from core.models.loading import load_tokenizer
 
         tokenizer = load_tokenizer(folder)
-    lines = ["# Ollama Modelfile written by RLHF Studio: ollama create NAME -f Modelfile",
-             f"FROM ./{gguf_file}" if gguf_file else "FROM ."]
+    lines = [
+        "# Ollama Modelfile written by RLHF Studio: ollama create NAME -f Modelfile",
+        f"FROM ./{gguf_file}" if gguf_file else "FROM .",
+    ]
     template = ollama_template(tokenizer)
     if template:
         lines.append(f'TEMPLATE """{template}"""')

@@ -10,6 +10,7 @@ Prompt formatting (decided here, used everywhere):
   one (chat models answer raw text badly), and as raw text when it has none (base models).
 Templated text already holds its special tokens, so it is tokenized with `add_special_tokens=False`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -405,8 +406,8 @@ def pad_left(rows: Sequence[Sequence[int]], pad_id: int, device=None) -> dict[st
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         if len(row):
-            input_ids[i, width - len(row):] = torch.tensor(list(row), dtype=torch.long)
-            attention_mask[i, width - len(row):] = 1
+            input_ids[i, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
+            attention_mask[i, width - len(row) :] = 1
     batch = {
         "input_ids": input_ids,
         "attention_mask": attention_mask,

@@ -3,6 +3,7 @@
 Tests and benches use these instead of hub models (there is no hub here). The tokenizer is a byte-level
 BPE trained with `tokenizers` on a few sentences; the model is a 2-layer GPT-2 or Qwen2 config.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,7 +43,11 @@ def train_tokenizer(corpus: Optional[Iterable[str]] = None, vocab_size: int = 51
     )
     tok.train_from_iterator(list(corpus or DEFAULT_CORPUS), trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, bos_token=BOS, unk_token=UNK,
+        tokenizer_object=tok,
+        pad_token=PAD,
+        eos_token=EOS,
+        bos_token=BOS,
+        unk_token=UNK,
         padding_side="left",
     )
     fast.chat_template = CHAT_TEMPLATE
@@ -67,13 +72,24 @@ def tiny_config(
     )
     if arch == "gpt2":
         return GPT2Config(
-            n_embd=hidden, n_layer=layers, n_head=heads, n_positions=max_positions,
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common,
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=heads,
+            n_positions=max_positions,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **common,
         )
     return Qwen2Config(
-        hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
-        max_position_embeddings=max_positions, tie_word_embeddings=True, **common,
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        **common,
     )
 
 

@@ -1,4 +1,5 @@
 """Data operations: candidates from a local model, the audit log with its verdict."""
+
 from __future__ import annotations
 
 from core.jobs import NEVER, CancelToken, Progress
@@ -9,8 +10,17 @@ def generation_job(proj, model: str, k: int, settings: dict, split, prompt_ids, 
     from core.models.candidates import generate_candidates
     from core.models.generation import SamplingSettings
 
-    return (yield from generate_candidates(proj, model, k=k, settings=SamplingSettings.from_dict(settings),
-                                           split=split, prompt_ids=prompt_ids, cancel=cancel))
+    return (
+        yield from generate_candidates(
+            proj,
+            model,
+            k=k,
+            settings=SamplingSettings.from_dict(settings),
+            split=split,
+            prompt_ids=prompt_ids,
+            cancel=cancel,
+        )
+    )
 
 
 def audit_job(project, cancel: CancelToken = NEVER):

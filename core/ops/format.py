@@ -1,4 +1,5 @@
 """Byte and parameter counts as people read them (pre-flight messages, the Models page)."""
+
 from __future__ import annotations
 
 from typing import Optional

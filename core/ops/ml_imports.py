@@ -6,6 +6,7 @@ thread that imports it at that moment sees a half-built module ("cannot import n
 (the Train page's two pre-flight checks, the Models page's memory estimate) can race. Every job the
 training and model pages start goes through `ml_job`, which makes the first import happen exactly once.
 """
+
 from __future__ import annotations
 
 import threading
@@ -25,7 +26,10 @@ def ml_ready() -> None:
         if not _ready:
             import transformers  # noqa: F401
             from transformers import (  # noqa: F401
-                AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
+                AutoConfig,
+                AutoModelForCausalLM,
+                AutoModelForSequenceClassification,
+                AutoTokenizer,
             )
 
             _ready = True

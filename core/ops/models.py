@@ -1,4 +1,5 @@
 """Model operations: check and describe local model folders, export a tuned model."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 The Train page and `rlhf-studio train-reward` / `train-policy` / `learning-curve` go through these, so the
 same preset and overrides give the same config in both (tests/test_ops.py).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,8 +16,15 @@ from core.ops.format import fmt_bytes, fmt_params
 # ---- configs -------------------------------------------------------------------------------------------
 
 
-def reward_config(proj, base_model: str, preset: str = "balanced", overrides: Optional[dict] = None, *,
-                  device: str = "auto", lora: Optional[bool] = None):
+def reward_config(
+    proj,
+    base_model: str,
+    preset: str = "balanced",
+    overrides: Optional[dict] = None,
+    *,
+    device: str = "auto",
+    lora: Optional[bool] = None,
+):
     """(config, preset config): the preset's RewardConfig for this machine and data, then `overrides`.
 
     `device` and `lora` (None: the preset decides) shape the preset itself (the learning rate follows the
@@ -33,8 +41,9 @@ def reward_config(proj, base_model: str, preset: str = "balanced", overrides: Op
     return RewardConfig.from_dict(values), preset_config
 
 
-def policy_config(preset_name: str, *, algo: str, policy_path: str, reward_run: Optional[int],
-                  overrides: Optional[dict] = None):
+def policy_config(
+    preset_name: str, *, algo: str, policy_path: str, reward_run: Optional[int], overrides: Optional[dict] = None
+):
     """(config, preset config): the preset, then the setup fields, then the overrides.
 
     An override of a nested config (`reward`) is merged into it field by field.
@@ -55,15 +64,21 @@ def policy_config(preset_name: str, *, algo: str, policy_path: str, reward_run: 
 def build_policy_config(inputs: dict):
     """(config, preset config) from the Train page's inputs: {"preset", "algo", "policy_path", "reward_run",
     "overrides"}."""
-    return policy_config(inputs["preset"], algo=inputs["algo"], policy_path=inputs["policy_path"],
-                         reward_run=inputs["reward_run"], overrides=inputs.get("overrides", {}))
+    return policy_config(
+        inputs["preset"],
+        algo=inputs["algo"],
+        policy_path=inputs["policy_path"],
+        reward_run=inputs["reward_run"],
+        overrides=inputs.get("overrides", {}),
+    )
 
 
 # ---- pre-flight checks -----------------------------------------------------------------------------------
 
 
-def reward_preflight_job(proj, base_model: str, preset: str, overrides: dict,
-                         cancel: CancelToken = NEVER) -> Iterator[Progress]:
+def reward_preflight_job(
+    proj, base_model: str, preset: str, overrides: dict, cancel: CancelToken = NEVER
+) -> Iterator[Progress]:
     """The preset's config for this machine and data, the overrides applied, and the pre-flight verdict.
 
     Returns {"config", "preset_config", "ok", "message"}; a failed check is a message, not an error.
@@ -80,10 +95,12 @@ def reward_preflight_job(proj, base_model: str, preset: str, overrides: dict,
     except UserError as exc:
         return {"config": config, "preset_config": preset_config, "ok": False, "message": str(exc)}
     steps = total_steps(len(data.train), config)
-    message = (f"Ready: {data.n_pairs:,} preference pairs from {len(data.train) + len(data.val):,} prompts "
-               f"({len(data.train)} train, {len(data.val)} validation; {len(data.heldout)} held out). "
-               f"{steps:,} steps, {config.finetune} fine-tune of {fmt_params(pre['n_params'])} parameters "
-               f"on {device.type}: about {fmt_bytes(pre['memory_needed'])} of {fmt_bytes(pre['memory_free'])} free.")
+    message = (
+        f"Ready: {data.n_pairs:,} preference pairs from {len(data.train) + len(data.val):,} prompts "
+        f"({len(data.train)} train, {len(data.val)} validation; {len(data.heldout)} held out). "
+        f"{steps:,} steps, {config.finetune} fine-tune of {fmt_params(pre['n_params'])} parameters "
+        f"on {device.type}: about {fmt_bytes(pre['memory_needed'])} of {fmt_bytes(pre['memory_free'])} free."
+    )
     return {"config": config, "preset_config": preset_config, "ok": True, "message": message}
 
 
@@ -99,8 +116,11 @@ def policy_memory_estimate(cfg, device=None) -> dict:
     from core.training.policy_common import estimate_training_bytes
 
     config = load_config(cfg.policy_path)
-    dev = torch.device(device) if device is not None else (
-        pick_device() if cfg.device == "auto" else pick_device(cfg.device))
+    dev = (
+        torch.device(device)
+        if device is not None
+        else (pick_device() if cfg.device == "auto" else pick_device(cfg.device))
+    )
     dtype = pick_dtype(dev) if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
     bpp = torch.empty((), dtype=dtype).element_size()
     n_params = count_parameters(config)
@@ -116,13 +136,23 @@ def policy_memory_estimate(cfg, device=None) -> dict:
         per_prompt = cfg.rloo_k if cfg.algo in ("rloo", "grpo") else 2 if cfg.algo == "dpo" else 1
         rows = min(batch_size * per_prompt, cfg.minibatch_size * 2)
         return estimate_training_bytes(
-            n_params, bpp, mode, n_trainable=int(n_params * share),
+            n_params,
+            bpp,
+            mode,
+            n_trainable=int(n_params * share),
             batch_tokens=rows * (cfg.max_prompt_tokens + cfg.max_new_tokens),
-            hidden=getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0), layers=layers,
-            vocab=getattr(config, "vocab_size", 0))
+            hidden=getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0),
+            layers=layers,
+            vocab=getattr(config, "vocab_size", 0),
+        )
 
-    return {"n_params": n_params, "device": dev.type, "need": need(cfg.mode, cfg.batch_size),
-            "free": available_memory(dev), "need_fn": need}
+    return {
+        "n_params": n_params,
+        "device": dev.type,
+        "need": need(cfg.mode, cfg.batch_size),
+        "free": available_memory(dev),
+        "need_fn": need,
+    }
 
 
 def policy_preflight_job(proj, inputs: dict, cancel: CancelToken = NEVER) -> Iterator[Progress]:
@@ -142,12 +172,13 @@ def policy_preflight_job(proj, inputs: dict, cancel: CancelToken = NEVER) -> Ite
     if not cfg.policy_path:
         return {**out, "message": "Choose the policy's base model folder (Models page, or Browse…)."}
     r = cfg.reward
-    auto = any(w > 0 for w in (r.length_weight, r.pattern_weight, r.repetition_weight, r.rouge_weight,
-                               r.bleu_weight))
+    auto = any(w > 0 for w in (r.length_weight, r.pattern_weight, r.repetition_weight, r.rouge_weight, r.bleu_weight))
     if cfg.algo != "dpo" and cfg.reward_run is None and not auto:
-        return {**out,
-                "message": f"{cfg.algo.upper()} needs a reward: train a reward model first (Reward model tab) "
-                           "and choose its run, or switch on an automatic reward term under Advanced…"}
+        return {
+            **out,
+            "message": f"{cfg.algo.upper()} needs a reward: train a reward model first (Reward model tab) "
+            "and choose its run, or switch on an automatic reward term under Advanced…",
+        }
     try:
         ids = collect_ids(proj, cfg)
     except UserError as exc:
@@ -157,14 +188,20 @@ def policy_preflight_job(proj, inputs: dict, cancel: CancelToken = NEVER) -> Ite
 
     cfg = resolve_reply_length(proj, cfg)  # the concrete limit the run will use, for the memory estimate
     est = policy_memory_estimate(cfg)
-    what = (f"{len(ids['pairs']):,} preference pairs" if cfg.algo == "dpo"
-            else f"{len(ids['prompt_ids']):,} training prompts")
+    what = (
+        f"{len(ids['pairs']):,} preference pairs"
+        if cfg.algo == "dpo"
+        else f"{len(ids['prompt_ids']):,} training prompts"
+    )
     if est["need"] <= est["free"]:
-        return {**out, "ok": True,
-                "message": f"Ready: {what}; {cfg.total_steps:,} steps, replies up to {cfg.max_new_tokens} "
-                           f"tokens, {cfg.mode} on {est['device']} "
-                           f"({fmt_params(est['n_params'])} parameters): about {fmt_bytes(est['need'])} of "
-                           f"{fmt_bytes(est['free'])} free."}
+        return {
+            **out,
+            "ok": True,
+            "message": f"Ready: {what}; {cfg.total_steps:,} steps, replies up to {cfg.max_new_tokens} "
+            f"tokens, {cfg.mode} on {est['device']} "
+            f"({fmt_params(est['n_params'])} parameters): about {fmt_bytes(est['need'])} of "
+            f"{fmt_bytes(est['free'])} free.",
+        }
     # Too big: suggest LoRA first (the reference is then the same weights), else a smaller batch.
     need_fn, options = est["need_fn"], []
     suggestion: Optional[dict] = None
@@ -177,12 +214,17 @@ def policy_preflight_job(proj, inputs: dict, cancel: CancelToken = NEVER) -> Ite
         batch //= 2
     if suggestion is None and need_fn(mode, batch) <= est["free"]:
         suggestion = {"mode": mode, "batch_size": batch, "minibatch_size": min(cfg.minibatch_size, batch)}
-        options.append(f"use {'LoRA with ' if mode != cfg.mode else ''}batch size {batch} "
-                       f"(about {fmt_bytes(need_fn(mode, batch))})")
+        options.append(
+            f"use {'LoRA with ' if mode != cfg.mode else ''}batch size {batch} "
+            f"(about {fmt_bytes(need_fn(mode, batch))})"
+        )
     advice = " or ".join(options) if options else "choose a smaller model, or shorter responses"
-    return {**out, "suggestion": suggestion,
-            "message": f"Not enough memory on {est['device']}: this run needs about {fmt_bytes(est['need'])} "
-                       f"and {fmt_bytes(est['free'])} is free. Suggestion: {advice}."}
+    return {
+        **out,
+        "suggestion": suggestion,
+        "message": f"Not enough memory on {est['device']}: this run needs about {fmt_bytes(est['need'])} "
+        f"and {fmt_bytes(est['free'])} is free. Suggestion: {advice}.",
+    }
 
 
 # ---- runs ----------------------------------------------------------------------------------------------
@@ -228,8 +270,7 @@ def prompt_choices_job(proj, limit: int = 2000, cancel: CancelToken = NEVER) -> 
     return out
 
 
-def score_prompt_job(proj, run_id: int, prompt_id: int, model=None,
-                     cancel: CancelToken = NEVER) -> Iterator[Progress]:
+def score_prompt_job(proj, run_id: int, prompt_id: int, model=None, cancel: CancelToken = NEVER) -> Iterator[Progress]:
     """What a reward model thinks of a prompt's candidates, beside the expert's own ranking.
 
     Returns {"model", "prompt", "rows": [(reward, expert tier or None, text)] best first}.

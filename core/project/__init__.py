@@ -1,4 +1,5 @@
 """The encrypted local project: keys, field cipher, schema, lock, audit log, artifacts, backup."""
+
 from core.project.records import DEFAULT_TAGS, SUFFIX, ArtifactInfo, Judgment, Pair, Prompt, Response, Run
 from core.project.store import Project
 

@@ -1,4 +1,5 @@
 """The tamper-evident audit log: appending events and verifying the chain."""
+
 from __future__ import annotations
 
 import time
@@ -27,16 +28,21 @@ class AuditMixin:
             ts = time.time()
             blob = self._cipher.encrypt_json("audit", "details", aid, details)
             mac = crypto.audit_mac(self._keys, prev_mac, [str(aid), repr(ts), event, blob.hex()])
-            conn.execute("INSERT INTO audit(id, ts, event, details, mac) VALUES (?,?,?,?,?)",
-                         (aid, ts, event, blob, mac))
-            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_head', ?)",
-                         (f"{aid}:{mac.hex()}",))
+            conn.execute(
+                "INSERT INTO audit(id, ts, event, details, mac) VALUES (?,?,?,?,?)", (aid, ts, event, blob, mac)
+            )
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_head', ?)", (f"{aid}:{mac.hex()}",))
 
     def audit_log(self) -> list[dict]:
-        return [{"id": aid, "ts": ts, "event": event,
-                 "details": self._cipher.decrypt_json("audit", "details", aid, details)}
-                for aid, ts, event, details in
-                self._conn().execute("SELECT id, ts, event, details FROM audit ORDER BY id")]
+        return [
+            {
+                "id": aid,
+                "ts": ts,
+                "event": event,
+                "details": self._cipher.decrypt_json("audit", "details", aid, details),
+            }
+            for aid, ts, event, details in self._conn().execute("SELECT id, ts, event, details FROM audit ORDER BY id")
+        ]
 
     def verify_audit(self) -> list[str]:
         """Problems found in the audit chain (empty when intact)."""

@@ -1,4 +1,5 @@
 """Prompts and responses: adding (deduplicated by keyed hashes), reading, splits."""
+
 from __future__ import annotations
 
 import json
@@ -39,14 +40,25 @@ class ContentMixin:
             conn.execute(
                 "INSERT INTO prompts(id, position, split, kind, body, reference, hash, created) "
                 "VALUES (?,?,?,?,?,?,?,?)",
-                (pid, pid, split, "chat" if isinstance(prompt, list) else "text",
-                 enc("prompts", "body", pid, canonical_prompt(prompt)),
-                 enc("prompts", "reference", pid, reference), digest, time.time()),
+                (
+                    pid,
+                    pid,
+                    split,
+                    "chat" if isinstance(prompt, list) else "text",
+                    enc("prompts", "body", pid, canonical_prompt(prompt)),
+                    enc("prompts", "reference", pid, reference),
+                    digest,
+                    time.time(),
+                ),
             )
             return pid
 
-    def add_many(self, items: Iterable[tuple[PromptText, Optional[str], str, Sequence[str]]],
-                 origin: Optional[dict] = None, cache: Optional[dict] = None) -> list[tuple[int, list[int], bool, int]]:
+    def add_many(
+        self,
+        items: Iterable[tuple[PromptText, Optional[str], str, Sequence[str]]],
+        origin: Optional[dict] = None,
+        cache: Optional[dict] = None,
+    ) -> list[tuple[int, list[int], bool, int]]:
         """Bulk add of (prompt, reference, split, response texts) in one transaction, with the same
         dedupe as add_prompt/add_response. Returns (prompt id, response ids, prompt was new, responses added) per item.
         One executemany per table instead of a query per row: imports of 100,000 prompts stay fast.
@@ -59,8 +71,9 @@ class ContentMixin:
         with self.transaction() as conn:
             if "prompts" not in cache:
                 cache["prompts"] = {bytes(h): i for h, i in conn.execute("SELECT hash, id FROM prompts")}
-                cache["responses"] = {(p, bytes(h)): i for p, h, i in
-                                      conn.execute("SELECT prompt_id, hash, id FROM responses")}
+                cache["responses"] = {
+                    (p, bytes(h)): i for p, h, i in conn.execute("SELECT prompt_id, hash, id FROM responses")
+                }
             known_prompts, known_responses = cache["prompts"], cache["responses"]
             next_pid = self._next_id(conn, "prompts")
             next_rid = self._next_id(conn, "responses")
@@ -73,9 +86,18 @@ class ContentMixin:
                 if is_new:
                     pid, next_pid = next_pid, next_pid + 1
                     known_prompts[digest] = pid
-                    prompt_rows.append((pid, pid, split, "chat" if isinstance(prompt, list) else "text",
-                                        enc("prompts", "body", pid, canonical_prompt(prompt)),
-                                        enc("prompts", "reference", pid, reference), digest, now))
+                    prompt_rows.append(
+                        (
+                            pid,
+                            pid,
+                            split,
+                            "chat" if isinstance(prompt, list) else "text",
+                            enc("prompts", "body", pid, canonical_prompt(prompt)),
+                            enc("prompts", "reference", pid, reference),
+                            digest,
+                            now,
+                        )
+                    )
                 rids, added = [], 0
                 for text in texts:
                     rdigest = self.response_hash(text)
@@ -83,16 +105,29 @@ class ContentMixin:
                     if rid is None:
                         rid, next_rid = next_rid, next_rid + 1
                         known_responses[(pid, rdigest)] = rid
-                        response_rows.append((rid, pid, enc("responses", "text", rid, text),
-                                              enc("responses", "origin", rid, origin_json), origin_key,
-                                              rdigest, now))
+                        response_rows.append(
+                            (
+                                rid,
+                                pid,
+                                enc("responses", "text", rid, text),
+                                enc("responses", "origin", rid, origin_json),
+                                origin_key,
+                                rdigest,
+                                now,
+                            )
+                        )
                         added += 1
                     rids.append(rid)
                 out.append((pid, rids, is_new, added))
-            conn.executemany("INSERT INTO prompts(id, position, split, kind, body, reference, hash, created) "
-                             "VALUES (?,?,?,?,?,?,?,?)", prompt_rows)
-            conn.executemany("INSERT INTO responses(id, prompt_id, text, origin, origin_key, hash, created) "
-                             "VALUES (?,?,?,?,?,?,?)", response_rows)
+            conn.executemany(
+                "INSERT INTO prompts(id, position, split, kind, body, reference, hash, created) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                prompt_rows,
+            )
+            conn.executemany(
+                "INSERT INTO responses(id, prompt_id, text, origin, origin_key, hash, created) VALUES (?,?,?,?,?,?,?)",
+                response_rows,
+            )
         return out
 
     def set_split(self, prompt_ids: Iterable[int], split: str) -> None:
@@ -104,13 +139,20 @@ class ContentMixin:
     def _prompt_from_row(self, row: Sequence[Any]) -> Prompt:
         pid, position, split, body, reference = row
         dec = self._cipher.decrypt
-        return Prompt(pid, json.loads(dec("prompts", "body", pid, body)),
-                      dec("prompts", "reference", pid, reference), split, position)
+        return Prompt(
+            pid,
+            json.loads(dec("prompts", "body", pid, body)),
+            dec("prompts", "reference", pid, reference),
+            split,
+            position,
+        )
 
     def prompt(self, prompt_id: int) -> Prompt:
-        row = self._conn().execute(
-            "SELECT id, position, split, body, reference FROM prompts WHERE id=?", (prompt_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT id, position, split, body, reference FROM prompts WHERE id=?", (prompt_id,))
+            .fetchone()
+        )
         if row is None:
             raise UserError(f"No prompt with id {prompt_id}.")
         return self._prompt_from_row(row)
@@ -148,11 +190,16 @@ class ContentMixin:
                 raise UserError(f"No prompt with id {prompt_id}.")
             rid = self._next_id(conn, "responses")
             conn.execute(
-                "INSERT INTO responses(id, prompt_id, text, origin, origin_key, hash, created) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (rid, prompt_id, self._cipher.encrypt("responses", "text", rid, text),
-                 self._cipher.encrypt_json("responses", "origin", rid, origin),
-                 self.origin_key(origin), digest, time.time()),
+                "INSERT INTO responses(id, prompt_id, text, origin, origin_key, hash, created) VALUES (?,?,?,?,?,?,?)",
+                (
+                    rid,
+                    prompt_id,
+                    self._cipher.encrypt("responses", "text", rid, text),
+                    self._cipher.encrypt_json("responses", "origin", rid, origin),
+                    self.origin_key(origin),
+                    digest,
+                    time.time(),
+                ),
             )
             return rid
 
@@ -169,19 +216,34 @@ class ContentMixin:
         return self._conn().execute(sql, args).fetchone()[0]
 
     def responses(self, prompt_id: int) -> list[Response]:
-        rows = self._conn().execute(
-            "SELECT id, text, origin FROM responses WHERE prompt_id=? ORDER BY id", (prompt_id,)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute("SELECT id, text, origin FROM responses WHERE prompt_id=? ORDER BY id", (prompt_id,))
+            .fetchall()
+        )
         dec = self._cipher
-        return [Response(rid, prompt_id, dec.decrypt("responses", "text", rid, text),
-                         dec.decrypt_json("responses", "origin", rid, origin)) for rid, text, origin in rows]
+        return [
+            Response(
+                rid,
+                prompt_id,
+                dec.decrypt("responses", "text", rid, text),
+                dec.decrypt_json("responses", "origin", rid, origin),
+            )
+            for rid, text, origin in rows
+        ]
 
     def response(self, response_id: int) -> Response:
-        row = self._conn().execute(
-            "SELECT id, prompt_id, text, origin FROM responses WHERE id=?", (response_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT id, prompt_id, text, origin FROM responses WHERE id=?", (response_id,))
+            .fetchone()
+        )
         if row is None:
             raise UserError(f"No response with id {response_id}.")
         rid, pid, text, origin = row
-        return Response(rid, pid, self._cipher.decrypt("responses", "text", rid, text),
-                        self._cipher.decrypt_json("responses", "origin", rid, origin))
+        return Response(
+            rid,
+            pid,
+            self._cipher.decrypt("responses", "text", rid, text),
+            self._cipher.decrypt_json("responses", "origin", rid, origin),
+        )

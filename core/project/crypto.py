@@ -9,6 +9,7 @@
   to another row or column fails to decrypt.
 - Artifacts: Cobblestone-256 streaming AEAD (cryptography >= 50), which detects truncation and reordering.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -156,8 +157,8 @@ class FieldCipher:
         if value is None:
             return None
         nonce = self._nonce()
-        return FIELD_VERSION + nonce + self._aead.encrypt(
-            nonce, value.encode("utf-8"), f"{table}|{column}|{row}".encode()
+        return (
+            FIELD_VERSION + nonce + self._aead.encrypt(nonce, value.encode("utf-8"), f"{table}|{column}|{row}".encode())
         )
 
     def decrypt(self, table: str, column: str, row: Any, blob: bytes | None) -> str | None:
@@ -167,9 +168,7 @@ class FieldCipher:
         if blob[:1] != FIELD_VERSION:
             raise IntegrityError(f"Damaged data in {table}.{column} (row {row}): unknown field format.")
         try:
-            plain = self._aead.decrypt(
-                blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], self._ad(table, column, row)
-            )
+            plain = self._aead.decrypt(blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], self._ad(table, column, row))
         except InvalidTag:
             raise IntegrityError(
                 f"Damaged or tampered data in {table}.{column} (row {row}): authentication failed."

@@ -1,5 +1,6 @@
 """What a project holds, as plain records (prompts, responses, judgments, pairs, runs, artifacts), the
 folder layout, and the small helpers every part of the store uses."""
+
 from __future__ import annotations
 
 import errno
@@ -132,14 +133,19 @@ def _raise_storage_error(folder: Path, exc: BaseException) -> None:
     """Turn a full or read-only disk into a plain message; anything else is left as it is."""
     code = getattr(exc, "sqlite_errorcode", None)
     text = str(exc).lower()
-    if (isinstance(exc, sqlite3.OperationalError) and (code == 13 or "disk is full" in text)) or \
-            (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
-        raise UserError(f"{folder}: the disk is full. This change was not saved (everything saved before "
-                        "it is safe). Free some space and try again.") from None
-    if (isinstance(exc, sqlite3.OperationalError) and (code == 8 or "readonly" in text)) or \
-            (isinstance(exc, OSError) and exc.errno == errno.EROFS):
-        raise UserError(f"{folder}: the project cannot be written (read-only disk or folder). "
-                        "This change was not saved.") from None
+    if (isinstance(exc, sqlite3.OperationalError) and (code == 13 or "disk is full" in text)) or (
+        isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    ):
+        raise UserError(
+            f"{folder}: the disk is full. This change was not saved (everything saved before "
+            "it is safe). Free some space and try again."
+        ) from None
+    if (isinstance(exc, sqlite3.OperationalError) and (code == 8 or "readonly" in text)) or (
+        isinstance(exc, OSError) and exc.errno == errno.EROFS
+    ):
+        raise UserError(
+            f"{folder}: the project cannot be written (read-only disk or folder). This change was not saved."
+        ) from None
 
 
 def _check_prompt(prompt: Any) -> None:

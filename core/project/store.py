@@ -9,6 +9,7 @@ The Project class is assembled from one part per domain: content (prompts and re
 (and the annotation queue), runs (metrics, samples, artifacts) and audit; this module holds the
 lifecycle, connections and transactions, settings, passphrase change and backup.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,7 +30,14 @@ from core.project.audit import AuditMixin
 from core.project.content import ContentMixin
 from core.project.judgments import JudgmentsMixin
 from core.project.records import (
-    ARTIFACTS_DIR, DB_FILE, DEFAULT_TAGS, KEY_FILE, LOCK_FILE, SUFFIX, _atomic_write, _raise_storage_error,
+    ARTIFACTS_DIR,
+    DB_FILE,
+    DEFAULT_TAGS,
+    KEY_FILE,
+    LOCK_FILE,
+    SUFFIX,
+    _atomic_write,
+    _raise_storage_error,
     _read_header,
 )
 from core.project.runs import RunsMixin
@@ -177,9 +185,7 @@ class Project(ContentMixin, JudgmentsMixin, RunsMixin, AuditMixin):
             raise UserError("The project is closed (or locked). Unlock it to continue.")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path / DB_FILE, isolation_level=None, check_same_thread=False, timeout=30
-            )
+            conn = sqlite3.connect(self.path / DB_FILE, isolation_level=None, check_same_thread=False, timeout=30)
             # FULL: a commit is on disk before we acknowledge it. MEMORY: no temp files with content.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA temp_store=MEMORY")
@@ -239,8 +245,10 @@ class Project(ContentMixin, JudgmentsMixin, RunsMixin, AuditMixin):
 
     def set_setting(self, key: str, value: Any) -> None:
         with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)",
-                         (key, self._cipher.encrypt_json("settings", "value", key, value)))
+            conn.execute(
+                "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)",
+                (key, self._cipher.encrypt_json("settings", "value", key, value)),
+            )
 
     def tags(self) -> list[str]:
         return list(self.get_setting("tags", DEFAULT_TAGS))
@@ -251,8 +259,9 @@ class Project(ContentMixin, JudgmentsMixin, RunsMixin, AuditMixin):
         """Rewrap the data key under `new`. Atomic: the key file is replaced in one rename."""
         header = _read_header(self.path)
         data_key = crypto.unwrap_data_key(header, old, str(self.path / KEY_FILE))
-        new_header = crypto.new_key_header(new, data_key, self.project_id, {
-            k: v for k, v in header["kdf"].items() if k != "salt"})
+        new_header = crypto.new_key_header(
+            new, data_key, self.project_id, {k: v for k, v in header["kdf"].items() if k != "salt"}
+        )
         _atomic_write(self.path / KEY_FILE, json.dumps(new_header, indent=1).encode())
         self.audit("passphrase_changed")
 

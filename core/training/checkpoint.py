@@ -5,6 +5,7 @@ A checkpoint is a dict of files `{"model.safetensors": bytes, "optimizer.safeten
 Loading goes back through bytes (`safetensors.torch.load`), never a temp file or `torch.load`.
 Shared by every trainer (reward model, PPO, RLOO/GRPO, DPO).
 """
+
 from __future__ import annotations
 
 import json

@@ -19,6 +19,7 @@ single-process run, so `--resume` works with or without `--gpus`. The ranks talk
 loopback only (127.0.0.1 rendezvous, `GLOO_SOCKET_IFNAME`/`NCCL_SOCKET_IFNAME=lo`): gradients and
 control flags travel there, never text. See docs/security.md for the threat-model notes.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,9 @@ def check_world(gpus: int, device: str) -> str:
     """The backend for `gpus` processes on `device` ("nccl" or "gloo"), or a UserError."""
     import torch
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
     if dev.type == "cuda":
         have = torch.cuda.device_count()
         if gpus > have:
@@ -99,8 +101,12 @@ class _Workers:
         self.out = ctx.Queue()
         self.stop = ctx.Event()
         port = _free_port()
-        self.procs = [ctx.Process(target=_worker_main, args=(r, world, port, backend, kind, payload, self.out,
-                                                              self.stop), daemon=True) for r in range(world)]
+        self.procs = [
+            ctx.Process(
+                target=_worker_main, args=(r, world, port, backend, kind, payload, self.out, self.stop), daemon=True
+            )
+            for r in range(world)
+        ]
         for p in self.procs:
             p.start()
 
@@ -217,7 +223,7 @@ def reward_dp_step(trainer, ddp, local: list, n_global: int, world: int, step: i
     if not local:
         local, weight = [trainer._dp_dummy], 0.0
     size = cfg.prompts_per_micro_batch
-    micro = [trainer.batch(local[i:i + size]) for i in range(0, len(local), size)]
+    micro = [trainer.batch(local[i : i + size]) for i in range(0, len(local), size)]
     # DDP averages over ranks; × world / n_global makes that average the single-process mean.
     scale = weight * world / n_global
     loss_sum = correct = diff_sum = 0.0
@@ -227,8 +233,7 @@ def reward_dp_step(trainer, ddp, local: list, n_global: int, world: int, step: i
         with ctx:
             with trainer._autocast():
                 rewards = ddp(b.input_ids, b.attention_mask, b.starts)
-            group_loss, _, diff = bradley_terry_loss(rewards, b.winners, b.losers, b.margins, b.groups,
-                                                     b.n_prompts)
+            group_loss, _, diff = bradley_terry_loss(rewards, b.winners, b.losers, b.margins, b.groups, b.n_prompts)
             loss = group_loss.sum() * scale
             loss.backward()
         loss_sum += float(loss.detach()) / world
@@ -238,16 +243,22 @@ def reward_dp_step(trainer, ddp, local: list, n_global: int, world: int, step: i
     if cfg.max_grad_norm > 0:
         grad_norm = torch.nn.utils.clip_grad_norm_(trainer.params, cfg.max_grad_norm)
     else:
-        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.params
-                                                          if p.grad is not None]))
+        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.params if p.grad is not None]))
     trainer.optimizer.step()
     trainer.optimizer.zero_grad(set_to_none=True)
     tokens = sum(b.n_tokens for b in micro) if weight else 0
-    loss_v, correct, diff_sum, n_pairs, tokens = _sum_stats([loss_sum, correct, diff_sum, n_pairs, tokens],
-                                                            trainer.device)
-    return {"loss/train": loss_v, "accuracy/train": correct / max(1, n_pairs),
-            "margin/train": diff_sum / max(1, n_pairs), "grad/norm": float(grad_norm), "lr": lr,
-            "_pairs": n_pairs, "_tokens": tokens}
+    loss_v, correct, diff_sum, n_pairs, tokens = _sum_stats(
+        [loss_sum, correct, diff_sum, n_pairs, tokens], trainer.device
+    )
+    return {
+        "loss/train": loss_v,
+        "accuracy/train": correct / max(1, n_pairs),
+        "margin/train": diff_sum / max(1, n_pairs),
+        "grad/norm": float(grad_norm),
+        "lr": lr,
+        "_pairs": n_pairs,
+        "_tokens": tokens,
+    }
 
 
 def _reward_worker(rank, world, device, payload, out, stop) -> None:
@@ -255,7 +266,12 @@ def _reward_worker(rank, world, device, payload, out, stop) -> None:
 
     from core.training import checkpoint as ckpt
     from core.training.reward import (
-        RewardConfig, RewardTrainer, _save_checkpoint, build_reward_model, step_examples, steps_per_epoch,
+        RewardConfig,
+        RewardTrainer,
+        _save_checkpoint,
+        build_reward_model,
+        step_examples,
+        steps_per_epoch,
     )
 
     config = RewardConfig.from_dict(payload["config"])
@@ -270,12 +286,13 @@ def _reward_worker(rank, world, device, payload, out, stop) -> None:
     if files is not None:
         tensors = ckpt.bytes_to_tensors(files["model.safetensors"])
         ckpt.load_trainable_state(model, {k: v for k, v in tensors.items() if "::" not in k})
-        best = {k[len("best::"):]: v for k, v in tensors.items() if k.startswith("best::")} or None
+        best = {k[len("best::") :]: v for k, v in tensors.items() if k.startswith("best::")} or None
         if best is None and config.restore_best and payload["state"]["best_step"] == payload["state"]["step"] > 0:
             best = {k: v.detach().to("cpu", copy=True) for k, v in ckpt.trainable_state(model).items()}
         ckpt.set_rng_state(tensors)
-        ckpt.optimizer_from_files(trainer.optimizer, trainer.names, files["optimizer.safetensors"],
-                                  ckpt.json_load(files["optimizer.json"]))
+        ckpt.optimizer_from_files(
+            trainer.optimizer, trainer.names, files["optimizer.safetensors"], ckpt.json_load(files["optimizer.json"])
+        )
         state = dict(payload["state"])
     ddp = _ddp(DDP, _reward_forward_module(model, config.pooling), device)
     proxy = _Proxy(out)
@@ -307,8 +324,11 @@ def _reward_worker(rank, world, device, payload, out, stop) -> None:
                     best = {k: v.detach().to("cpu", copy=True) for k, v in ckpt.trainable_state(model).items()}
             else:
                 state["bad_evals"] += 1
-                if (config.early_stopping_patience and state["bad_evals"] >= config.early_stopping_patience
-                        and step >= config.early_stopping_after * total):
+                if (
+                    config.early_stopping_patience
+                    and state["bad_evals"] >= config.early_stopping_patience
+                    and step >= config.early_stopping_after * total
+                ):
                     early = 1.0
         _, stopped = _flags(0.0, early, device)
         state["stopped_early"] = stopped
@@ -327,8 +347,18 @@ def _reward_worker(rank, world, device, payload, out, stop) -> None:
     raw = trainer.raw_scores(data.train)
     offset = float(sum(raw) / len(raw))
     scale = float((sum((r - offset) ** 2 for r in raw) / max(1, len(raw) - 1)) ** 0.5) or 1.0
-    out.put(("done", step, state, final, offset, scale, tokenizer.pad_token_id,
-             ckpt.tensors_to_bytes(ckpt.trainable_state(model))))
+    out.put(
+        (
+            "done",
+            step,
+            state,
+            final,
+            offset,
+            scale,
+            tokenizer.pad_token_id,
+            ckpt.tensors_to_bytes(ckpt.trainable_state(model)),
+        )
+    )
 
 
 def _load_tokenizer_for_reward(config):
@@ -342,13 +372,22 @@ def _load_tokenizer_for_reward(config):
     return tokenizer
 
 
-def train_reward_model_dp(proj, config, *, cancel: CancelToken = NEVER,
-                          resume_run: Optional[int] = None) -> Iterator[Progress]:
+def train_reward_model_dp(
+    proj, config, *, cancel: CancelToken = NEVER, resume_run: Optional[int] = None
+) -> Iterator[Progress]:
     """`train_reward_model` with `config.gpus` data-parallel processes; same run, metrics and artifacts."""
     from core.training import checkpoint as ckpt
     from core.training.reward import (
-        CHECKPOINT, FINAL, RewardConfig, RewardData, RewardResult, collect_data, preflight, resolve_device,
-        tokenize, total_steps,
+        CHECKPOINT,
+        FINAL,
+        RewardConfig,
+        RewardData,
+        RewardResult,
+        collect_data,
+        preflight,
+        resolve_device,
+        tokenize,
+        total_steps,
     )
 
     resume_files = resume_state = None
@@ -374,14 +413,25 @@ def train_reward_model_dp(proj, config, *, cancel: CancelToken = NEVER,
         device = resolve_device(config.device)
         data = collect_data(proj, config)
         pre = preflight(config, data, device)
-        config = dataclasses.replace(config, quantization=pre["quantization"],
-                                     gradient_checkpointing=pre["gradient_checkpointing"])
+        config = dataclasses.replace(
+            config, quantization=pre["quantization"], gradient_checkpointing=pre["gradient_checkpointing"]
+        )
         run_id = proj.create_run("reward", dataclasses.asdict(config))
-        proj.update_run(run_id, status="running", summary={
-            "data_hash": data.snapshot_hash, "pairs_train": sum(len(e.pairs) for e in data.train),
-            "pairs_val": sum(len(e.pairs) for e in data.val), "prompts_train": len(data.train),
-            "prompts_val": len(data.val), "prompts_heldout": len(data.heldout),
-            "n_params": pre["n_params"], "memory_plan": pre["plan"], "gpus": config.gpus})
+        proj.update_run(
+            run_id,
+            status="running",
+            summary={
+                "data_hash": data.snapshot_hash,
+                "pairs_train": sum(len(e.pairs) for e in data.train),
+                "pairs_val": sum(len(e.pairs) for e in data.val),
+                "prompts_train": len(data.train),
+                "prompts_val": len(data.val),
+                "prompts_heldout": len(data.heldout),
+                "n_params": pre["n_params"],
+                "memory_plan": pre["plan"],
+                "gpus": config.gpus,
+            },
+        )
     total = total_steps(len(data.train), config)
     start = resume_state["step"] if resume_state else 0
     summary = dict(proj.run(run_id).summary or {})
@@ -395,9 +445,15 @@ def train_reward_model_dp(proj, config, *, cancel: CancelToken = NEVER,
         proj.audit("training resumed" if resume_state else "training started", run=run_id)
         import torch
 
-        payload = {"config": dataclasses.asdict(config), "data": data, "data_ids": data, "total": total,
-                   "threads": max(1, torch.get_num_threads() // config.gpus),
-                   "resume": resume_files, "state": resume_state}
+        payload = {
+            "config": dataclasses.asdict(config),
+            "data": data,
+            "data_ids": data,
+            "total": total,
+            "threads": max(1, torch.get_num_threads() // config.gpus),
+            "resume": resume_files,
+            "state": resume_state,
+        }
         yield Progress(start, total, f"starting {config.gpus} data-parallel workers", metrics={"run/id": float(run_id)})
         workers = _Workers("reward", config.gpus, backend, payload)
         for msg in workers.messages(cancel):
@@ -411,18 +467,37 @@ def train_reward_model_dp(proj, config, *, cancel: CancelToken = NEVER,
                 raise Cancelled()
             elif msg[0] == "done":
                 _, step, state, final, offset, scale, pad_id, weights = msg
-                meta = {"base_model": config.base_model, "config": dataclasses.asdict(config), "offset": offset,
-                        "scale": scale, "pad_token_id": pad_id, "steps": step, "best_step": state["best_step"]}
+                meta = {
+                    "base_model": config.base_model,
+                    "config": dataclasses.asdict(config),
+                    "offset": offset,
+                    "scale": scale,
+                    "pad_token_id": pad_id,
+                    "steps": step,
+                    "best_step": state["best_step"],
+                }
                 proj.save_artifact(run_id, FINAL, {"model.safetensors": weights, "reward.json": ckpt.json_bytes(meta)})
                 proj.log_metrics(run_id, step, {f"final/{k}": v for k, v in final.items()})
                 summary.update({f"final/{k}": v for k, v in final.items()})
-                summary.update({"steps": step, "total_steps": total, "stopped_early": state["stopped_early"],
-                                "best_step": state["best_step"], "reward_offset": offset, "reward_scale": scale,
-                                "data_hash": data.snapshot_hash})
+                summary.update(
+                    {
+                        "steps": step,
+                        "total_steps": total,
+                        "stopped_early": state["stopped_early"],
+                        "best_step": state["best_step"],
+                        "reward_offset": offset,
+                        "reward_scale": scale,
+                        "data_hash": data.snapshot_hash,
+                    }
+                )
                 proj.update_run(run_id, status="done", summary=summary)
                 proj.audit("trained", run=run_id)
-                yield Progress(total, total, "stopped early" if state["stopped_early"] else "done",
-                               metrics={"final/steps": float(step), **{f"final/{k}": v for k, v in final.items()}})
+                yield Progress(
+                    total,
+                    total,
+                    "stopped early" if state["stopped_early"] else "done",
+                    metrics={"final/steps": float(step), **{f"final/{k}": v for k, v in final.items()}},
+                )
                 return RewardResult(run_id, step, state["stopped_early"], offset, scale, final)
         raise RuntimeError("the data-parallel workers stopped without finishing")
     except Cancelled:
@@ -475,17 +550,23 @@ def dpo_dp_step(trainer, ddp, world: int) -> dict[str, float]:
     if not local:
         local, weight = idx[:1], 0.0
     n_global = len(idx)
-    mbs = [local[i:i + cfg.minibatch_size] for i in range(0, len(local), cfg.minibatch_size)]
+    mbs = [local[i : i + cfg.minibatch_size] for i in range(0, len(local), cfg.minibatch_size)]
     loss_sum, chosen_sum, rejected_sum, margin_pos, n = 0.0, 0.0, 0.0, 0.0, 0.0
     for i, mb in enumerate(mbs):
         ctx = ddp.no_sync() if i < len(mbs) - 1 else contextlib.nullcontext()
         with ctx:
-            ids, mask, P = encode_pairs(trainer.tokenizer, [trainer.pairs[j] for j in mb],
-                                        prompt_budget(trainer.policy.model, cfg), cfg.max_new_tokens, trainer.device)
+            ids, mask, P = encode_pairs(
+                trainer.tokenizer,
+                [trainer.pairs[j] for j in mb],
+                prompt_budget(trainer.policy.model, cfg),
+                cfg.max_new_tokens,
+                trainer.device,
+            )
             lp = ddp(ids, mask, P)
             k = len(mb)
-            out = dpo_loss(lp[:k], lp[k:], trainer.ref_chosen[mb], trainer.ref_rejected[mb], cfg.dpo_beta,
-                           cfg.label_smoothing)
+            out = dpo_loss(
+                lp[:k], lp[k:], trainer.ref_chosen[mb], trainer.ref_rejected[mb], cfg.dpo_beta, cfg.label_smoothing
+            )
             loss = out["loss"] * k * weight * world / n_global  # DDP's average = the batch mean
             loss.backward()
         loss_sum += float(loss.detach()) / world
@@ -497,12 +578,19 @@ def dpo_dp_step(trainer, ddp, world: int) -> dict[str, float]:
     trainer.step_count += 1
     train_s = time.perf_counter() - t0
     loss_v, chosen_sum, rejected_sum, margin_pos, n = _sum_stats(
-        [loss_sum, chosen_sum, rejected_sum, margin_pos, n], trainer.device)
-    return {"loss/policy": loss_v, "dpo/reward_chosen": chosen_sum / max(n, 1),
-            "dpo/reward_rejected": rejected_sum / max(n, 1),
-            "dpo/reward_margin": (chosen_sum - rejected_sum) / max(n, 1),
-            "dpo/accuracy": margin_pos / max(n, 1), "policy/grad_norm": float(grad_norm), "kl/beta": cfg.dpo_beta,
-            "perf/train_s": train_s, "perf/samples_per_s": n_global / max(train_s, 1e-9)}
+        [loss_sum, chosen_sum, rejected_sum, margin_pos, n], trainer.device
+    )
+    return {
+        "loss/policy": loss_v,
+        "dpo/reward_chosen": chosen_sum / max(n, 1),
+        "dpo/reward_rejected": rejected_sum / max(n, 1),
+        "dpo/reward_margin": (chosen_sum - rejected_sum) / max(n, 1),
+        "dpo/accuracy": margin_pos / max(n, 1),
+        "policy/grad_norm": float(grad_norm),
+        "kl/beta": cfg.dpo_beta,
+        "perf/train_s": train_s,
+        "perf/samples_per_s": n_global / max(train_s, 1e-9),
+    }
 
 
 def _dpo_worker(rank, world, device, payload, out, stop) -> None:
@@ -555,7 +643,14 @@ def train_dpo_dp(proj, config, *, cancel: CancelToken = NEVER, resume_run: Optio
 
     from core.training.policy_config import PolicyConfig
     from core.training.policy_job import (
-        CHECKPOINT, DATA, FINAL, PolicyResult, _dpo_pairs, _hash, collect_ids, resolve_reply_length,
+        CHECKPOINT,
+        DATA,
+        FINAL,
+        PolicyResult,
+        _dpo_pairs,
+        _hash,
+        collect_ids,
+        resolve_reply_length,
     )
     from core.training.quantization import resolve_policy_plan
 
@@ -573,9 +668,15 @@ def train_dpo_dp(proj, config, *, cancel: CancelToken = NEVER, resume_run: Optio
             raise UserError("Choose the policy's base model folder (policy_path).")
         cfg, plan = resolve_policy_plan(resolve_reply_length(proj, cfg), proj)
         ids = collect_ids(proj, cfg)
-        provenance = {"data_hash": _hash(ids), "n_prompts": len(ids["prompt_ids"]),
-                      "n_pairs": len(ids.get("pairs", [])), "reward_run": None, "reward_function": None,
-                      "memory_plan": plan.describe() if plan else None, "gpus": cfg.gpus}
+        provenance = {
+            "data_hash": _hash(ids),
+            "n_prompts": len(ids["prompt_ids"]),
+            "n_pairs": len(ids.get("pairs", [])),
+            "reward_run": None,
+            "reward_function": None,
+            "memory_plan": plan.describe() if plan else None,
+            "gpus": cfg.gpus,
+        }
         run_id = proj.create_run("policy", {"policy": cfg.to_dict(), "provenance": provenance})
         proj.save_artifact(run_id, DATA, {"data.json": json.dumps(ids).encode()})
     backend = check_world(cfg.gpus, cfg.device)
@@ -585,14 +686,19 @@ def train_dpo_dp(proj, config, *, cancel: CancelToken = NEVER, resume_run: Optio
         proj.update_run(run_id, status="running", summary=summary)
         yield Progress(0, cfg.total_steps, "loading the pairs", metrics={"run/id": float(run_id)})
         pairs = [(p.prompt, p.chosen, p.rejected) for p in _dpo_pairs(proj, ids["pairs"])]
-        payload = {"config": cfg.to_dict(), "pairs": pairs, "resume": resume_files,
-                   "threads": max(1, torch.get_num_threads() // cfg.gpus)}
+        payload = {
+            "config": cfg.to_dict(),
+            "pairs": pairs,
+            "resume": resume_files,
+            "threads": max(1, torch.get_num_threads() // cfg.gpus),
+        }
         start = 0
         if resume_files is not None:
             start = int(json.loads(resume_files["state.json"])["step"]) if "state.json" in resume_files else 0
         proj.truncate_metrics(run_id, start)
-        yield Progress(start, cfg.total_steps, f"starting {cfg.gpus} data-parallel workers",
-                       metrics={"run/id": float(run_id)})
+        yield Progress(
+            start, cfg.total_steps, f"starting {cfg.gpus} data-parallel workers", metrics={"run/id": float(run_id)}
+        )
         workers = _Workers("dpo", cfg.gpus, backend, payload)
         metrics: dict = {}
         for msg in workers.messages(cancel):

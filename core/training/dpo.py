@@ -8,6 +8,7 @@ no need to keep running it (or, with LoRA, to switch adapters off at every step)
 Every `dpo_eval_every` steps the policy samples on training prompts so the reward and KL charts have
 points, as for PPO.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,7 +20,12 @@ import torch.nn.functional as F
 
 from core.errors import UserError
 from core.training.policy_common import (
-    PolicyWithReference, TrainerBase, batch_indices, batched_forward, clip_and_step, forward_response,
+    PolicyWithReference,
+    TrainerBase,
+    batch_indices,
+    batched_forward,
+    clip_and_step,
+    forward_response,
     prompt_budget,
 )
 
@@ -31,8 +37,14 @@ class PairText:
     rejected: str
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> dict:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+    label_smoothing: float = 0.0,
+) -> dict:
     """All (B,) sequence log-probs -> loss (scalar) and the implicit rewards."""
     h = (policy_chosen - policy_rejected) - (ref_chosen - ref_rejected)
     losses = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
@@ -40,8 +52,9 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return {"loss": losses.mean(), "chosen": chosen_r.detach(), "rejected": rejected_r.detach()}
 
 
-def encode_pairs(tokenizer, pairs: Sequence[PairText], max_prompt_tokens: int, max_response_tokens: int,
-                 device) -> tuple[torch.Tensor, torch.Tensor, int]:
+def encode_pairs(
+    tokenizer, pairs: Sequence[PairText], max_prompt_tokens: int, max_response_tokens: int, device
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(2N, P + R) ids and mask: rows 0..N-1 chosen, N..2N-1 rejected, in the rollout layout.
 
     Each response gets EOS appended (a finished answer), then is cut to max_response_tokens.
@@ -61,10 +74,10 @@ def encode_pairs(tokenizer, pairs: Sequence[PairText], max_prompt_tokens: int, m
     ids = torch.full((n, P + R), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros((n, P + R), dtype=torch.long)
     for i, (p, r) in enumerate(zip(prompts, responses)):
-        ids[i, P - len(p):P] = torch.tensor(p, dtype=torch.long)
-        mask[i, P - len(p):P] = 1
-        ids[i, P:P + len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, P:P + len(r)] = 1
+        ids[i, P - len(p) : P] = torch.tensor(p, dtype=torch.long)
+        mask[i, P - len(p) : P] = 1
+        ids[i, P : P + len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, P : P + len(r)] = 1
     return ids.to(device), mask.to(device), P
 
 
@@ -75,8 +88,16 @@ def sequence_logprobs(model, ids, mask, P) -> torch.Tensor:
 
 
 class DPOTrainer(TrainerBase):
-    def __init__(self, policy: PolicyWithReference, tokenizer, cfg, pairs: Sequence[PairText],
-                 reward_fn=None, eval_prompts: Optional[list] = None, eval_references: Optional[list] = None):
+    def __init__(
+        self,
+        policy: PolicyWithReference,
+        tokenizer,
+        cfg,
+        pairs: Sequence[PairText],
+        reward_fn=None,
+        eval_prompts: Optional[list] = None,
+        eval_references: Optional[list] = None,
+    ):
         super().__init__(policy, tokenizer, cfg, reward_fn)
         if len(pairs) < 2:
             raise UserError(f"DPO needs preference pairs: the project has {len(pairs)}. Rank more responses.")
@@ -91,8 +112,9 @@ class DPOTrainer(TrainerBase):
         cfg, n = self.cfg, len(self.pairs)
 
         def one(s):
-            ids, mask, P = encode_pairs(self.tokenizer, self.pairs[s], prompt_budget(self.policy.model, cfg),
-                                        cfg.max_new_tokens, self.device)
+            ids, mask, P = encode_pairs(
+                self.tokenizer, self.pairs[s], prompt_budget(self.policy.model, cfg), cfg.max_new_tokens, self.device
+            )
             with self.policy.reference() as ref:
                 lp = sequence_logprobs(ref, ids, mask, P)
             k = len(lp) // 2
@@ -108,13 +130,19 @@ class DPOTrainer(TrainerBase):
         idx = batch_indices(len(self.pairs), cfg.batch_size, self.step_count, cfg.seed)
         stats = {"loss": 0.0, "chosen": [], "rejected": []}
         for i in range(0, len(idx), cfg.minibatch_size):
-            mb = idx[i:i + cfg.minibatch_size]
-            ids, mask, P = encode_pairs(self.tokenizer, [self.pairs[j] for j in mb],
-                                        prompt_budget(self.policy.model, cfg), cfg.max_new_tokens, self.device)
+            mb = idx[i : i + cfg.minibatch_size]
+            ids, mask, P = encode_pairs(
+                self.tokenizer,
+                [self.pairs[j] for j in mb],
+                prompt_budget(self.policy.model, cfg),
+                cfg.max_new_tokens,
+                self.device,
+            )
             lp = sequence_logprobs(self.policy.model, ids, mask, P)
             k = len(mb)
-            out = dpo_loss(lp[:k], lp[k:], self.ref_chosen[mb], self.ref_rejected[mb], cfg.dpo_beta,
-                           cfg.label_smoothing)
+            out = dpo_loss(
+                lp[:k], lp[k:], self.ref_chosen[mb], self.ref_rejected[mb], cfg.dpo_beta, cfg.label_smoothing
+            )
             (out["loss"] * k / len(idx)).backward()  # accumulate: the mean over the whole batch
             stats["loss"] += float(out["loss"].detach()) * k / len(idx)
             stats["chosen"].append(out["chosen"])

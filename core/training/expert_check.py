@@ -16,6 +16,7 @@ The check run (kind "check", parent = the policy run) holds the items (prompt, A
 policy's) in its encrypted config; the responses' origin ({"kind": "check", "side": ...}) is encrypted
 and never shown while judging.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,10 @@ def _policy_run(proj, run_id: int):
     if run.kind != "policy" or "policy" not in run.config:
         raise UserError(f"Run {run_id} is a {run.kind} run; choose a policy run to check.")
     if not (proj.has_artifact(run_id, "policy") or proj.has_artifact(run_id, "checkpoint")):
-        raise UserError(f"Policy run {run_id} has no checkpoint yet: wait for its first checkpoint "
-                        "(every checkpoint_every steps), then check.")
+        raise UserError(
+            f"Policy run {run_id} has no checkpoint yet: wait for its first checkpoint "
+            "(every checkpoint_every steps), then check."
+        )
     return run
 
 
@@ -84,8 +87,15 @@ def _training_prompt_ids(proj, run) -> list[int]:
     return proj.prompt_ids(split="train")
 
 
-def prepare_expert_check(proj, policy_run: int, *, n_prompts: int = DEFAULT_PROMPTS, seed: Optional[int] = None,
-                         cancel: CancelToken = NEVER, device: Optional[str] = None) -> Iterator[Progress]:
+def prepare_expert_check(
+    proj,
+    policy_run: int,
+    *,
+    n_prompts: int = DEFAULT_PROMPTS,
+    seed: Optional[int] = None,
+    cancel: CancelToken = NEVER,
+    device: Optional[str] = None,
+) -> Iterator[Progress]:
     """A job: sample one reply from the policy and one from the base for `n_prompts` training prompts
     (fresh ones first: not used by an earlier check of this run) and store them as a blind check.
     Returns `CheckPrepared`. Nothing is written until both sides are sampled."""
@@ -105,21 +115,26 @@ def prepare_expert_check(proj, policy_run: int, *, n_prompts: int = DEFAULT_PROM
     if len(chosen) < n_prompts:  # every prompt was checked before: reuse some (new samples all the same)
         rest = [p for p in pool if p not in set(chosen)]
         rng.shuffle(rest)
-        chosen += rest[:n_prompts - len(chosen)]
+        chosen += rest[: n_prompts - len(chosen)]
     if not chosen:
         raise UserError("The run has no training prompts to sample from.")
     by_id = {p.id: p for p in proj.prompts(ids=chosen)}
     texts_in = [by_id[i].prompt for i in chosen]
-    settings = EvalSettings(temperature=float(pcfg.get("temperature") or 0.7),
-                            max_new_tokens=int(pcfg.get("max_new_tokens") or 64), sampling_seed=seed,
-                            batch_size=16, device=device or "auto")
+    settings = EvalSettings(
+        temperature=float(pcfg.get("temperature") or 0.7),
+        max_new_tokens=int(pcfg.get("max_new_tokens") or 64),
+        sampling_seed=seed,
+        batch_size=16,
+        device=device or "auto",
+    )
     max_prompt_tokens = int(pcfg.get("max_prompt_tokens") or 0)
     n_batches = -(-len(chosen) // settings.batch_size)
     total, done = 2 * n_batches + 3, 0
     dev = None if settings.device == "auto" else settings.device
     yield Progress(done, total, "loading the base model")
-    outputs, step, done = yield from sample_base_and_tuned(proj, policy_run, pcfg["policy_path"], texts_in, settings,
-                                                           dev, None, max_prompt_tokens, cancel, done, total)
+    outputs, step, done = yield from sample_base_and_tuned(
+        proj, policy_run, pcfg["policy_path"], texts_in, settings, dev, None, max_prompt_tokens, cancel, done, total
+    )
     outputs["policy"] = outputs.pop("tuned")
 
     sides = balanced_sides(len(chosen), rng)
@@ -140,9 +155,14 @@ def prepare_expert_check(proj, policy_run: int, *, n_prompts: int = DEFAULT_PROM
                 item["identical"] = True
                 identical += 1
             items.append(item)
-        config = {"policy_run": policy_run, "step": step, "reward_run": pcfg.get("reward_run"), "seed": seed,
-                  "settings": {"temperature": settings.temperature, "max_new_tokens": settings.max_new_tokens},
-                  "items": items}
+        config = {
+            "policy_run": policy_run,
+            "step": step,
+            "reward_run": pcfg.get("reward_run"),
+            "seed": seed,
+            "settings": {"temperature": settings.temperature, "max_new_tokens": settings.max_new_tokens},
+            "items": items,
+        }
         proj.update_run(check_id, status="done", config=config, summary={"items": len(items), "identical": identical})
     proj.audit("expert_check_prepared", run=check_id, policy_run=policy_run, items=len(items))
     yield Progress(total, total, "blind pairs ready")
@@ -176,22 +196,36 @@ def _judged(proj, run) -> dict[int, object]:
 def check_items(proj, check_run: int) -> list[BlindItem]:
     """Every judgeable pair of a check, in its shuffled order (no side, no origin)."""
     run = _check_run(proj, check_run)
-    return [BlindItem(i, it["prompt"], it["a"], it["b"]) for i, it in enumerate(run.config["items"])
-            if not it.get("identical")]
+    return [
+        BlindItem(i, it["prompt"], it["a"], it["b"])
+        for i, it in enumerate(run.config["items"])
+        if not it.get("identical")
+    ]
 
 
 def check_queue(proj, check_run: int) -> list[BlindItem]:
     """The pairs of a check still to judge, in order."""
     run = _check_run(proj, check_run)
     judged = _judged(proj, run)
-    return [BlindItem(i, it["prompt"], it["a"], it["b"]) for i, it in enumerate(run.config["items"])
-            if not it.get("identical") and i not in judged]
+    return [
+        BlindItem(i, it["prompt"], it["a"], it["b"])
+        for i, it in enumerate(run.config["items"])
+        if not it.get("identical") and i not in judged
+    ]
 
 
 def record_check(proj, item: BlindItem, result: str, *, flags=(), comment: str = "", seconds: float = 0.0) -> int:
     """The expert's choice on a check pair ("a", "b", "tie" or "both_bad"): an ordinary pairwise judgment."""
-    return proj.record_pairwise(item.prompt_id, a=item.a, b=item.b, result=result, flags=flags, comment=comment,
-                                seconds=seconds, purpose=PURPOSE)
+    return proj.record_pairwise(
+        item.prompt_id,
+        a=item.a,
+        b=item.b,
+        result=result,
+        flags=flags,
+        comment=comment,
+        seconds=seconds,
+        purpose=PURPOSE,
+    )
 
 
 def judged_pairs(proj, policy_run: int) -> list[dict]:
@@ -207,13 +241,28 @@ def judged_pairs(proj, policy_run: int) -> list[dict]:
             winner = j.a if j.choice == "a" else j.b
             loser = j.b if winner == j.a else j.a
             policy_rid = it["a"] if it["policy"] == "a" else it["b"]
-            out.append({"check_run": run.id, "step": run.config.get("step"), "prompt": it["prompt"],
-                        "chosen": winner, "rejected": loser, "policy_chosen": winner == policy_rid})
+            out.append(
+                {
+                    "check_run": run.id,
+                    "step": run.config.get("step"),
+                    "prompt": it["prompt"],
+                    "chosen": winner,
+                    "rejected": loser,
+                    "policy_chosen": winner == policy_rid,
+                }
+            )
     return out
 
 
-def expert_agreement(proj, policy_run: int, *, reward_run: Optional[int] = None, cancel: CancelToken = NEVER,
-                     device: Optional[str] = None, model=None) -> Iterator[Progress]:
+def expert_agreement(
+    proj,
+    policy_run: int,
+    *,
+    reward_run: Optional[int] = None,
+    cancel: CancelToken = NEVER,
+    device: Optional[str] = None,
+    model=None,
+) -> Iterator[Progress]:
     """A job: score the expert's judged check pairs with the reward model; returns `CheckAgreement` and
     keeps each check's figures in its summary (numbers only)."""
     from core.training.reward import load_reward_model
@@ -221,8 +270,9 @@ def expert_agreement(proj, policy_run: int, *, reward_run: Optional[int] = None,
     run = proj.run(policy_run)
     rm_id = reward_run if reward_run is not None else (run.config.get("policy") or {}).get("reward_run")
     if rm_id is None:
-        raise UserError(f"Policy run {policy_run} was not trained against a reward model, so there is no "
-                        "agreement to measure.")
+        raise UserError(
+            f"Policy run {policy_run} was not trained against a reward model, so there is no agreement to measure."
+        )
     pairs = judged_pairs(proj, policy_run)
     yield Progress(0, 3, "collecting your judgments")
     if not pairs:
@@ -264,8 +314,15 @@ def recorded_agreement(proj, policy_run: int) -> tuple[Optional[monitors.Agreeme
     for run in checks_of(proj, policy_run):
         s = run.summary or {}
         if s.get("pairs"):
-            rows.append({"check_run": run.id, "step": run.config.get("step"), "agreed": s["agreed"],
-                         "pairs": s["pairs"], "rate": s["agreement"]})
+            rows.append(
+                {
+                    "check_run": run.id,
+                    "step": run.config.get("step"),
+                    "agreed": s["agreed"],
+                    "pairs": s["pairs"],
+                    "rate": s["agreement"],
+                }
+            )
     if not rows:
         return None, []
     return monitors.Agreement(sum(r["agreed"] for r in rows), sum(r["pairs"] for r in rows)), rows

@@ -6,6 +6,7 @@ written to the audit log. With LoRA the adapters are merged into the base weight
 alone (adapter_config.json + adapter_model.safetensors, loadable through transformers' peft integration
 as long as the base model folder stays where it is).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def _policy_files(proj, run_id: int) -> tuple[dict, dict]:
     raise UserError(f"Run {run_id} has no trained weights yet (no checkpoint).")
 
 
-def load_tuned_policy(proj, run_id: int, *, device: Optional[str] = None, dtype: Optional[str] = None,
-                      merge: bool = True):
+def load_tuned_policy(
+    proj, run_id: int, *, device: Optional[str] = None, dtype: Optional[str] = None, merge: bool = True
+):
     """(model, tokenizer) of a policy run, ready to generate (LoRA merged unless merge=False)."""
     meta, tensors = _policy_files(proj, run_id)
     model, tokenizer = load_policy_model(meta["policy_path"], device, dtype)
@@ -53,16 +55,23 @@ def load_tuned_policy(proj, run_id: int, *, device: Optional[str] = None, dtype:
     return model, tokenizer
 
 
-def export_model(proj, run_id: int, out_dir: str | Path, *, plaintext: bool = False, merge: bool = True,
-                 gguf: bool = False, gguf_type: str = "f16") -> Path:
+def export_model(
+    proj,
+    run_id: int,
+    out_dir: str | Path,
+    *,
+    plaintext: bool = False,
+    merge: bool = True,
+    gguf: bool = False,
+    gguf_type: str = "f16",
+) -> Path:
     """Write the tuned model (and its tokenizer) to `out_dir` as a Hugging Face folder.
 
     A merged or full export also gets an Ollama `Modelfile`; `gguf=True` adds `model.gguf`
     (core/models/gguf_export.py). When GGUF cannot be written here, the folder and a Modelfile
     (`FROM .`) are still complete and the `UserError` names the llama.cpp command that converts it."""
     if not plaintext:
-        raise UserError("Exporting writes the model unencrypted. Confirm with plaintext=True "
-                        "(the CLI's --plaintext).")
+        raise UserError("Exporting writes the model unencrypted. Confirm with plaintext=True (the CLI's --plaintext).")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} is not empty; choose a new folder for the export.")

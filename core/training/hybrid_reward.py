@@ -8,6 +8,7 @@ see which term moved.
 ROUGE-L and BLEU are small hand-written implementations (whitespace tokens): about 40 lines here instead
 of a new dependency (rouge-score pulls nltk; sacrebleu pulls more) for a reward term.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,17 +69,18 @@ def length_term(responses: Sequence[str], target: Optional[int], *, per_word: fl
     return out
 
 
-def pattern_term(responses: Sequence[str], required: Sequence[str], forbidden: Sequence[str],
-                 regex: bool = False) -> list[float]:
+def pattern_term(
+    responses: Sequence[str], required: Sequence[str], forbidden: Sequence[str], regex: bool = False
+) -> list[float]:
     """+1 for each required word/pattern present, -1 for each forbidden one, averaged over the rules."""
+
     def found(p: str, text: str) -> bool:
         if regex:
             return re.search(p, text, flags=re.IGNORECASE) is not None
         return re.search(r"\b" + re.escape(p.lower()) + r"\b", text.lower()) is not None
 
     n_rules = max(1, len(required) + len(forbidden))
-    return [(sum(found(p, r) for p in required) - sum(found(p, r) for p in forbidden)) / n_rules
-            for r in responses]
+    return [(sum(found(p, r) for p in required) - sum(found(p, r) for p in forbidden)) / n_rules for r in responses]
 
 
 def repetition_term(responses: Sequence[str], n: int = 3) -> list[float]:
@@ -86,7 +88,7 @@ def repetition_term(responses: Sequence[str], n: int = 3) -> list[float]:
     out = []
     for r in responses:
         toks = _words(r)
-        grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+        grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
         out.append(-(1.0 - len(set(grams)) / len(grams)) if grams else 0.0)
     return out
 
@@ -116,8 +118,8 @@ def bleu(candidate: str, reference: str, max_n: int = 4) -> float:
         return 0.0
     log_p = 0.0
     for n in range(1, max_n + 1):
-        cg = Counter(tuple(c[i:i + n]) for i in range(len(c) - n + 1))
-        rg = Counter(tuple(r[i:i + n]) for i in range(len(r) - n + 1))
+        cg = Counter(tuple(c[i : i + n]) for i in range(len(c) - n + 1))
+        rg = Counter(tuple(r[i : i + n]) for i in range(len(r) - n + 1))
         match, total = sum((cg & rg).values()), max(0, len(c) - n + 1)
         if n > 1:
             match, total = match + 1, total + 1
@@ -166,8 +168,13 @@ class HybridReward:
     weights mean the same whatever the reward model's raw scale (the reward run records its std).
     """
 
-    def __init__(self, config: HybridRewardConfig, model_fn: Optional[RewardFn] = None,
-                 model_scale: float = 1.0, model_shift: float = 0.0):
+    def __init__(
+        self,
+        config: HybridRewardConfig,
+        model_fn: Optional[RewardFn] = None,
+        model_scale: float = 1.0,
+        model_shift: float = 0.0,
+    ):
         if model_fn is None and not self._any_auto(config):
             raise ValueError("a reward needs the reward model or at least one automatic term")
         self.config, self.model_fn = config, model_fn
@@ -175,8 +182,7 @@ class HybridReward:
 
     @staticmethod
     def _any_auto(c: HybridRewardConfig) -> bool:
-        return any(w for w in (c.length_weight, c.pattern_weight, c.repetition_weight, c.rouge_weight,
-                               c.bleu_weight))
+        return any(w for w in (c.length_weight, c.pattern_weight, c.repetition_weight, c.rouge_weight, c.bleu_weight))
 
     def __call__(self, batch: RewardBatch):
         c, B = self.config, len(batch.responses)
@@ -189,17 +195,28 @@ class HybridReward:
             raw, _ = score(self.model_fn, batch)
             terms.append(("model", c.model_weight, (raw - self.shift) / self.scale))
         if c.length_weight:
-            terms.append(("length", c.length_weight,
-                          length_term(batch.responses, c.length_target, per_word=c.length_per_word)))
+            terms.append(
+                ("length", c.length_weight, length_term(batch.responses, c.length_target, per_word=c.length_per_word))
+            )
         if c.pattern_weight:
-            terms.append(("patterns", c.pattern_weight,
-                          pattern_term(batch.responses, c.required, c.forbidden, c.patterns_are_regex)))
+            terms.append(
+                (
+                    "patterns",
+                    c.pattern_weight,
+                    pattern_term(batch.responses, c.required, c.forbidden, c.patterns_are_regex),
+                )
+            )
         if c.repetition_weight:
             terms.append(("repetition", c.repetition_weight, repetition_term(batch.responses)))
         for name, weight, metric in (("rouge", c.rouge_weight, rouge_l), ("bleu", c.bleu_weight, bleu)):
             if weight:  # prompts without a reference get 0, so they are neither helped nor hurt
-                terms.append((name, weight, [metric(r, ref) if ref else 0.0
-                                             for r, ref in zip(batch.responses, batch.references)]))
+                terms.append(
+                    (
+                        name,
+                        weight,
+                        [metric(r, ref) if ref else 0.0 for r, ref in zip(batch.responses, batch.references)],
+                    )
+                )
         for name, weight, values in terms:
             values = torch.as_tensor(values, dtype=torch.float32)
             parts[f"reward/{name}"] = values

@@ -14,6 +14,7 @@ one) and drawn with a fixed seed. Accuracy is measured on the expert's held-out 
 subset trains on. The curve is kept as a run (kind "curve": numbers only) so the Train page shows it
 again later; nothing else is written and no model is saved.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -113,8 +114,10 @@ def advise(points: Sequence[CurvePoint], target: float = TARGET_ACCURACY) -> tup
     slope, more, text = _advise(points, target)
     noise = noise_points(points[-1].accuracy, points[-1].eval_pairs) if points else None
     if noise is not None and noise >= 5:
-        text += (f" With {points[-1].eval_pairs} held-out pairs, differences under about {noise:.0f} points "
-                 "are within noise: ranking more held-out prompts makes the curve steadier.")
+        text += (
+            f" With {points[-1].eval_pairs} held-out pairs, differences under about {noise:.0f} points "
+            "are within noise: ranking more held-out prompts makes the curve steadier."
+        )
     return slope, more, text
 
 
@@ -125,33 +128,66 @@ def _advise(points: Sequence[CurvePoint], target: float) -> tuple[Optional[float
     slope = slope_per_doubling(points)
     acc = f"{100 * last.accuracy:.0f}%"
     if slope is None:
-        return None, None, (f"Held-out accuracy is {acc} with {last.prompts} ranked prompts; rank more to see "
-                            "how it grows.")
+        return (
+            None,
+            None,
+            (f"Held-out accuracy is {acc} with {last.prompts} ranked prompts; rank more to see how it grows."),
+        )
     trend = f"{100 * slope:+.1f} points per doubling"
     if last.accuracy >= target:
         if slope > 3 * FLAT_SLOPE:
-            return slope, 0, (f"The reward model already agrees with you on {acc} of held-out pairs with "
-                              f"{last.prompts} ranked prompts, and is still improving ({trend}): more rankings "
-                              "would help a little more.")
-        return slope, 0, (f"The reward model already agrees with you on {acc} of held-out pairs with "
-                          f"{last.prompts} ranked prompts, and the curve has levelled off ({trend}): more "
-                          "rankings of the same kind add little. Rank new kinds of prompts instead.")
+            return (
+                slope,
+                0,
+                (
+                    f"The reward model already agrees with you on {acc} of held-out pairs with "
+                    f"{last.prompts} ranked prompts, and is still improving ({trend}): more rankings "
+                    "would help a little more."
+                ),
+            )
+        return (
+            slope,
+            0,
+            (
+                f"The reward model already agrees with you on {acc} of held-out pairs with "
+                f"{last.prompts} ranked prompts, and the curve has levelled off ({trend}): more "
+                "rankings of the same kind add little. Rank new kinds of prompts instead."
+            ),
+        )
     if slope <= FLAT_SLOPE:
-        return slope, None, (f"Accuracy has levelled off at {acc} ({trend}): more rankings like these are "
-                             "unlikely to help much. Check how consistent your rankings are (Evaluate page), "
-                             "try the Thorough preset, or a larger base model for the reward model.")
+        return (
+            slope,
+            None,
+            (
+                f"Accuracy has levelled off at {acc} ({trend}): more rankings like these are "
+                "unlikely to help much. Check how consistent your rankings are (Evaluate page), "
+                "try the Thorough preset, or a larger base model for the reward model."
+            ),
+        )
     doublings = (target - last.accuracy) / slope
     if doublings > MAX_DOUBLINGS:
-        return slope, None, (f"Accuracy is {acc} with {last.prompts} ranked prompts and rising slowly ({trend}): "
-                             f"reaching {100 * target:.0f}% this way would take more than "
-                             f"{_round(last.prompts * 2 ** MAX_DOUBLINGS)} in all. More rankings help; so may "
-                             "the Thorough preset or a larger base model.")
-    total = last.prompts * 2 ** doublings
+        return (
+            slope,
+            None,
+            (
+                f"Accuracy is {acc} with {last.prompts} ranked prompts and rising slowly ({trend}): "
+                f"reaching {100 * target:.0f}% this way would take more than "
+                f"{_round(last.prompts * 2**MAX_DOUBLINGS)} in all. More rankings help; so may "
+                "the Thorough preset or a larger base model."
+            ),
+        )
+    total = last.prompts * 2**doublings
     more = _round(total - last.prompts)
-    return slope, more, (f"Accuracy is {acc} with {last.prompts} ranked prompts and rising ({trend}): about "
-                         f"{more} more ranked prompts (roughly {_round(total)} in all) should bring it near "
-                         f"{100 * target:.0f}%, if the trend holds. A rough guide: the figures come from "
-                         "small re-fits.")
+    return (
+        slope,
+        more,
+        (
+            f"Accuracy is {acc} with {last.prompts} ranked prompts and rising ({trend}): about "
+            f"{more} more ranked prompts (roughly {_round(total)} in all) should bring it near "
+            f"{100 * target:.0f}%, if the trend holds. A rough guide: the figures come from "
+            "small re-fits."
+        ),
+    )
 
 
 # ---- the job ---------------------------------------------------------------------------------------------
@@ -170,8 +206,11 @@ def _split(proj, base_model: str, seed: int):
     rng.shuffle(order)
     n_eval = max(2, round(EVAL_SHARE * len(pool)))
     eval_idx = set(order[:n_eval])
-    return ([e for i, e in enumerate(pool) if i not in eval_idx], [e for i, e in enumerate(pool) if i in eval_idx],
-            "validation")
+    return (
+        [e for i, e in enumerate(pool) if i not in eval_idx],
+        [e for i, e in enumerate(pool) if i in eval_idx],
+        "validation",
+    )
 
 
 def subset_sizes(n: int, fractions: Sequence[float] = FRACTIONS, minimum: int = 4) -> list[int]:
@@ -180,9 +219,18 @@ def subset_sizes(n: int, fractions: Sequence[float] = FRACTIONS, minimum: int = 
     return [s for s in sizes if s >= min(minimum, n) and s >= 2]
 
 
-def learning_curve(proj, base_model: str, *, preset: str = "quick", fractions: Sequence[float] = FRACTIONS,
-                   seed: int = 0, device: str = "auto", cancel: CancelToken = NEVER,
-                   save: bool = True, **overrides) -> Iterator[Progress]:
+def learning_curve(
+    proj,
+    base_model: str,
+    *,
+    preset: str = "quick",
+    fractions: Sequence[float] = FRACTIONS,
+    seed: int = 0,
+    device: str = "auto",
+    cancel: CancelToken = NEVER,
+    save: bool = True,
+    **overrides,
+) -> Iterator[Progress]:
     """A job; returns `LearningCurve`. `overrides` go to the reward config of every fit (e.g. max_steps)."""
     import os
 
@@ -191,7 +239,13 @@ def learning_curve(proj, base_model: str, *, preset: str = "quick", fractions: S
     from core.training import checkpoint as ckpt
     from core.training.presets import make_config
     from core.training.reward import (
-        RewardTrainer, _param_count, build_reward_model, resolve_device, split_by_prompt, step_examples, tokenize,
+        RewardTrainer,
+        _param_count,
+        build_reward_model,
+        resolve_device,
+        split_by_prompt,
+        step_examples,
+        tokenize,
         total_steps,
     )
 
@@ -200,9 +254,11 @@ def learning_curve(proj, base_model: str, *, preset: str = "quick", fractions: S
     pool, eval_set, source = _split(proj, base_model, seed)
     sizes = subset_sizes(len(pool), fractions)
     if len(pool) < 4 or not eval_set or len(sizes) < 2:
-        raise UserError(f"A learning curve needs more rankings: {len(pool)} ranked training prompts and "
-                        f"{len(eval_set)} to measure on. Rank at least 12 prompts (and a few held-out ones), "
-                        "then try again.")
+        raise UserError(
+            f"A learning curve needs more rankings: {len(pool)} ranked training prompts and "
+            f"{len(eval_set)} to measure on. Rank at least 12 prompts (and a few held-out ones), "
+            "then try again."
+        )
     order = list(range(len(pool)))
     random.Random(seed).shuffle(order)
     shuffled = [pool[i] for i in order]
@@ -214,9 +270,15 @@ def learning_curve(proj, base_model: str, *, preset: str = "quick", fractions: S
     for size in sizes:
         subset = shuffled[:size]
         train_ids, val_ids = split_by_prompt([e.prompt_id for e in subset], 0.15, seed)
-        cfg = make_config(base_model, preset, device_type=dev.type, n_params=n_params,
-                          n_train_prompts=max(1, len(train_ids)), responses_per_prompt=n_resp,
-                          **{"seed": seed, "device": str(dev), **overrides})
+        cfg = make_config(
+            base_model,
+            preset,
+            device_type=dev.type,
+            n_params=n_params,
+            n_train_prompts=max(1, len(train_ids)),
+            responses_per_prompt=n_resp,
+            **{"seed": seed, "device": str(dev), **overrides},
+        )
         train_ids, val_ids = split_by_prompt([e.prompt_id for e in subset], cfg.val_fraction, cfg.seed)
         by_id = {e.prompt_id: e for e in subset}
         plans.append((subset, [by_id[i] for i in train_ids], [by_id[i] for i in val_ids], cfg))
@@ -246,27 +308,39 @@ def learning_curve(proj, base_model: str, *, preset: str = "quick", fractions: S
                         best = {n: v.detach().to("cpu", copy=True) for n, v in ckpt.trainable_state(model).items()}
                 else:
                     bad += 1
-                    if (cfg.early_stopping_patience and bad >= cfg.early_stopping_patience
-                            and step + 1 >= cfg.early_stopping_after * steps):
+                    if (
+                        cfg.early_stopping_patience
+                        and bad >= cfg.early_stopping_patience
+                        and step + 1 >= cfg.early_stopping_after * steps
+                    ):
                         done += steps - step - 1
                         break
             yield Progress(done, total, f"fitting on {len(subset)} ranked prompts ({k + 1} of {len(plans)})")
         if best is not None:
             ckpt.load_trainable_state(model, best)
         ev = trainer.evaluate(list(eval_set), prefix="eval")
-        point = CurvePoint(prompts=len(subset), pairs=sum(len(e.pairs) for e in subset),
-                           accuracy=float(ev["accuracy/eval"]), eval_pairs=sum(len(e.pairs) for e in eval_set),
-                           steps=steps)
+        point = CurvePoint(
+            prompts=len(subset),
+            pairs=sum(len(e.pairs) for e in subset),
+            accuracy=float(ev["accuracy/eval"]),
+            eval_pairs=sum(len(e.pairs) for e in eval_set),
+            steps=steps,
+        )
         curve.points.append(point)
         trainer = model = best = None
         if dev.type == "cuda":
             torch.cuda.empty_cache()
-        yield Progress(done, total, f"{len(subset)} ranked prompts: accuracy {100 * point.accuracy:.0f}%",
-                       metrics={"curve/prompts": float(point.prompts), "curve/accuracy": point.accuracy})
+        yield Progress(
+            done,
+            total,
+            f"{len(subset)} ranked prompts: accuracy {100 * point.accuracy:.0f}%",
+            metrics={"curve/prompts": float(point.prompts), "curve/accuracy": point.accuracy},
+        )
     curve.slope, curve.more_prompts, curve.advice = advise(curve.points)
     if save:
-        curve.run_id = proj.create_run(CURVE_KIND, {"base_model": base_model, "preset": preset, "seed": seed,
-                                                    "fractions": list(fractions)})
+        curve.run_id = proj.create_run(
+            CURVE_KIND, {"base_model": base_model, "preset": preset, "seed": seed, "fractions": list(fractions)}
+        )
         proj.update_run(curve.run_id, status="done", summary=curve.to_dict())
         proj.audit("learning_curve", run=curve.run_id, points=len(curve.points))
     yield Progress(total, total, "done")

@@ -30,6 +30,7 @@ expert's fresh rankings on less than `AGREEMENT_LOW` of at least `AGREEMENT_MIN_
 Pure arithmetic over metric rows: no torch at import, no project, no text (`measure_baseline` at the end
 generates with the model and imports torch when called).
 """
+
 from __future__ import annotations
 
 import math
@@ -166,23 +167,28 @@ ADVICE = {
         "The policy may be gaming the reward model with short replies. Read the samples; use Check with "
         "the expert to rank a few of its replies (they become ordinary judgments), retrain the reward model "
         "with them, then continue. Meanwhile a stronger KL penalty (higher kl_coef or lower kl_target) or a "
-        "length term in the reward keeps the policy nearer the base."),
+        "length term in the reward keeps the policy nearer the base."
+    ),
     "length_explosion": (
         "The reward model may be favouring length for its own sake. Read the samples; use Check with the "
         "expert and retrain the reward model with those rankings; or add a length term with a target "
-        "(length_target, length_weight) and a stronger KL penalty."),
+        "(length_target, length_weight) and a stronger KL penalty."
+    ),
     "truncation": (
         "Replies that never end are usually rambling or repeating. Check the samples: if they are good but "
         "long, raise max_new_tokens; otherwise keep (or raise) missing_eos_penalty, add the repetition "
-        "term, and rank a few such replies so the reward model learns they are not better."),
+        "term, and rank a few such replies so the reward model learns they are not better."
+    ),
     "agreement": (
         "The reward model is not judging the policy's new replies the way you do, so a higher reward no "
         "longer means better replies. Retrain the reward model now that it has your rankings of these "
         "replies (they are ordinary judgments), then continue with the new reward run; stop this run if "
-        "its samples look worse than the base's."),
+        "its samples look worse than the base's."
+    ),
     "kl": (
         "The policy has moved far from the base model; its replies may be degenerate. Read the samples; "
-        "lower the learning rate or kl_target, or raise kl_coef (or switch the adaptive controller on)."),
+        "lower the learning rate or kl_target, or raise kl_coef (or switch the adaptive controller on)."
+    ),
 }
 
 
@@ -206,9 +212,14 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def assess(rows: Sequence[Mapping[str, float]], baseline: Optional[Baseline] = None, *,
-           agreement_result: Optional[Agreement] = None, kl_target: Optional[float] = None,
-           reference_accuracy: Optional[float] = None) -> Assessment:
+def assess(
+    rows: Sequence[Mapping[str, float]],
+    baseline: Optional[Baseline] = None,
+    *,
+    agreement_result: Optional[Agreement] = None,
+    kl_target: Optional[float] = None,
+    reference_accuracy: Optional[float] = None,
+) -> Assessment:
     """Apply the warning rule to a run's metric rows (one dict per training step, in order)."""
     out = Assessment()
     f = out.figures
@@ -237,18 +248,35 @@ def assess(rows: Sequence[Mapping[str, float]], baseline: Optional[Baseline] = N
         ratio = f["length_ratio"]
         base = f" ({baseline.length:.0f} tokens)" if baseline is not None else ""
         if ratio < LENGTH_COLLAPSE:
-            out.warnings.append(MonitorWarning(
-                "length_collapse", f"Length collapse: {rise} while replies shrank to {_pct(ratio)} of the base "
-                                   f"model's length{base}.", ADVICE["length_collapse"]))
+            out.warnings.append(
+                MonitorWarning(
+                    "length_collapse",
+                    f"Length collapse: {rise} while replies shrank to {_pct(ratio)} of the base model's length{base}.",
+                    ADVICE["length_collapse"],
+                )
+            )
         elif ratio > LENGTH_EXPLOSION:
-            out.warnings.append(MonitorWarning(
-                "length_explosion", f"Length explosion: {rise} while replies grew to {ratio:.1f}× the base "
-                                    f"model's length{base}.", ADVICE["length_explosion"]))
-    if climbing and len(truncated) >= MIN_STEPS and base_truncated is not None \
-            and f["truncated"] - base_truncated > TRUNCATION_RISE:
-        out.warnings.append(MonitorWarning(
-            "truncation", f"More replies cut off: {rise} while {_pct(f['truncated'])} of replies hit the token "
-                          f"limit without ending (the base: {_pct(base_truncated)}).", ADVICE["truncation"]))
+            out.warnings.append(
+                MonitorWarning(
+                    "length_explosion",
+                    f"Length explosion: {rise} while replies grew to {ratio:.1f}× the base model's length{base}.",
+                    ADVICE["length_explosion"],
+                )
+            )
+    if (
+        climbing
+        and len(truncated) >= MIN_STEPS
+        and base_truncated is not None
+        and f["truncated"] - base_truncated > TRUNCATION_RISE
+    ):
+        out.warnings.append(
+            MonitorWarning(
+                "truncation",
+                f"More replies cut off: {rise} while {_pct(f['truncated'])} of replies hit the token "
+                f"limit without ending (the base: {_pct(base_truncated)}).",
+                ADVICE["truncation"],
+            )
+        )
     if agreement_result is not None and agreement_result.pairs:
         rate = agreement_result.rate
         f["agreement"] = rate
@@ -256,15 +284,25 @@ def assess(rows: Sequence[Mapping[str, float]], baseline: Optional[Baseline] = N
         low = rate < AGREEMENT_LOW
         dropped = reference_accuracy is not None and rate < reference_accuracy - AGREEMENT_DROP
         if agreement_result.pairs >= AGREEMENT_MIN_PAIRS and (low or dropped):
-            ref = f" (on your held-out pairs it agreed on {_pct(reference_accuracy)})" \
-                if reference_accuracy is not None else ""
-            out.warnings.append(MonitorWarning(
-                "agreement", f"Agreement with you fell: the reward model orders only {_pct(rate)} of the "
-                             f"{agreement_result.pairs} fresh pairs you ranked as you did{ref}.",
-                ADVICE["agreement"]))
+            ref = (
+                f" (on your held-out pairs it agreed on {_pct(reference_accuracy)})"
+                if reference_accuracy is not None
+                else ""
+            )
+            out.warnings.append(
+                MonitorWarning(
+                    "agreement",
+                    f"Agreement with you fell: the reward model orders only {_pct(rate)} of the "
+                    f"{agreement_result.pairs} fresh pairs you ranked as you did{ref}.",
+                    ADVICE["agreement"],
+                )
+            )
     if kl_target and kls and len(kls) >= MIN_STEPS and f["kl"] > KL_FACTOR * kl_target:
-        out.warnings.append(MonitorWarning(
-            "kl", f"KL is {f['kl']:.1f} nats, over {KL_FACTOR:.0f}× the target of {kl_target:g}.", ADVICE["kl"]))
+        out.warnings.append(
+            MonitorWarning(
+                "kl", f"KL is {f['kl']:.1f} nats, over {KL_FACTOR:.0f}× the target of {kl_target:g}.", ADVICE["kl"]
+            )
+        )
     return out
 
 
@@ -276,8 +314,13 @@ class Watch:
     checks (`set_agreement`) or from `monitor/agreement` metrics.
     """
 
-    def __init__(self, baseline: Optional[Baseline] = None, *, kl_target: Optional[float] = None,
-                 reference_accuracy: Optional[float] = None):
+    def __init__(
+        self,
+        baseline: Optional[Baseline] = None,
+        *,
+        kl_target: Optional[float] = None,
+        reference_accuracy: Optional[float] = None,
+    ):
         self.baseline = baseline
         self.kl_target = kl_target
         self.reference_accuracy = reference_accuracy
@@ -316,8 +359,13 @@ class Watch:
 
     def _reassess(self) -> list[MonitorWarning]:
         before = {w.code for w in self.assessment.warnings}
-        self.assessment = assess(self.rows, self.baseline, agreement_result=self.agreement,
-                                 kl_target=self.kl_target, reference_accuracy=self.reference_accuracy)
+        self.assessment = assess(
+            self.rows,
+            self.baseline,
+            agreement_result=self.agreement,
+            kl_target=self.kl_target,
+            reference_accuracy=self.reference_accuracy,
+        )
         return [w for w in self.assessment.warnings if w.code not in before]
 
     def summary_line(self) -> str:
@@ -328,8 +376,10 @@ class Watch:
             base = f" of the base's {self.baseline.length:.1f} tokens" if self.baseline else ""
             bits.append(f"length {f['length_ratio']:.2f}×{base}")
         if "truncated" in f:
-            bits.append(f"cut off {_pct(f['truncated'])}" +
-                        (f" (base {_pct(f['base_truncated'])})" if "base_truncated" in f else ""))
+            bits.append(
+                f"cut off {_pct(f['truncated'])}"
+                + (f" (base {_pct(f['base_truncated'])})" if "base_truncated" in f else "")
+            )
         if "kl" in f:
             bits.append(f"KL {f['kl']:.2f}")
         if "agreement" in f:
@@ -350,8 +400,11 @@ def watch_run(proj, run_id: int, agreement_result: Optional[Agreement] = None) -
     """A Watch over a recorded policy run (its logged metrics and the expert's checks so far)."""
     run = proj.run(run_id)
     cfg = (run.config or {}).get("policy", {})
-    watch = Watch(Baseline.from_dict((run.summary or {}).get("monitor_baseline")), kl_target=kl_target_of(cfg),
-                  reference_accuracy=reference_accuracy(proj, cfg.get("reward_run")))
+    watch = Watch(
+        Baseline.from_dict((run.summary or {}).get("monitor_baseline")),
+        kl_target=kl_target_of(cfg),
+        reference_accuracy=reference_accuracy(proj, cfg.get("reward_run")),
+    )
     for step, row in rows_from_metrics(proj.metrics(run_id)):
         watch.add(step, row)
     if agreement_result is not None:
@@ -404,9 +457,16 @@ def measure_baseline(policy, tokenizer, prompts: Sequence, cfg, *, batch_size: i
     has_eos: list[bool] = []
     with policy.reference() as ref:
         for i in range(0, len(prompts), batch_size):
-            ids, mask = encode_prompts(tokenizer, prompts[i:i + batch_size], prompt_budget(model, cfg), device)
-            ro = generate_rollout(ref, tokenizer, ids, mask, temperature=cfg.temperature,
-                                  max_new_tokens=cfg.max_new_tokens, seed=cfg.seed * 1_000_003 + 999_983 + i)
+            ids, mask = encode_prompts(tokenizer, prompts[i : i + batch_size], prompt_budget(model, cfg), device)
+            ro = generate_rollout(
+                ref,
+                tokenizer,
+                ids,
+                mask,
+                temperature=cfg.temperature,
+                max_new_tokens=cfg.max_new_tokens,
+                seed=cfg.seed * 1_000_003 + 999_983 + i,
+            )
             lengths += ro.response_mask.sum(1).float().tolist()
             has_eos += ro.has_eos.tolist()
     return Baseline.from_replies(lengths, has_eos)

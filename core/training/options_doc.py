@@ -1,7 +1,8 @@
 """Renders docs/training.md from the configuration dataclasses, so the options page cannot drift.
 
-    python -m core.training.options_doc > docs/training.md     (a test checks the file is current)
+python -m core.training.options_doc > docs/training.md     (a test checks the file is current)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -151,11 +152,23 @@ def _monitors() -> str:
     from core.training.expert_check import DEFAULT_PROMPTS
 
     return MONITORS.format(
-        baseline=M.BASELINE_PROMPTS, check=DEFAULT_PROMPTS, window=M.WINDOW, rise=M.REWARD_RISE,
-        collapse=M.LENGTH_COLLAPSE, explosion=M.LENGTH_EXPLOSION, trunc=100 * M.TRUNCATION_RISE, agree=M.AGREEMENT_LOW,
-        pairs=M.AGREEMENT_MIN_PAIRS, drop=M.AGREEMENT_DROP, kl=M.KL_FACTOR, same=BARELY_CHANGED_SHARE,
-        fractions="/".join(f"{f:.0%}" for f in LC.FRACTIONS), min_eval=LC.MIN_EVAL_PROMPTS,
-        target=LC.TARGET_ACCURACY)
+        baseline=M.BASELINE_PROMPTS,
+        check=DEFAULT_PROMPTS,
+        window=M.WINDOW,
+        rise=M.REWARD_RISE,
+        collapse=M.LENGTH_COLLAPSE,
+        explosion=M.LENGTH_EXPLOSION,
+        trunc=100 * M.TRUNCATION_RISE,
+        agree=M.AGREEMENT_LOW,
+        pairs=M.AGREEMENT_MIN_PAIRS,
+        drop=M.AGREEMENT_DROP,
+        kl=M.KL_FACTOR,
+        same=BARELY_CHANGED_SHARE,
+        fractions="/".join(f"{f:.0%}" for f in LC.FRACTIONS),
+        min_eval=LC.MIN_EVAL_PROMPTS,
+        target=LC.TARGET_ACCURACY,
+    )
+
 
 PLANS = """
 ## Memory plans, several GPUs, faster rollouts
@@ -235,10 +248,20 @@ def render() -> str:
     presets = "".join(
         f"| {name} | {', '.join(f'`{k}={v!r}`' for k, v in values.items())} |\n" for name, values in PRESETS.items()
     )
-    return (INTRO + _table(RewardConfig, RewardConfig.field_docs()) + POLICY + presets + "\n"
-            + _table(PolicyConfig, field_docs(PolicyConfig)) + HYBRID
-            + _table(HybridRewardConfig, field_docs(HybridRewardConfig)) + PLANS + _monitors() + METRICS
-            + MEASURED)
+    return (
+        INTRO
+        + _table(RewardConfig, RewardConfig.field_docs())
+        + POLICY
+        + presets
+        + "\n"
+        + _table(PolicyConfig, field_docs(PolicyConfig))
+        + HYBRID
+        + _table(HybridRewardConfig, field_docs(HybridRewardConfig))
+        + PLANS
+        + _monitors()
+        + METRICS
+        + MEASURED
+    )
 
 
 if __name__ == "__main__":

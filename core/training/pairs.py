@@ -12,6 +12,7 @@ Margins (`margin_mode`):
 - "tier_distance": how far apart the two were judged: tier index distance for rankings (adjacent
   tiers: 1.0), 1.0 for a pairwise win, the rating difference for ratings. The trainer scales it.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -85,7 +86,7 @@ def pairs_from_ratings(ratings: Mapping[int, float], margin_mode: MarginMode = "
     ranked = sorted(ratings.items(), key=lambda kv: (-float(kv[1]), kv[0]))
     pairs: list[PairT] = []
     for i, (w, rw) in enumerate(ranked):
-        for l, rl in ranked[i + 1:]:
+        for l, rl in ranked[i + 1 :]:
             if float(rw) > float(rl):
                 margin = float(rw) - float(rl) if margin_mode == "tier_distance" else 0.0
                 pairs.append((w, l, margin))

@@ -10,6 +10,7 @@ P is the padded prompt width, so the response always starts at column P. The log
 t comes from the logits at column P + t - 1. Position ids are cumsum(mask) - 1 so that a left-padded
 prompt gets the same positions as the same prompt alone; without that, batching changes the numbers.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -120,8 +121,9 @@ class ValueModel(nn.Module):
         return model
 
     def forward(self, input_ids, attention_mask, position_ids):  # -> (B, T)
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
-                            position_ids=position_ids, use_cache=False)
+        out = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        )
         hidden = out.last_hidden_state
         return self.head(hidden.to(self.head.weight.dtype)).squeeze(-1).float()
 
@@ -130,8 +132,7 @@ class ValueModel(nn.Module):
 def _capture_lm_head_input(model: nn.Module) -> Iterator[list]:
     """Collects the input of the LM head: the final (normed) hidden states, whatever the architecture."""
     captured: list[torch.Tensor] = []
-    handle = model.get_output_embeddings().register_forward_hook(
-        lambda _m, inputs, _out: captured.append(inputs[0]))
+    handle = model.get_output_embeddings().register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
     try:
         yield captured
     finally:
@@ -166,8 +167,13 @@ def forward_response(
     position_ids = position_ids_from_mask(attention_mask)
     with contextlib.ExitStack() as stack:
         captured = stack.enter_context(_capture_lm_head_input(model)) if value_head is not None else None
-        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                    use_cache=False, logits_to_keep=R + 1)
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+            logits_to_keep=R + 1,
+        )
     logits = out.logits[:, :-1] / temperature  # (B, R, V): column j predicts response token j
     labels = input_ids[:, prompt_len:]
     result = ForwardOut(logprobs=logprobs_from_logits(logits, labels))
@@ -184,7 +190,7 @@ def forward_response(
 def value_model_values(value_model: ValueModel, input_ids, attention_mask, prompt_len: int) -> torch.Tensor:
     """(B, R) values of the states before each response token, from a separate critic."""
     values = value_model(input_ids, attention_mask, position_ids_from_mask(attention_mask))
-    return values[:, prompt_len - 1:-1]
+    return values[:, prompt_len - 1 : -1]
 
 
 @torch.no_grad()
@@ -221,8 +227,10 @@ def prompt_budget(model, cfg) -> int:
     if limit is None:
         return cfg.max_prompt_tokens
     if limit - cfg.max_new_tokens < 8:
-        raise UserError(f"max_new_tokens ({cfg.max_new_tokens}) leaves no room for the prompt in this model's "
-                        f"{limit}-token context; lower it.")
+        raise UserError(
+            f"max_new_tokens ({cfg.max_new_tokens}) leaves no room for the prompt in this model's "
+            f"{limit}-token context; lower it."
+        )
     return min(cfg.max_prompt_tokens, limit - cfg.max_new_tokens)
 
 
@@ -248,8 +256,17 @@ class Rollout:
 
 
 @torch.no_grad()
-def generate_rollout(model, tokenizer, input_ids, attention_mask, *, temperature: float,
-                     max_new_tokens: int, seed: Optional[int] = None, engine: str = "static") -> Rollout:
+def generate_rollout(
+    model,
+    tokenizer,
+    input_ids,
+    attention_mask,
+    *,
+    temperature: float,
+    max_new_tokens: int,
+    seed: Optional[int] = None,
+    engine: str = "static",
+) -> Rollout:
     """Sample one response per row of (left-padded) prompts, pure sampling (top-k 0, top-p 1).
 
     Uses the project's batched static-KV-cache sampler; `seed` makes a step's samples reproducible,
@@ -257,8 +274,7 @@ def generate_rollout(model, tokenizer, input_ids, attention_mask, *, temperature
     """
     from core.models.generation import SamplingSettings, eos_token_ids, sample
 
-    settings = SamplingSettings(temperature=temperature, top_p=1.0, top_k=0,
-                                max_new_tokens=max_new_tokens, seed=seed)
+    settings = SamplingSettings(temperature=temperature, top_p=1.0, top_k=0, max_new_tokens=max_new_tokens, seed=seed)
     if engine == "vllm":  # optional engine (core/models/vllm_engine.py); weights synced before sampling
         from core.models.vllm_engine import sample_with_vllm
 
@@ -272,7 +288,10 @@ def generate_rollout(model, tokenizer, input_ids, attention_mask, *, temperature
     return Rollout(
         sequences=torch.cat([input_ids, response_ids], 1),
         attention_mask=torch.cat([attention_mask, resp_mask], 1),
-        response_ids=response_ids, response_mask=resp_mask, has_eos=has_eos, texts=out.texts,
+        response_ids=response_ids,
+        response_mask=resp_mask,
+        has_eos=has_eos,
+        texts=out.texts,
         prompt_len=input_ids.shape[1],
     )
 
@@ -282,8 +301,7 @@ def generate_rollout(model, tokenizer, input_ids, attention_mask, *, temperature
 # --------------------------------------------------------------------------------------------------
 
 
-def load_policy_model(path: str, device: Optional[str] = None, dtype: Optional[str] = None,
-                      quantization: str = "none"):
+def load_policy_model(path: str, device: Optional[str] = None, dtype: Optional[str] = None, quantization: str = "none"):
     """A local causal LM and its tokenizer (left padding, pad distinct from EOS), with no network."""
     from core.models.loading import load_model, pick_device, pick_dtype
 
@@ -291,11 +309,17 @@ def load_policy_model(path: str, device: Optional[str] = None, dtype: Optional[s
     if dtype in (None, "auto"):
         dt = pick_dtype(dev)
     else:
-        dt = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-              "bf16": torch.bfloat16, "float16": torch.float16}[dtype]
+        dt = {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+        }[dtype]
     # Our own pre-flight (below) knows the training mode and batch; skip the loader's generic check.
-    model, tokenizer = load_model(path, device=dev, dtype=dt, training=False, check_memory=False,
-                                  quantization=quantization)
+    model, tokenizer = load_model(
+        path, device=dev, dtype=dt, training=False, check_memory=False, quantization=quantization
+    )
     disable_dropout(model)
     return model, tokenizer
 
@@ -335,8 +359,9 @@ def freeze_bottom_layers(model: nn.Module, n_frozen: int) -> None:
 def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, target_modules="all-linear"):
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
-                        bias="none", task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, bias="none", task_type="CAUSAL_LM"
+    )
     peft_model = get_peft_model(model, config)
     peft_model.eval()
     return peft_model
@@ -349,8 +374,7 @@ class PolicyWithReference:
     memory); otherwise it is a frozen copy made before training starts.
     """
 
-    def __init__(self, model: nn.Module, mode: str, *, lora_r: int = 16, lora_alpha: int = 32,
-                 freeze_layers: int = 0):
+    def __init__(self, model: nn.Module, mode: str, *, lora_r: int = 16, lora_alpha: int = 32, freeze_layers: int = 0):
         self.mode = mode
         if mode == "lora":
             self.model = apply_lora(model, lora_r, lora_alpha)
@@ -386,8 +410,17 @@ class PolicyWithReference:
 # --------------------------------------------------------------------------------------------------
 
 
-def estimate_training_bytes(n_params: int, bytes_per_param: int, mode: str, *, n_trainable: int,
-                            batch_tokens: int, hidden: int, layers: int, vocab: int) -> int:
+def estimate_training_bytes(
+    n_params: int,
+    bytes_per_param: int,
+    mode: str,
+    *,
+    n_trainable: int,
+    batch_tokens: int,
+    hidden: int,
+    layers: int,
+    vocab: int,
+) -> int:
     """A rough upper estimate: weights, reference copy, grads + Adam state, activations, logits."""
     weights = n_params * bytes_per_param
     reference = 0 if mode == "lora" else weights
@@ -397,17 +430,29 @@ def estimate_training_bytes(n_params: int, bytes_per_param: int, mode: str, *, n
     return int(weights + reference + optim + activations + logits)
 
 
-def preflight_memory(model: nn.Module, device: torch.device, mode: str, *, batch_size: int,
-                     seq_len: int, n_trainable: Optional[int] = None) -> dict:
+def preflight_memory(
+    model: nn.Module,
+    device: torch.device,
+    mode: str,
+    *,
+    batch_size: int,
+    seq_len: int,
+    n_trainable: Optional[int] = None,
+) -> dict:
     cfg = model.config
     n_params = sum(p.numel() for p in model.parameters())
     n_train = n_params if n_trainable is None else n_trainable
     bpp = next(model.parameters()).element_size()
     need = estimate_training_bytes(
-        n_params, bpp, mode, n_trainable=n_train, batch_tokens=batch_size * seq_len,
+        n_params,
+        bpp,
+        mode,
+        n_trainable=n_train,
+        batch_tokens=batch_size * seq_len,
         hidden=getattr(cfg, "hidden_size", 0) or getattr(cfg, "n_embd", 0),
         layers=getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0),
-        vocab=getattr(cfg, "vocab_size", 0))
+        vocab=getattr(cfg, "vocab_size", 0),
+    )
     from core.models.loading import available_memory
 
     have = available_memory(device)
@@ -415,18 +460,22 @@ def preflight_memory(model: nn.Module, device: torch.device, mode: str, *, batch
         hint = "switch the training mode to LoRA, " if mode != "lora" else ""
         raise UserError(
             f"Not enough memory on {device.type}: this run needs about {need / 2**30:.1f} GiB and "
-            f"{have / 2**30:.1f} GiB is free. Try: {hint}a smaller batch size, or shorter responses.")
+            f"{have / 2**30:.1f} GiB is free. Try: {hint}a smaller batch size, or shorter responses."
+        )
     return {"need_bytes": need, "free_bytes": have}
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
 
 
-OOM_ADVICE = ("Out of memory during training. The run stopped and can be resumed from its last checkpoint "
-              "with smaller settings: use LoRA, halve the batch or minibatch size, or shorten the "
-              "maximum response length.")
+OOM_ADVICE = (
+    "Out of memory during training. The run stopped and can be resumed from its last checkpoint "
+    "with smaller settings: use LoRA, halve the batch or minibatch size, or shorten the "
+    "maximum response length."
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -440,8 +489,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def clip_and_step(optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter],
-                  max_grad_norm: float) -> torch.Tensor:
+def clip_and_step(
+    optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], max_grad_norm: float
+) -> torch.Tensor:
     """Clip, step, zero; returns the pre-clip norm as a tensor (no host sync inside the loop)."""
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
@@ -461,7 +511,7 @@ def stats_to_floats(stats: list[dict]) -> list[dict]:
 def minibatches(n: int, minibatch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     perm = torch.randperm(n, generator=generator)
     for i in range(0, n, minibatch_size):
-        yield perm[i:i + minibatch_size]
+        yield perm[i : i + minibatch_size]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -546,8 +596,14 @@ def load_trainable_state(module: nn.Module, tensors: dict[str, torch.Tensor]) ->
             params[name].copy_(value.to(params[name].device, params[name].dtype))
 
 
-def pack_checkpoint(*, policy: nn.Module, optimizer: torch.optim.Optimizer, state: dict,
-                    value: Optional[nn.Module] = None, generator: Optional[torch.Generator] = None) -> dict[str, bytes]:
+def pack_checkpoint(
+    *,
+    policy: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict,
+    value: Optional[nn.Module] = None,
+    generator: Optional[torch.Generator] = None,
+) -> dict[str, bytes]:
     """Everything a resume needs, as named byte blobs for `proj.save_artifact`."""
     opt_tensors, opt_meta = optimizer_to_bytes(optimizer)
     rng_meta, rng_tensors = rng_state()
@@ -565,8 +621,14 @@ def pack_checkpoint(*, policy: nn.Module, optimizer: torch.optim.Optimizer, stat
     return files
 
 
-def unpack_checkpoint(files: dict[str, bytes], *, policy: nn.Module, optimizer: torch.optim.Optimizer,
-                      value: Optional[nn.Module] = None, generator: Optional[torch.Generator] = None) -> dict:
+def unpack_checkpoint(
+    files: dict[str, bytes],
+    *,
+    policy: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    value: Optional[nn.Module] = None,
+    generator: Optional[torch.Generator] = None,
+) -> dict:
     """Restore weights, optimizer and RNGs in place; returns the JSON state (step, KL coef...)."""
     load_trainable_state(policy, _st_load(files["policy.safetensors"]))
     if value is not None and "value.safetensors" in files:
@@ -620,7 +682,7 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
     order = epoch_order(n, seed, epoch)
     if n < batch_size:
         return [order[i % n] for i in range(batch_size)]
-    return order[k * batch_size:(k + 1) * batch_size]
+    return order[k * batch_size : (k + 1) * batch_size]
 
 
 class TrainerBase:
@@ -644,8 +706,9 @@ class TrainerBase:
         if not params:
             raise UserError("Nothing to train: every weight is frozen. Freeze fewer layers or use LoRA.")
         self.params = params
-        return torch.optim.AdamW(params, lr=self.cfg.learning_rate, eps=self.cfg.adam_eps,
-                                 weight_decay=self.cfg.weight_decay)
+        return torch.optim.AdamW(
+            params, lr=self.cfg.learning_rate, eps=self.cfg.adam_eps, weight_decay=self.cfg.weight_decay
+        )
 
     # -- experience ---------------------------------------------------------------------------------
 
@@ -659,15 +722,25 @@ class TrainerBase:
         cfg, model = self.cfg, self.policy.model
         t0 = time.perf_counter()
         ids, mask = encode_prompts(self.tokenizer, prompts, prompt_budget(model, cfg), self.device)
-        ro = generate_rollout(model, self.tokenizer, ids, mask, temperature=cfg.temperature,
-                              max_new_tokens=cfg.max_new_tokens,
-                              seed=cfg.seed * 1_000_003 + self.step_count,
-                              engine=getattr(cfg, "rollout_engine", "static"))
+        ro = generate_rollout(
+            model,
+            self.tokenizer,
+            ids,
+            mask,
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=cfg.seed * 1_000_003 + self.step_count,
+            engine=getattr(cfg, "rollout_engine", "static"),
+        )
         sync(self.device)
         t1 = time.perf_counter()
-        batch = RewardBatch(prompts=list(prompts), responses=ro.texts,
-                            response_ids=[r[m.bool()].tolist() for r, m in zip(ro.response_ids, ro.response_mask)],
-                            references=list(references), has_eos=ro.has_eos.tolist())
+        batch = RewardBatch(
+            prompts=list(prompts),
+            responses=ro.texts,
+            response_ids=[r[m.bool()].tolist() for r, m in zip(ro.response_ids, ro.response_mask)],
+            references=list(references),
+            has_eos=ro.has_eos.tolist(),
+        )
         if self.reward_fn is None:  # DPO without a reward model: KL and length charts only
             scores, parts = torch.zeros(len(prompts)), {}
         else:
@@ -680,23 +753,33 @@ class TrainerBase:
         seq, am = ro.sequences, ro.attention_mask
 
         def pol(s):
-            return forward_response(model, seq[s], am[s], P, cfg.temperature,
-                                    value_head=getattr(self, "value_head", None))
+            return forward_response(
+                model, seq[s], am[s], P, cfg.temperature, value_head=getattr(self, "value_head", None)
+            )
 
         outs = batched_forward(pol, n, fb)
         logprobs = torch.cat([o.logprobs for o in outs])
         values = torch.cat([o.values for o in outs]) if outs[0].values is not None else None
         with self.policy.reference() as ref:
-            ref_lp = torch.cat([o.logprobs for o in batched_forward(
-                lambda s: forward_response(ref, seq[s], am[s], P, cfg.temperature), n, fb)])
+            ref_lp = torch.cat(
+                [
+                    o.logprobs
+                    for o in batched_forward(lambda s: forward_response(ref, seq[s], am[s], P, cfg.temperature), n, fb)
+                ]
+            )
         if value_fn is not None:  # a separate critic
             values = torch.cat(batched_forward(lambda s: value_fn(seq[s], am[s], P), n, fb))
         rmask = ro.response_mask
         sync(self.device)
         t3 = time.perf_counter()
         return Experience(
-            rollout=ro, scores=scores, parts=parts, logprobs=logprobs * rmask, ref_logprobs=ref_lp * rmask,
-            values=None if values is None else values * rmask, prompts=list(prompts),
+            rollout=ro,
+            scores=scores,
+            parts=parts,
+            logprobs=logprobs * rmask,
+            ref_logprobs=ref_lp * rmask,
+            values=None if values is None else values * rmask,
+            prompts=list(prompts),
             references=list(references),
             timings={"generate": t1 - t0, "score": (t2 - t1) + (t3 - t2)},
         )
@@ -719,10 +802,14 @@ class TrainerBase:
         """Rows for the live sample table: prompt, response, and the parts of its reward."""
         rows = []
         for i in range(min(n, len(exp.prompts))):
-            row = {"prompt": exp.prompts[i] if isinstance(exp.prompts[i], str) else
-                   render_prompt(self.tokenizer, exp.prompts[i]),
-                   "response": exp.rollout.texts[i], "reward": round(float(exp.scores[i]), 4),
-                   "kl": round(float(exp.kl[i].sum()), 4)}
+            row = {
+                "prompt": exp.prompts[i]
+                if isinstance(exp.prompts[i], str)
+                else render_prompt(self.tokenizer, exp.prompts[i]),
+                "response": exp.rollout.texts[i],
+                "reward": round(float(exp.scores[i]), 4),
+                "kl": round(float(exp.kl[i].sum()), 4),
+            }
             for name, values in exp.parts.items():
                 row[name] = round(float(values[i]), 4)
             rows.append(row)
@@ -737,12 +824,18 @@ class TrainerBase:
 
     def checkpoint_files(self) -> dict[str, bytes]:
         state = {"step": self.step_count, "kl": self.kl_ctl.state(), "algo": self.cfg.algo}
-        return pack_checkpoint(policy=self.policy.model, optimizer=self.optimizer, state=state,
-                               value=self._extra(), generator=self.minibatch_gen)
+        return pack_checkpoint(
+            policy=self.policy.model,
+            optimizer=self.optimizer,
+            state=state,
+            value=self._extra(),
+            generator=self.minibatch_gen,
+        )
 
     def restore(self, files: dict[str, bytes]) -> dict:
-        state = unpack_checkpoint(files, policy=self.policy.model, optimizer=self.optimizer,
-                                  value=self._extra(), generator=self.minibatch_gen)
+        state = unpack_checkpoint(
+            files, policy=self.policy.model, optimizer=self.optimizer, value=self._extra(), generator=self.minibatch_gen
+        )
         self.step_count = int(state["step"])
         self.kl_ctl.value = float(state["kl"]["value"])
         return state

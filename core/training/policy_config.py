@@ -1,4 +1,5 @@
 """Hyperparameters of a policy run (PPO, RLOO, GRPO, DPO), its presets and the KL controllers."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -130,8 +131,10 @@ class PolicyConfig:
         if self.gpus < 1 or (self.gpus > 1 and self.algo != "dpo"):
             raise UserError("gpus must be 1, or more for DPO (data-parallel PPO/RLOO/GRPO is not supported).")
         if self.value_init == "reward" and self.reward_device not in ("auto", "", self.device):
-            raise UserError("value_init=reward copies the reward model into the critic, so it must be on the "
-                            "policy's device: keep reward_device=auto or use value_init=head.")
+            raise UserError(
+                "value_init=reward copies the reward model into the critic, so it must be on the "
+                "policy's device: keep reward_device=auto or use value_init=head."
+            )
         if self.algo in ("rloo", "grpo") and self.rloo_k < 2:
             raise UserError("RLOO and GRPO need at least 2 samples per prompt (rloo_k).")
         for name in ("total_steps", "batch_size", "minibatch_size", "ppo_epochs"):
@@ -156,13 +159,21 @@ class PolicyConfig:
 
 PRESETS: dict[str, dict] = {
     # A first look in minutes: few steps, small batches (enough steps that the model visibly moves).
-    "quick": dict(total_steps=40, batch_size=8, minibatch_size=4, ppo_epochs=4,
-                  log_samples_every=5, checkpoint_every=10),
+    "quick": dict(
+        total_steps=40, batch_size=8, minibatch_size=4, ppo_epochs=4, log_samples_every=5, checkpoint_every=10
+    ),
     # The default trade-off.
     "balanced": dict(total_steps=100, batch_size=16, minibatch_size=8, ppo_epochs=4),
     # Longer, more samples per step, more conservative updates.
-    "thorough": dict(total_steps=400, batch_size=32, minibatch_size=8, ppo_epochs=4,
-                     learning_rate=5e-5, checkpoint_every=20, log_samples_every=20),
+    "thorough": dict(
+        total_steps=400,
+        batch_size=32,
+        minibatch_size=8,
+        ppo_epochs=4,
+        learning_rate=5e-5,
+        checkpoint_every=20,
+        log_samples_every=20,
+    ),
 }
 
 
@@ -226,7 +237,12 @@ def field_docs(cls=PolicyConfig) -> dict[str, str]:
     body = tree.body[0].body
     docs = {}
     for node, nxt in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
             docs[node.target.id] = nxt.value.value.strip()
     return docs

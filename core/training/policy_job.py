@@ -15,6 +15,7 @@ Cancel: a checkpoint is saved at the step boundary, the run is marked "cancelled
 propagates; `resume_run=run_id` continues it exactly (step numbers, beta, optimizer, RNG states).
 Out of memory: the run is marked "failed" and a `UserError` with advice is raised; the caller stays up.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,7 +31,12 @@ from core.errors import UserError
 from core.jobs import NEVER, CancelToken, Cancelled, Progress
 from core.training.hybrid_reward import HybridReward, RewardFn
 from core.training.policy_common import (
-    OOM_ADVICE, PolicyWithReference, batch_indices, is_out_of_memory, load_policy_model, preflight_memory,
+    OOM_ADVICE,
+    PolicyWithReference,
+    batch_indices,
+    is_out_of_memory,
+    load_policy_model,
+    preflight_memory,
 )
 from core.training import monitors
 from core.training.policy_config import PolicyConfig
@@ -62,8 +68,10 @@ def collect_ids(proj, cfg: PolicyConfig) -> dict:
     if cfg.algo == "dpo":
         pairs = [[p.prompt_id, p.chosen_id, p.rejected_id] for p in proj.preference_pairs(split="train")]
         if len(pairs) < 2:
-            raise UserError(f"DPO needs preference pairs: the project has {len(pairs)} on training prompts. "
-                            "Rank or compare more responses first.")
+            raise UserError(
+                f"DPO needs preference pairs: the project has {len(pairs)} on training prompts. "
+                "Rank or compare more responses first."
+            )
         prompt_ids = sorted({p[0] for p in pairs})
         return {"pairs": pairs, "prompt_ids": prompt_ids}
     prompt_ids = [p.id for p in proj.prompts(split="train")]
@@ -117,15 +125,18 @@ def build_reward(proj, cfg: PolicyConfig, device: torch.device, reward_fn: Optio
         run = proj.run(cfg.reward_run)
         if run.kind != "reward":
             raise UserError(f"Run {cfg.reward_run} is a {run.kind} run, not a reward-model run.")
-        rm = load_reward_model(proj, cfg.reward_run,
-                               device=str(device) if cfg.reward_device in ("auto", "") else cfg.reward_device)
+        rm = load_reward_model(
+            proj, cfg.reward_run, device=str(device) if cfg.reward_device in ("auto", "") else cfg.reward_device
+        )
         model_fn, scale, reward_model = rm, float(rm.scale or 1.0), rm.model
         reward_model._rlhf_vocab = rm.tokenizer.get_vocab()  # checked before it becomes the critic
     if model_fn is None and not HybridReward._any_auto(cfg.reward):
         if cfg.algo == "dpo":
             return None, None
-        raise UserError(f"{cfg.algo.upper()} needs a reward: choose a reward-model run (--reward RUN) "
-                        "or switch on an automatic reward term.")
+        raise UserError(
+            f"{cfg.algo.upper()} needs a reward: choose a reward-model run (--reward RUN) "
+            "or switch on an automatic reward term."
+        )
     return HybridReward(cfg.reward, model_fn=model_fn, model_scale=scale), reward_model
 
 
@@ -144,8 +155,17 @@ def _dpo_pairs(proj, pairs_ids):
     return out
 
 
-def make_trainer(cfg: PolicyConfig, policy: PolicyWithReference, tokenizer, reward, *, reward_model=None,
-                 pairs=None, eval_prompts=None, eval_references=None):
+def make_trainer(
+    cfg: PolicyConfig,
+    policy: PolicyWithReference,
+    tokenizer,
+    reward,
+    *,
+    reward_model=None,
+    pairs=None,
+    eval_prompts=None,
+    eval_references=None,
+):
     if cfg.algo == "ppo":
         from core.training.ppo import PPOTrainer
 
@@ -156,8 +176,9 @@ def make_trainer(cfg: PolicyConfig, policy: PolicyWithReference, tokenizer, rewa
         return GroupTrainer(policy, tokenizer, cfg, reward)
     from core.training.dpo import DPOTrainer
 
-    return DPOTrainer(policy, tokenizer, cfg, pairs, reward_fn=reward, eval_prompts=eval_prompts,
-                      eval_references=eval_references)
+    return DPOTrainer(
+        policy, tokenizer, cfg, pairs, reward_fn=reward, eval_prompts=eval_prompts, eval_references=eval_references
+    )
 
 
 def build_policy(cfg: PolicyConfig) -> tuple[PolicyWithReference, Any]:
@@ -166,8 +187,9 @@ def build_policy(cfg: PolicyConfig) -> tuple[PolicyWithReference, Any]:
     model, tokenizer = load_policy_model(cfg.policy_path, cfg.device, cfg.dtype, quantization=cfg.quantization)
     model = prepare_policy_base(model, cfg)  # 4-/8-bit base for QLoRA, gradient checkpointing
     torch.manual_seed(cfg.seed)  # LoRA's initialisation
-    policy = PolicyWithReference(model, cfg.mode, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                 freeze_layers=cfg.freeze_layers)
+    policy = PolicyWithReference(
+        model, cfg.mode, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, freeze_layers=cfg.freeze_layers
+    )
     return policy, tokenizer
 
 
@@ -176,8 +198,14 @@ def build_policy(cfg: PolicyConfig) -> tuple[PolicyWithReference, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEVER,
-                 resume_run: Optional[int] = None, reward_fn: Optional[RewardFn] = None) -> Iterator[Progress]:
+def train_policy(
+    proj,
+    config: PolicyConfig | dict,
+    *,
+    cancel: CancelToken = NEVER,
+    resume_run: Optional[int] = None,
+    reward_fn: Optional[RewardFn] = None,
+) -> Iterator[Progress]:
     """Train a policy on the project; returns `PolicyResult`. See the module docstring.
 
     reward_fn: use this callable as the reward (instead of `config.reward_run`'s model), e.g. a rule.
@@ -205,15 +233,18 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
         cfg = resolve_reply_length(proj, cfg)
         cfg, plan = resolve_policy_plan(cfg, proj)  # concrete quantization/checkpointing, or a UserError
         ids = collect_ids(proj, cfg)
-        provenance = {"data_hash": _hash(ids), "n_prompts": len(ids["prompt_ids"]),
-                      "n_pairs": len(ids.get("pairs", [])), "reward_run": cfg.reward_run,
-                      "reward_function": "custom" if reward_fn is not None else None,
-                      "memory_plan": plan.describe() if plan else None}
+        provenance = {
+            "data_hash": _hash(ids),
+            "n_prompts": len(ids["prompt_ids"]),
+            "n_pairs": len(ids.get("pairs", [])),
+            "reward_run": cfg.reward_run,
+            "reward_function": "custom" if reward_fn is not None else None,
+            "memory_plan": plan.describe() if plan else None,
+        }
         if cfg.reward_run is not None:
             rrun = proj.run(cfg.reward_run)
             provenance["reward_data_hash"] = rrun.summary.get("data_hash")
-        run_id = proj.create_run("policy", {"policy": cfg.to_dict(), "provenance": provenance},
-                                 parent=cfg.reward_run)
+        run_id = proj.create_run("policy", {"policy": cfg.to_dict(), "provenance": provenance}, parent=cfg.reward_run)
         proj.save_artifact(run_id, DATA, {"data.json": json.dumps(ids).encode()})
 
     summary = dict(proj.run(run_id).summary or {})
@@ -227,8 +258,13 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
         rows = cfg.batch_size * (cfg.rloo_k if cfg.algo in ("rloo", "grpo") else 2 if cfg.algo == "dpo" else 1)
         if cfg.quantization in ("none", "auto"):  # quantized: the plan above is the estimate
             summary["memory"] = preflight_memory(
-                policy.model, device, cfg.mode, batch_size=min(rows, cfg.minibatch_size * 2),
-                seq_len=cfg.max_prompt_tokens + cfg.max_new_tokens, n_trainable=n_trainable)
+                policy.model,
+                device,
+                cfg.mode,
+                batch_size=min(rows, cfg.minibatch_size * 2),
+                seq_len=cfg.max_prompt_tokens + cfg.max_new_tokens,
+                n_trainable=n_trainable,
+            )
         reward, reward_model = build_reward(proj, cfg, device, reward_fn)
         cancel.raise_if_cancelled()
 
@@ -242,11 +278,21 @@ def train_policy(proj, config: PolicyConfig | dict, *, cancel: CancelToken = NEV
                 raise UserError("value_init=reward needs a reward-model run; use value_init=head.")
             if getattr(reward_model, "_rlhf_vocab", None) != tokenizer.get_vocab():
                 # The critic reads the policy's token ids, so it must share the policy's vocabulary.
-                raise UserError("The reward model was trained on a base with another tokenizer, so it "
-                                "cannot start the critic; use value_init=head.")
+                raise UserError(
+                    "The reward model was trained on a base with another tokenizer, so it "
+                    "cannot start the critic; use value_init=head."
+                )
         yield Progress(0, cfg.total_steps, "preparing", metrics={"run/id": float(run_id)})
-        trainer = make_trainer(cfg, policy, tokenizer, reward, reward_model=reward_model, pairs=pairs,
-                               eval_prompts=prompts, eval_references=references)
+        trainer = make_trainer(
+            cfg,
+            policy,
+            tokenizer,
+            reward,
+            reward_model=reward_model,
+            pairs=pairs,
+            eval_prompts=prompts,
+            eval_references=references,
+        )
         if resume_run is not None and proj.has_artifact(run_id, CHECKPOINT):
             trainer.restore(proj.load_artifact(run_id, CHECKPOINT))
             proj.truncate_metrics(run_id, trainer.step_count)  # steps logged after the checkpoint
@@ -315,8 +361,9 @@ def _monitor_baseline(proj, run_id, cfg, policy, tokenizer, prompts, summary, ca
         cancel.raise_if_cancelled()
         yield Progress(0, cfg.total_steps, "measuring the base model's replies")
         chosen = monitors.baseline_prompts(len(prompts), cfg.seed)
-        baseline = monitors.measure_baseline(policy, tokenizer, [prompts[i] for i in chosen], cfg,
-                                             batch_size=cfg.forward_batch_size)
+        baseline = monitors.measure_baseline(
+            policy, tokenizer, [prompts[i] for i in chosen], cfg, batch_size=cfg.forward_batch_size
+        )
         summary["monitor_baseline"] = baseline.to_dict()
         proj.update_run(run_id, summary=summary)
         proj.log_metrics(run_id, 0, baseline.metrics())
@@ -326,16 +373,26 @@ def _monitor_baseline(proj, run_id, cfg, policy, tokenizer, prompts, summary, ca
 
 
 def _monitor_summary(watch) -> dict:
-    return {"warnings": [w.code for w in watch.warnings],
-            **{k: round(v, 4) for k, v in watch.figures.items() if v is not None}}
+    return {
+        "warnings": [w.code for w in watch.warnings],
+        **{k: round(v, 4) for k, v in watch.figures.items() if v is not None},
+    }
 
 
 def final_files(cfg: PolicyConfig, trainer) -> dict[str, bytes]:
     """The tuned policy: its trainable weights plus what export needs to rebuild the model."""
     from core.training.policy_common import _st_save, trainable_state
 
-    meta = {"policy_path": cfg.policy_path, "mode": cfg.mode, "lora_r": cfg.lora_r,
-            "lora_alpha": cfg.lora_alpha, "freeze_layers": cfg.freeze_layers, "algo": cfg.algo,
-            "step": trainer.step_count}
-    return {"policy.safetensors": _st_save(trainable_state(trainer.policy.model)),
-            "policy.json": json.dumps(meta).encode()}
+    meta = {
+        "policy_path": cfg.policy_path,
+        "mode": cfg.mode,
+        "lora_r": cfg.lora_r,
+        "lora_alpha": cfg.lora_alpha,
+        "freeze_layers": cfg.freeze_layers,
+        "algo": cfg.algo,
+        "step": trainer.step_count,
+    }
+    return {
+        "policy.safetensors": _st_save(trainable_state(trainer.policy.model)),
+        "policy.json": json.dumps(meta).encode(),
+    }

@@ -9,6 +9,7 @@ One training step:
 
 The critic is a value head on the policy (cheap) or a copy of the reward model (InstructGPT).
 """
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,19 @@ from typing import Optional
 import torch
 
 from core.training.policy_common import (
-    Experience, PolicyWithReference, TrainerBase, ValueHead, ValueModel, clip_and_step, forward_response,
-    entropy_from_logits, masked_mean, masked_whiten, minibatches, stats_to_floats, sync,
+    Experience,
+    PolicyWithReference,
+    TrainerBase,
+    ValueHead,
+    ValueModel,
+    clip_and_step,
+    forward_response,
+    entropy_from_logits,
+    masked_mean,
+    masked_whiten,
+    minibatches,
+    stats_to_floats,
+    sync,
     value_model_values,
 )
 
@@ -27,8 +39,9 @@ from core.training.policy_common import (
 # --------------------------------------------------------------------------------------------------
 
 
-def token_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
-                  mask: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def token_rewards(
+    scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor, beta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,), (B, R) x3 -> rewards (B, R), kl (B, R).
 
     Every token pays -beta * (log pi - log ref); the score is added at the last real token.
@@ -40,8 +53,9 @@ def token_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: to
     return rewards * mask, kl
 
 
-def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
-                lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation, the backward loop. (B, R) x3 -> advantages, returns (B, R).
 
     Values and rewards are zero after the response, so the bootstrap past the last token is 0.
@@ -72,8 +86,17 @@ def compute_gae_vectorised(rewards, values, mask, gamma: float, lam: float):
     return advantages, (advantages + values) * mask
 
 
-def ppo_losses(new_logprobs, old_logprobs, advantages, mask, cliprange: float,
-               new_values=None, old_values=None, returns=None, cliprange_value: float = 0.2) -> dict:
+def ppo_losses(
+    new_logprobs,
+    old_logprobs,
+    advantages,
+    mask,
+    cliprange: float,
+    new_values=None,
+    old_values=None,
+    returns=None,
+    cliprange_value: float = 0.2,
+) -> dict:
     """Clipped surrogate policy loss and clipped value loss, masked token means. All (B, R)."""
     log_ratio = (new_logprobs - old_logprobs) * mask
     ratio = torch.exp(log_ratio)
@@ -82,7 +105,7 @@ def ppo_losses(new_logprobs, old_logprobs, advantages, mask, cliprange: float,
     out = {
         "pg_loss": masked_mean(torch.max(pg_losses, pg_losses_clipped), mask),
         "clipfrac": masked_mean((pg_losses_clipped > pg_losses).float(), mask),
-        "approx_kl": 0.5 * masked_mean(log_ratio ** 2, mask),
+        "approx_kl": 0.5 * masked_mean(log_ratio**2, mask),
         "ratio": masked_mean(ratio, mask),
     }
     if new_values is not None:
@@ -99,8 +122,9 @@ def ppo_losses(new_logprobs, old_logprobs, advantages, mask, cliprange: float,
 
 
 class PPOTrainer(TrainerBase):
-    def __init__(self, policy: PolicyWithReference, tokenizer, cfg, reward_fn,
-                 reward_model: Optional[torch.nn.Module] = None):
+    def __init__(
+        self, policy: PolicyWithReference, tokenizer, cfg, reward_fn, reward_model: Optional[torch.nn.Module] = None
+    ):
         super().__init__(policy, tokenizer, cfg, reward_fn)
         model = policy.model
         if cfg.value_init == "reward" and reward_model is not None:
@@ -140,19 +164,30 @@ class PPOTrainer(TrainerBase):
         for _epoch in range(cfg.ppo_epochs):
             for mb in minibatches(n, cfg.minibatch_size, self.minibatch_gen):
                 mb = mb.to(self.device)
-                out = forward_response(self.policy.model, seq[mb], am[mb], P, cfg.temperature,
-                                       value_head=self.value_head, keep_logits=True)
+                out = forward_response(
+                    self.policy.model, seq[mb], am[mb], P, cfg.temperature, value_head=self.value_head, keep_logits=True
+                )
                 vpred = out.values if self.value_model is None else self._values(seq[mb], am[mb], P)
                 m = mask[mb]
-                losses = ppo_losses(out.logprobs, exp.logprobs[mb], advantages[mb], m, cfg.cliprange,
-                                    vpred, exp.values[mb], returns[mb], cfg.cliprange_value)
+                losses = ppo_losses(
+                    out.logprobs,
+                    exp.logprobs[mb],
+                    advantages[mb],
+                    m,
+                    cfg.cliprange,
+                    vpred,
+                    exp.values[mb],
+                    returns[mb],
+                    cfg.cliprange_value,
+                )
                 loss = losses["pg_loss"] + cfg.vf_coef * losses["vf_loss"]
                 loss.backward()
                 grad_norm = clip_and_step(self.optimizer, self.params, cfg.max_grad_norm)
                 with torch.no_grad():
                     entropy = masked_mean(entropy_from_logits(out.logits), m)
-                self.minibatch_stats.append({k: v.detach() for k, v in losses.items()}
-                                            | {"grad_norm": grad_norm, "entropy": entropy})
+                self.minibatch_stats.append(
+                    {k: v.detach() for k, v in losses.items()} | {"grad_norm": grad_norm, "entropy": entropy}
+                )
         sync(self.device)
         self.minibatch_stats = stats_to_floats(self.minibatch_stats)
         train_s = time.perf_counter() - t0
@@ -163,10 +198,20 @@ class PPOTrainer(TrainerBase):
         metrics = self.experience_metrics(exp)
         metrics["kl/beta"] = beta
         metrics["reward/with_kl"] = float(rewards.sum(1).mean())
-        metrics.update(_mean_stats(self.minibatch_stats, {
-            "pg_loss": "loss/policy", "vf_loss": "loss/value", "clipfrac": "policy/clipfrac",
-            "approx_kl": "policy/approx_kl", "vf_clipfrac": "value/clipfrac", "grad_norm": "policy/grad_norm",
-            "ratio": "policy/ratio"}))
+        metrics.update(
+            _mean_stats(
+                self.minibatch_stats,
+                {
+                    "pg_loss": "loss/policy",
+                    "vf_loss": "loss/value",
+                    "clipfrac": "policy/clipfrac",
+                    "approx_kl": "policy/approx_kl",
+                    "vf_clipfrac": "value/clipfrac",
+                    "grad_norm": "policy/grad_norm",
+                    "ratio": "policy/ratio",
+                },
+            )
+        )
         metrics["policy/entropy"] = sum(s["entropy"] for s in self.minibatch_stats) / len(self.minibatch_stats)
         metrics["value/mean"] = float(masked_mean(exp.values, mask))
         metrics["perf/generate_s"] = exp.timings["generate"]

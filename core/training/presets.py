@@ -8,6 +8,7 @@ Rules of thumb, not magic:
 - Few prompts -> more epochs, so even a small data set gets enough optimizer steps; a cap keeps a Quick
   run quick. Evaluations ~10 times per run; early stopping patience grows with the preset.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,9 +41,18 @@ def _learning_rate(n_params: int, finetune: str) -> float:
     return min(lr * 10, 2e-3) if finetune == "lora" else lr
 
 
-def make_config(base_model: str, preset: str = "balanced", *, device_type: str = "cpu", n_params: int,
-                n_train_prompts: int, responses_per_prompt: float = 4.0, memory_free: Optional[int] = None,
-                lora: Optional[bool] = None, **overrides) -> RewardConfig:
+def make_config(
+    base_model: str,
+    preset: str = "balanced",
+    *,
+    device_type: str = "cpu",
+    n_params: int,
+    n_train_prompts: int,
+    responses_per_prompt: float = 4.0,
+    memory_free: Optional[int] = None,
+    lora: Optional[bool] = None,
+    **overrides,
+) -> RewardConfig:
     """A full `RewardConfig` for `preset`; keyword `overrides` win over the preset's choices."""
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
@@ -86,8 +96,9 @@ def make_config(base_model: str, preset: str = "balanced", *, device_type: str =
     return replace(config, **overrides) if overrides else config
 
 
-def config_for_project(proj, base_model: str, preset: str = "balanced", *, device: str = "auto",
-                       lora: Optional[bool] = None, **overrides) -> RewardConfig:
+def config_for_project(
+    proj, base_model: str, preset: str = "balanced", *, device: str = "auto", lora: Optional[bool] = None, **overrides
+) -> RewardConfig:
     """`make_config` with the device, model size and data size read from the machine and the project."""
     from core.training.reward import _param_count, available_memory, collect_data, resolve_device
 
@@ -98,7 +109,13 @@ def config_for_project(proj, base_model: str, preset: str = "balanced", *, devic
     data = collect_data(proj, RewardConfig(base_model=base_model, device=str(dev)))
     n_resp = sum(len(e.response_ids) for e in data.train) / max(1, len(data.train))
     return make_config(
-        base_model, preset, device_type=dev.type, n_params=_param_count(base_model),
-        n_train_prompts=max(1, len(data.train)), responses_per_prompt=n_resp or 4.0,
-        memory_free=available_memory(dev), lora=lora, **overrides,
+        base_model,
+        preset,
+        device_type=dev.type,
+        n_params=_param_count(base_model),
+        n_train_prompts=max(1, len(data.train)),
+        responses_per_prompt=n_resp or 4.0,
+        memory_free=available_memory(dev),
+        lora=lora,
+        **overrides,
     )

@@ -19,6 +19,7 @@ LoRA (a quantized base cannot be trained directly). Loading goes through transfo
 The estimates are rough upper bounds (documented in docs/models.md); an out-of-memory during a run
 still ends as a failed run with advice, and `--resume` continues from its last checkpoint.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,7 +29,7 @@ from typing import Optional
 from core.errors import UserError
 
 QUANTIZATIONS = ("auto", "none", "8bit", "4bit")
-GIB = 2 ** 30
+GIB = 2**30
 # CUDA context, allocator fragmentation and what other programs hold while the run is going.
 HEADROOM = 0.9
 
@@ -40,11 +41,14 @@ def bitsandbytes_available() -> bool:
 def quantization_unavailable(device_type: str, bnb: Optional[bool] = None) -> Optional[str]:
     """Why a quantized (4-/8-bit) plan is impossible here, or None when it is possible."""
     if device_type != "cuda":
-        return (f"4-bit/8-bit training needs a CUDA GPU; this run is on {device_type}, so a 4-bit plan is "
-                "impossible here")
+        return (
+            f"4-bit/8-bit training needs a CUDA GPU; this run is on {device_type}, so a 4-bit plan is impossible here"
+        )
     if not (bitsandbytes_available() if bnb is None else bnb):
-        return ("4-bit/8-bit training needs the bitsandbytes package, which is not installed "
-                "(pip install 'rlhf-studio[gpu]'), so a 4-bit plan is impossible here")
+        return (
+            "4-bit/8-bit training needs the bitsandbytes package, which is not installed "
+            "(pip install 'rlhf-studio[gpu]'), so a 4-bit plan is impossible here"
+        )
     return None
 
 
@@ -98,13 +102,17 @@ class Plan:
         if self.quantization == "4bit" and self.finetune == "lora":
             method = "LoRA (QLoRA)"
         gc = ", gradient checkpointing" if self.gradient_checkpointing else ""
-        return (f"{quant} + {method}{gc}: about {self.need_bytes / GIB:.1f} GiB of "
-                f"{self.free_bytes / GIB:.1f} GiB free")
+        return f"{quant} + {method}{gc}: about {self.need_bytes / GIB:.1f} GiB of {self.free_bytes / GIB:.1f} GiB free"
 
     def as_dict(self) -> dict:
-        return {"quantization": self.quantization, "gradient_checkpointing": self.gradient_checkpointing,
-                "finetune": self.finetune, "need_bytes": self.need_bytes, "free_bytes": self.free_bytes,
-                "plan": self.describe()}
+        return {
+            "quantization": self.quantization,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "finetune": self.finetune,
+            "need_bytes": self.need_bytes,
+            "free_bytes": self.free_bytes,
+            "plan": self.describe(),
+        }
 
 
 def weight_bytes(shape: ModelShape, quantization: str, compute_bytes: int) -> int:
@@ -118,10 +126,19 @@ def weight_bytes(shape: ModelShape, quantization: str, compute_bytes: int) -> in
     return int(linear * bits / 8 + shape.embedding_params * 4)
 
 
-def estimate_bytes(shape: ModelShape, *, quantization: str = "none", finetune: str = "lora",
-                   gradient_checkpointing: bool = False, batch_tokens: int = 2048, compute_bytes: int = 2,
-                   lm_logits: bool = True, reference_copy: bool = False, trainable_fraction: float = 0.0,
-                   extra_bytes: int = 0) -> int:
+def estimate_bytes(
+    shape: ModelShape,
+    *,
+    quantization: str = "none",
+    finetune: str = "lora",
+    gradient_checkpointing: bool = False,
+    batch_tokens: int = 2048,
+    compute_bytes: int = 2,
+    lm_logits: bool = True,
+    reference_copy: bool = False,
+    trainable_fraction: float = 0.0,
+    extra_bytes: int = 0,
+) -> int:
     """Peak training bytes of one plan (rough upper bound).
 
     weights (+ a frozen reference copy for full/freeze policies) + AdamW state of the trainable part
@@ -161,9 +178,18 @@ def candidate_plans(quantization: str, finetune: str, gradient_checkpointing: bo
     return out
 
 
-def choose_plan(shape: ModelShape, *, device_type: str, free_bytes: int, quantization: str = "auto",
-                finetune: str = "lora", gradient_checkpointing: bool = False, bnb: Optional[bool] = None,
-                what: str = "this run", **estimate) -> Plan:
+def choose_plan(
+    shape: ModelShape,
+    *,
+    device_type: str,
+    free_bytes: int,
+    quantization: str = "auto",
+    finetune: str = "lora",
+    gradient_checkpointing: bool = False,
+    bnb: Optional[bool] = None,
+    what: str = "this run",
+    **estimate,
+) -> Plan:
     """The first plan that fits, or a `UserError` saying what was tried and what would help.
 
     `bnb` overrides the bitsandbytes check (tests); `estimate` goes to `estimate_bytes`
@@ -173,8 +199,10 @@ def choose_plan(shape: ModelShape, *, device_type: str, free_bytes: int, quantiz
         raise UserError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
     if quantization in ("4bit", "8bit"):
         if finetune != "lora":
-            raise UserError(f"{quantization} quantization trains LoRA adapters on a frozen quantized base: "
-                            "switch the training mode to LoRA")
+            raise UserError(
+                f"{quantization} quantization trains LoRA adapters on a frozen quantized base: "
+                "switch the training mode to LoRA"
+            )
         reason = quantization_unavailable(device_type, bnb)
         if reason:
             raise UserError(f"{reason}. Choose quantization none (or auto).")
@@ -195,8 +223,9 @@ def choose_plan(shape: ModelShape, *, device_type: str, free_bytes: int, quantiz
     if blocked and finetune == "lora" and quantization == "auto":
         hints.append("use a CUDA GPU with bitsandbytes for 4-bit QLoRA")
     hints += ["shorten max length / responses", "use a smaller batch", "pick a smaller model"]
-    raise UserError(f"{what} will not fit on {device_type}: tried " + "; ".join(tried)
-                    + ". Try: " + ", ".join(hints) + ".")
+    raise UserError(
+        f"{what} will not fit on {device_type}: tried " + "; ".join(tried) + ". Try: " + ", ".join(hints) + "."
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -210,8 +239,12 @@ def bnb_config(quantization: str, compute_dtype=None):
 
     compute_dtype = compute_dtype or torch.bfloat16
     if quantization == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=compute_dtype)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     raise ValueError(f"no bitsandbytes config for quantization {quantization!r}")
@@ -239,8 +272,8 @@ def prepare_quantized(model, gradient_checkpointing: bool = True):
     from peft import prepare_model_for_kbit_training
 
     return prepare_model_for_kbit_training(
-        model, use_gradient_checkpointing=gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False})
+        model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False}
+    )
 
 
 def enable_gradient_checkpointing(model) -> None:
@@ -253,16 +286,25 @@ def enable_gradient_checkpointing(model) -> None:
 
 
 def is_quantized(model) -> bool:
-    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
-                or getattr(getattr(model, "base_model", None), "is_loaded_in_4bit", False))
+    return bool(
+        getattr(model, "is_loaded_in_4bit", False)
+        or getattr(model, "is_loaded_in_8bit", False)
+        or getattr(getattr(model, "base_model", None), "is_loaded_in_4bit", False)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
 # the pre-flight of each job
 
 
-def plan_for_reward(config, device, n_params: Optional[int] = None, free_bytes: Optional[int] = None,
-                    shape: Optional[ModelShape] = None, bnb: Optional[bool] = None) -> Plan:
+def plan_for_reward(
+    config,
+    device,
+    n_params: Optional[int] = None,
+    free_bytes: Optional[int] = None,
+    shape: Optional[ModelShape] = None,
+    bnb: Optional[bool] = None,
+) -> Plan:
     """The reward model's plan: fp32 master weights (bf16 autocast) unless quantized; no LM logits;
     a micro-batch of `prompts_per_micro_batch` prompts × ~4 responses × `max_length` tokens."""
     import torch
@@ -273,14 +315,28 @@ def plan_for_reward(config, device, n_params: Optional[int] = None, free_bytes: 
     shape = shape or ModelShape.from_config(load_config(config.base_model), n_params)
     free = available_memory(device) if free_bytes is None else free_bytes
     return choose_plan(
-        shape, device_type=device.type, free_bytes=free, quantization=config.quantization,
-        finetune=config.finetune, gradient_checkpointing=config.gradient_checkpointing, bnb=bnb,
+        shape,
+        device_type=device.type,
+        free_bytes=free,
+        quantization=config.quantization,
+        finetune=config.finetune,
+        gradient_checkpointing=config.gradient_checkpointing,
+        bnb=bnb,
         what=f"training this {shape.n_params / 1e6:.0f}M-parameter reward model",
-        batch_tokens=config.max_length * config.prompts_per_micro_batch * 4, compute_bytes=4, lm_logits=False)
+        batch_tokens=config.max_length * config.prompts_per_micro_batch * 4,
+        compute_bytes=4,
+        lm_logits=False,
+    )
 
 
-def plan_for_policy(cfg, device, free_bytes: Optional[int] = None, shape: Optional[ModelShape] = None,
-                    reward_bytes: int = 0, bnb: Optional[bool] = None) -> Plan:
+def plan_for_policy(
+    cfg,
+    device,
+    free_bytes: Optional[int] = None,
+    shape: Optional[ModelShape] = None,
+    reward_bytes: int = 0,
+    bnb: Optional[bool] = None,
+) -> Plan:
     """The policy's plan (PPO, RLOO, GRPO, DPO), before any weights load: a gradient minibatch of
     `minibatch_size` rows (×2 for DPO's chosen and rejected) of prompt + response tokens, LM logits,
     a reference copy unless LoRA, and `reward_bytes` for a reward model on the same device."""
@@ -297,11 +353,20 @@ def plan_for_policy(cfg, device, free_bytes: Optional[int] = None, shape: Option
         compute = 4 if cfg.dtype in ("float32", "fp32") else 2
     rows = cfg.minibatch_size * (2 if cfg.algo == "dpo" else 1)
     return choose_plan(
-        shape, device_type=device.type, free_bytes=free, quantization=cfg.quantization, finetune=cfg.mode,
-        gradient_checkpointing=cfg.gradient_checkpointing, bnb=bnb,
+        shape,
+        device_type=device.type,
+        free_bytes=free,
+        quantization=cfg.quantization,
+        finetune=cfg.mode,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        bnb=bnb,
         what=f"training this {shape.n_params / 1e6:.0f}M-parameter policy",
-        batch_tokens=rows * (cfg.max_prompt_tokens + cfg.max_new_tokens), compute_bytes=compute,
-        lm_logits=True, reference_copy=True, extra_bytes=reward_bytes)
+        batch_tokens=rows * (cfg.max_prompt_tokens + cfg.max_new_tokens),
+        compute_bytes=compute,
+        lm_logits=True,
+        reference_copy=True,
+        extra_bytes=reward_bytes,
+    )
 
 
 def inference_bytes(shape: ModelShape, quantization: str, compute_bytes: int) -> int:
@@ -332,8 +397,9 @@ def resolve_policy_plan(cfg, proj=None, free_bytes: Optional[int] = None, bnb: O
         quant = "none" if cfg.quantization == "auto" else cfg.quantization
         return dataclasses.replace(cfg, quantization=quant), None
     plan = plan_for_policy(cfg, device, free_bytes=free_bytes, shape=shape, reward_bytes=reward_bytes, bnb=bnb)
-    return dataclasses.replace(cfg, quantization=plan.quantization,
-                               gradient_checkpointing=plan.gradient_checkpointing), plan
+    return dataclasses.replace(
+        cfg, quantization=plan.quantization, gradient_checkpointing=plan.gradient_checkpointing
+    ), plan
 
 
 def checkpoint_blocks(model) -> int:

@@ -18,6 +18,7 @@ One readable file (CleanRL style): config, data, model, loss, step, job, scoring
 - After training the rewards are centred (mean 0 over the training responses); offset and scale are
   stored with the weights and applied by `RewardModel.score`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -217,16 +218,25 @@ class RewardData:
 
     def ids(self) -> dict:
         """JSON-able description (ids and margins only) to rebuild the same data on resume."""
+
         def rows(exs):
             return [[e.prompt_id, e.response_ids, [list(p) for p in e.pairs]] for e in exs]
-        return {"train": rows(self.train), "val": rows(self.val), "heldout": rows(self.heldout),
-                "snapshot_hash": self.snapshot_hash}
+
+        return {
+            "train": rows(self.train),
+            "val": rows(self.val),
+            "heldout": rows(self.heldout),
+            "snapshot_hash": self.snapshot_hash,
+        }
 
     @classmethod
     def from_ids(cls, d: dict) -> "RewardData":
         def exs(rows):
-            return [PromptExample(pid, list(rids), [(int(w), int(l), float(m)) for w, l, m in pairs])
-                    for pid, rids, pairs in rows]
+            return [
+                PromptExample(pid, list(rids), [(int(w), int(l), float(m)) for w, l, m in pairs])
+                for pid, rids, pairs in rows
+            ]
+
         return cls(exs(d["train"]), exs(d["val"]), exs(d["heldout"]), d["snapshot_hash"])
 
 
@@ -258,25 +268,34 @@ def _examples(grouped: dict[int, list[tuple[int, int, float]]], prompt_ids: Iter
 
 def data_snapshot_hash(judgment_ids: Iterable[int], pairs: Iterable[tuple[int, int, int, float]]) -> str:
     """Plain SHA-256 over ids and margins only (never text): which judgments and pairs a run saw."""
-    payload = {"judgments": sorted(int(j) for j in judgment_ids),
-               "pairs": sorted([int(p), int(w), int(l), float(m)] for p, w, l, m in pairs)}
+    payload = {
+        "judgments": sorted(int(j) for j in judgment_ids),
+        "pairs": sorted([int(p), int(w), int(l), float(m)] for p, w, l, m in pairs),
+    }
     return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
 
 
 def collect_data(proj, config: RewardConfig) -> RewardData:
     """Pairs from the project's current judgments, split by prompt; heldout-split prompts kept apart."""
-    rows = [(p.prompt_id, p.chosen_id, p.rejected_id, float(p.margin) * config.margin_scale)
-            for p in proj.preference_pairs(margin_mode=config.margin_mode)]
+    rows = [
+        (p.prompt_id, p.chosen_id, p.rejected_id, float(p.margin) * config.margin_scale)
+        for p in proj.preference_pairs(margin_mode=config.margin_mode)
+    ]
     grouped: dict[int, list[tuple[int, int, float]]] = {}
     for p, w, l, m in rows:
         grouped.setdefault(p, []).append((w, l, m))
     split_of = {p.id: p.split for p in proj.prompts()}
     heldout_ids = sorted(p for p in grouped if split_of.get(p) == "heldout")
-    train_ids, val_ids = split_by_prompt([p for p in grouped if split_of.get(p) != "heldout"],
-                                         config.val_fraction, config.seed)
+    train_ids, val_ids = split_by_prompt(
+        [p for p in grouped if split_of.get(p) != "heldout"], config.val_fraction, config.seed
+    )
     judgment_ids = [j.id for j in proj.judgments(purpose="annotation")]
-    return RewardData(_examples(grouped, train_ids), _examples(grouped, val_ids),
-                      _examples(grouped, heldout_ids), data_snapshot_hash(judgment_ids, rows))
+    return RewardData(
+        _examples(grouped, train_ids),
+        _examples(grouped, val_ids),
+        _examples(grouped, heldout_ids),
+        data_snapshot_hash(judgment_ids, rows),
+    )
 
 
 def encode_pair(tokenizer, prompt, response: str, max_length: int) -> list[int]:
@@ -397,7 +416,8 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
         torch.manual_seed(config.seed)  # the new score head's initialisation
         quant = quantized_load_kwargs(config.quantization, device)  # {} unless 4-bit/8-bit (QLoRA)
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, config=mcfg, dtype=torch.bfloat16 if quant else torch.float32, **quant)
+            path, config=mcfg, dtype=torch.bfloat16 if quant else torch.float32, **quant
+        )
     if added:
         old = model.get_input_embeddings().weight.shape[0]
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
@@ -417,10 +437,16 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
 
         targets = config.lora_target_modules
         targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
-        model = get_peft_model(model, LoraConfig(
-            task_type="SEQ_CLS", r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-            target_modules=targets,
-        ))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type="SEQ_CLS",
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=0.0,
+                target_modules=targets,
+            ),
+        )
     elif config.finetune == "freeze" and config.freeze_layers > 0:
         backbone, _ = _backbone_and_head(model)
         n_layers = model.config.get_text_config().num_hidden_layers
@@ -443,16 +469,22 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return (positions * attention_mask.long()).amax(dim=1)
 
 
-def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     starts: Optional[torch.Tensor] = None, pooling: str = "last") -> torch.Tensor:
+def sequence_rewards(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    starts: Optional[torch.Tensor] = None,
+    pooling: str = "last",
+) -> torch.Tensor:
     """[N, T] tokens -> [N] float32 rewards: the head over the mean hidden state of the response tokens
     (pooling="mean"; `starts` [N] = where each response begins, counted in attended tokens), at the
     last non-pad token (pooling="last"), or over the average of those two (pooling="both")."""
     backbone, head = _backbone_and_head(model)
     # Positions count attended tokens only, so a left-padded sequence sees the same positions as unpadded.
     position_ids = (attention_mask.long().cumsum(1) - 1).clamp(min=0)  # [N, T]
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      use_cache=False).last_hidden_state  # [N, T, H]
+    hidden = backbone(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+    ).last_hidden_state  # [N, T, H]
     last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]  # [N, H]
     if pooling in ("mean", "both"):
         if starts is None:
@@ -479,7 +511,8 @@ def bradley_terry_loss(rewards, winners, losers, margins, groups, n_groups: int)
     pair_loss = -F.logsigmoid(diff - margins)  # [P]
     sums = torch.zeros(n_groups, dtype=pair_loss.dtype, device=pair_loss.device).index_add(0, groups, pair_loss)
     counts = torch.zeros(n_groups, dtype=pair_loss.dtype, device=pair_loss.device).index_add(
-        0, groups, torch.ones_like(pair_loss))
+        0, groups, torch.ones_like(pair_loss)
+    )
     return sums / counts.clamp(min=1), pair_loss, diff
 
 
@@ -523,15 +556,19 @@ def collate(examples: Sequence[PromptExample], pad_id: int, device, padding_side
             ids[i, : len(s)] = torch.tensor(s)
             mask[i, : len(s)] = 1
         else:
-            ids[i, T - len(s):] = torch.tensor(s)
-            mask[i, T - len(s):] = 1
+            ids[i, T - len(s) :] = torch.tensor(s)
+            mask[i, T - len(s) :] = 1
     nb = device.type == "cuda"
     return Batch(
-        ids.to(device, non_blocking=nb), mask.to(device, non_blocking=nb),
+        ids.to(device, non_blocking=nb),
+        mask.to(device, non_blocking=nb),
         torch.tensor(starts, dtype=torch.long).to(device),
-        torch.tensor(w, dtype=torch.long).to(device), torch.tensor(l, dtype=torch.long).to(device),
-        torch.tensor(m, dtype=torch.float32).to(device), torch.tensor(g, dtype=torch.long).to(device),
-        len(examples), sum(len(s) for s in seqs),
+        torch.tensor(w, dtype=torch.long).to(device),
+        torch.tensor(l, dtype=torch.long).to(device),
+        torch.tensor(m, dtype=torch.float32).to(device),
+        torch.tensor(g, dtype=torch.long).to(device),
+        len(examples),
+        sum(len(s) for s in seqs),
     )
 
 
@@ -570,7 +607,9 @@ class RewardTrainer:
         self.params = decay + no_decay
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps,
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_eps,
             fused=device.type == "cuda",
         )
         self.autocast = device.type == "cuda" and config.bf16
@@ -612,13 +651,13 @@ class RewardTrainer:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
         else:
             grad_norm = torch.linalg.vector_norm(
-                torch.stack([p.grad.norm() for p in self.params if p.grad is not None]))
+                torch.stack([p.grad.norm() for p in self.params if p.grad is not None])
+            )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         stats = torch.stack([loss_sum, correct / max(1, n_pairs), diff_sum / max(1, n_pairs), grad_norm.float()])
         loss_v, acc_v, margin_v, gn_v = stats.tolist()  # one device sync per step
-        return {"loss/train": loss_v, "accuracy/train": acc_v, "margin/train": margin_v, "grad/norm": gn_v,
-                "lr": lr}
+        return {"loss/train": loss_v, "accuracy/train": acc_v, "margin/train": margin_v, "grad/norm": gn_v, "lr": lr}
 
     @torch.no_grad()
     def evaluate(self, examples: Sequence[PromptExample], prefix: str = "val") -> dict[str, float]:
@@ -629,7 +668,7 @@ class RewardTrainer:
         size = self.config.prompts_per_micro_batch
         loss_sum, correct, diff_sum, n_pairs = 0.0, 0.0, 0.0, 0
         for i in range(0, len(examples), size):
-            b = self.batch(examples[i:i + size])
+            b = self.batch(examples[i : i + size])
             with self._autocast():
                 rewards = self.rewards(b)
             group_loss, _, diff = bradley_terry_loss(rewards, b.winners, b.losers, b.margins, b.groups, b.n_prompts)
@@ -637,29 +676,59 @@ class RewardTrainer:
             correct += float(_correct(diff).sum())
             diff_sum += float(diff.sum())
             n_pairs += b.n_pairs
-        return {f"loss/{prefix}": loss_sum / len(examples), f"accuracy/{prefix}": correct / max(1, n_pairs),
-                f"margin/{prefix}": diff_sum / max(1, n_pairs)}
+        return {
+            f"loss/{prefix}": loss_sum / len(examples),
+            f"accuracy/{prefix}": correct / max(1, n_pairs),
+            f"margin/{prefix}": diff_sum / max(1, n_pairs),
+        }
 
     def raw_scores(self, examples: Sequence[PromptExample], batch_size: int = 32) -> list[float]:
         """Uncentred rewards of every response of the examples, in order."""
         seqs = [t for ex in examples for t in ex.tokens]
         starts = [s for ex in examples for s in (ex.starts or [0] * len(ex.tokens))]
-        return score_sequences(self.model, seqs, self.pad_id, self.device, self.autocast, batch_size,
-                               starts=starts, pooling=self.config.pooling)
+        return score_sequences(
+            self.model,
+            seqs,
+            self.pad_id,
+            self.device,
+            self.autocast,
+            batch_size,
+            starts=starts,
+            pooling=self.config.pooling,
+        )
 
 
 @torch.no_grad()
-def score_sequences(model, sequences: Sequence[list[int]], pad_id: int, device, autocast: bool,
-                    batch_size: int = 32, *, starts: Optional[Sequence[int]] = None,
-                    pooling: str = "last") -> list[float]:
+def score_sequences(
+    model,
+    sequences: Sequence[list[int]],
+    pad_id: int,
+    device,
+    autocast: bool,
+    batch_size: int = 32,
+    *,
+    starts: Optional[Sequence[int]] = None,
+    pooling: str = "last",
+) -> list[float]:
     """Uncentred rewards of token sequences, in order; batches similar lengths together to pad less."""
     model.eval()
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     out = [0.0] * len(sequences)
     for i in range(0, len(order), batch_size):
-        idx = order[i:i + batch_size]
-        b = collate([PromptExample(0, [], [], tokens=[sequences[j] for j in idx],
-                                   starts=[starts[j] for j in idx] if starts is not None else [])], pad_id, device)
+        idx = order[i : i + batch_size]
+        b = collate(
+            [
+                PromptExample(
+                    0,
+                    [],
+                    [],
+                    tokens=[sequences[j] for j in idx],
+                    starts=[starts[j] for j in idx] if starts is not None else [],
+                )
+            ],
+            pad_id,
+            device,
+        )
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
         with ctx:
             values = sequence_rewards(model, b.input_ids, b.attention_mask, b.starts, pooling).tolist()
@@ -690,9 +759,9 @@ def step_examples(train: Sequence[PromptExample], step: int, config: RewardConfi
     epoch, index = divmod(step, spe)
     order = list(range(len(train)))
     random.Random(config.seed * 1_000_003 + epoch).shuffle(order)
-    chosen = order[index * config.prompts_per_step:(index + 1) * config.prompts_per_step]
+    chosen = order[index * config.prompts_per_step : (index + 1) * config.prompts_per_step]
     size = config.prompts_per_micro_batch
-    return [[train[i] for i in chosen[j:j + size]] for j in range(0, len(chosen), size)]
+    return [[train[i] for i in chosen[j : j + size]] for j in range(0, len(chosen), size)]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -720,7 +789,7 @@ def estimate_memory(n_params: int, config: RewardConfig) -> int:
         train_frac = 1.0
     weights = 4 * n_params
     training = 12 * n_params * train_frac  # fp32 grad + two Adam moments
-    activations = 2 * n_params ** 0.5 * config.max_length * config.prompts_per_micro_batch * 4 * 64
+    activations = 2 * n_params**0.5 * config.max_length * config.prompts_per_micro_batch * 4 * 64
     return int(weights + training + activations)
 
 
@@ -731,18 +800,19 @@ def preflight(config: RewardConfig, data: RewardData, device: torch.device) -> d
     if n_pairs < config.min_pairs:
         raise UserError(
             f"only {n_pairs} preference pairs from {n_prompts} prompts: rank more "
-            f"(at least {config.min_pairs} pairs are needed to train a reward model)")
+            f"(at least {config.min_pairs} pairs are needed to train a reward model)"
+        )
     if len(data.train) < 1 or len(data.val) < 1:
         raise UserError(
             f"only {n_prompts} prompts have judgments: rank candidates for at least 2 training prompts "
-            "(whole prompts are kept aside for validation)")
+            "(whole prompts are kept aside for validation)"
+        )
     n_params = _param_count(config.base_model)
     from core.training.quantization import plan_for_reward
 
     # The memory plan (quantization, checkpointing) that fits, or a UserError saying what was tried.
     plan = plan_for_reward(config, device, n_params, available_memory(device))
-    return {"n_params": n_params, "memory_needed": plan.need_bytes, "memory_free": plan.free_bytes,
-            **plan.as_dict()}
+    return {"n_params": n_params, "memory_needed": plan.need_bytes, "memory_free": plan.free_bytes, **plan.as_dict()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -764,24 +834,30 @@ class RewardResult:
         return self.metrics.get("accuracy/heldout", self.metrics.get("accuracy/val"))
 
 
-def _save_checkpoint(proj, run_id: int, trainer: RewardTrainer, state: dict, data: RewardData,
-                     best: Optional[dict[str, torch.Tensor]]) -> None:
+def _save_checkpoint(
+    proj, run_id: int, trainer: RewardTrainer, state: dict, data: RewardData, best: Optional[dict[str, torch.Tensor]]
+) -> None:
     tensors = dict(ckpt.trainable_state(trainer.model))
     tensors.update(ckpt.rng_state())
     if best is not None and state["best_step"] != state["step"]:  # else the weights above are the best
         tensors.update({f"best::{k}": v for k, v in best.items()})
     opt_bytes, opt_meta = ckpt.optimizer_to_files(trainer.optimizer, trainer.names)
-    proj.save_artifact(run_id, CHECKPOINT, {
-        "model.safetensors": ckpt.tensors_to_bytes(tensors),
-        "optimizer.safetensors": opt_bytes,
-        "optimizer.json": ckpt.json_bytes(opt_meta),
-        "state.json": ckpt.json_bytes(state),
-        "data.json": ckpt.json_bytes(data.ids()),
-    })
+    proj.save_artifact(
+        run_id,
+        CHECKPOINT,
+        {
+            "model.safetensors": ckpt.tensors_to_bytes(tensors),
+            "optimizer.safetensors": opt_bytes,
+            "optimizer.json": ckpt.json_bytes(opt_meta),
+            "state.json": ckpt.json_bytes(state),
+            "data.json": ckpt.json_bytes(data.ids()),
+        },
+    )
 
 
-def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken = NEVER,
-                       resume_run: Optional[int] = None) -> Iterator[Progress]:
+def train_reward_model(
+    proj, config: RewardConfig | dict, *, cancel: CancelToken = NEVER, resume_run: Optional[int] = None
+) -> Iterator[Progress]:
     """Train a reward model on the project's judgments; returns `RewardResult`.
 
     Yields one Progress per optimizer step: step/total for ETA, metrics `loss/train`, `accuracy/train`,
@@ -818,14 +894,24 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
         data = collect_data(proj, config)
         pre = preflight(config, data, device)
         # The run records the concrete plan (never "auto"), so a resume loads the model the same way.
-        config = dataclasses.replace(config, quantization=pre["quantization"],
-                                     gradient_checkpointing=pre["gradient_checkpointing"])
+        config = dataclasses.replace(
+            config, quantization=pre["quantization"], gradient_checkpointing=pre["gradient_checkpointing"]
+        )
         run_id = proj.create_run("reward", asdict(config))
-        proj.update_run(run_id, status="running", summary={
-            "data_hash": data.snapshot_hash, "pairs_train": sum(len(e.pairs) for e in data.train),
-            "pairs_val": sum(len(e.pairs) for e in data.val), "prompts_train": len(data.train),
-            "prompts_val": len(data.val), "prompts_heldout": len(data.heldout),
-            "n_params": pre["n_params"], "memory_plan": pre["plan"]})
+        proj.update_run(
+            run_id,
+            status="running",
+            summary={
+                "data_hash": data.snapshot_hash,
+                "pairs_train": sum(len(e.pairs) for e in data.train),
+                "pairs_val": sum(len(e.pairs) for e in data.val),
+                "prompts_train": len(data.train),
+                "prompts_val": len(data.val),
+                "prompts_heldout": len(data.heldout),
+                "n_params": pre["n_params"],
+                "memory_plan": pre["plan"],
+            },
+        )
 
     total = total_steps(len(data.train), config)
     start = resume_state["step"] if resume_state else 0
@@ -845,12 +931,16 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
         if resume_state is not None:
             tensors = ckpt.bytes_to_tensors(resume_files["model.safetensors"])
             ckpt.load_trainable_state(model, {k: v for k, v in tensors.items() if "::" not in k})
-            best = {k[len("best::"):]: v for k, v in tensors.items() if k.startswith("best::")} or None
+            best = {k[len("best::") :]: v for k, v in tensors.items() if k.startswith("best::")} or None
             if best is None and config.restore_best and resume_state["best_step"] == resume_state["step"] > 0:
                 best = {k: v.detach().to("cpu", copy=True) for k, v in ckpt.trainable_state(model).items()}
             ckpt.set_rng_state(tensors)
-            ckpt.optimizer_from_files(trainer.optimizer, trainer.names, resume_files["optimizer.safetensors"],
-                                      ckpt.json_load(resume_files["optimizer.json"]))
+            ckpt.optimizer_from_files(
+                trainer.optimizer,
+                trainer.names,
+                resume_files["optimizer.safetensors"],
+                ckpt.json_load(resume_files["optimizer.json"]),
+            )
             state = resume_state
             proj.truncate_metrics(run_id, state["step"])  # steps after the checkpoint are redone
             proj.audit("training resumed", run=run_id)
@@ -884,8 +974,11 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
                         best = {k: v.detach().to("cpu", copy=True) for k, v in ckpt.trainable_state(model).items()}
                 else:
                     state["bad_evals"] += 1
-                    if (config.early_stopping_patience and state["bad_evals"] >= config.early_stopping_patience
-                            and step >= config.early_stopping_after * total):
+                    if (
+                        config.early_stopping_patience
+                        and state["bad_evals"] >= config.early_stopping_patience
+                        and step >= config.early_stopping_after * total
+                    ):
                         state["stopped_early"] = True
             state["step"] = step
             proj.log_metrics(run_id, step, metrics)
@@ -902,22 +995,45 @@ def train_reward_model(proj, config: RewardConfig | dict, *, cancel: CancelToken
         raw = trainer.raw_scores(data.train)
         offset = float(sum(raw) / len(raw))
         scale = float((sum((r - offset) ** 2 for r in raw) / max(1, len(raw) - 1)) ** 0.5) or 1.0
-        meta = {"base_model": config.base_model, "config": asdict(config), "offset": offset, "scale": scale,
-                "pad_token_id": tokenizer.pad_token_id, "steps": step, "best_step": state["best_step"]}
-        proj.save_artifact(run_id, FINAL, {
-            "model.safetensors": ckpt.tensors_to_bytes(ckpt.trainable_state(model)),
-            "reward.json": ckpt.json_bytes(meta),
-        })
+        meta = {
+            "base_model": config.base_model,
+            "config": asdict(config),
+            "offset": offset,
+            "scale": scale,
+            "pad_token_id": tokenizer.pad_token_id,
+            "steps": step,
+            "best_step": state["best_step"],
+        }
+        proj.save_artifact(
+            run_id,
+            FINAL,
+            {
+                "model.safetensors": ckpt.tensors_to_bytes(ckpt.trainable_state(model)),
+                "reward.json": ckpt.json_bytes(meta),
+            },
+        )
         proj.log_metrics(run_id, step, {f"final/{k}": v for k, v in final.items()})
         summary.update({f"final/{k}": v for k, v in final.items()})
-        summary.update({"steps": step, "total_steps": total, "stopped_early": state["stopped_early"],
-                        "best_step": state["best_step"], "reward_offset": offset, "reward_scale": scale,
-                        "data_hash": data.snapshot_hash})
+        summary.update(
+            {
+                "steps": step,
+                "total_steps": total,
+                "stopped_early": state["stopped_early"],
+                "best_step": state["best_step"],
+                "reward_offset": offset,
+                "reward_scale": scale,
+                "data_hash": data.snapshot_hash,
+            }
+        )
         proj.update_run(run_id, status="done", summary=summary)
         proj.audit("trained", run=run_id)
         # The bar ends full even after an early stop; `final/steps` says how many steps were run.
-        yield Progress(total, total, "stopped early" if state["stopped_early"] else "done",
-                       metrics={"final/steps": float(step), **{f"final/{k}": v for k, v in final.items()}})
+        yield Progress(
+            total,
+            total,
+            "stopped early" if state["stopped_early"] else "done",
+            metrics={"final/steps": float(step), **{f"final/{k}": v for k, v in final.items()}},
+        )
         return RewardResult(run_id, step, state["stopped_early"], offset, scale, final)
     except Cancelled:
         proj.update_run(run_id, status="cancelled", summary=summary)
@@ -949,9 +1065,16 @@ class RewardModel:
     def score(self, items: Sequence[tuple[Any, str]], batch_size: int = 32) -> list[float]:
         """[(prompt, response)] -> centred rewards. Prompts are strings or chat message lists."""
         encoded = [encode_scored(self.tokenizer, p, r, self.config.max_length) for p, r in items]
-        raw = score_sequences(self.model, [ids for ids, _ in encoded], self.tokenizer.pad_token_id, self.device,
-                              self.device.type == "cuda" and self.config.bf16, batch_size,
-                              starts=[start for _, start in encoded], pooling=self.config.pooling)
+        raw = score_sequences(
+            self.model,
+            [ids for ids, _ in encoded],
+            self.tokenizer.pad_token_id,
+            self.device,
+            self.device.type == "cuda" and self.config.bf16,
+            batch_size,
+            starts=[start for _, start in encoded],
+            pooling=self.config.pooling,
+        )
         return [r - self.offset for r in raw]
 
 

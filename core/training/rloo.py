@@ -7,6 +7,7 @@ Both sample k responses per prompt and use the group as the baseline, so no valu
   term (the k3 estimator, per token) instead of a reward penalty.
 The update is PPO's clipped surrogate with the sequence advantage on every token.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,8 +15,15 @@ import time
 import torch
 
 from core.training.policy_common import (
-    PolicyWithReference, TrainerBase, clip_and_step, entropy_from_logits, forward_response, masked_mean,
-    minibatches, stats_to_floats, sync,
+    PolicyWithReference,
+    TrainerBase,
+    clip_and_step,
+    entropy_from_logits,
+    forward_response,
+    masked_mean,
+    minibatches,
+    stats_to_floats,
+    sync,
 )
 from core.training.ppo import _mean_stats, ppo_losses
 
@@ -93,8 +101,9 @@ class GroupTrainer(TrainerBase):
                 grad_norm = clip_and_step(self.optimizer, self.params, cfg.max_grad_norm)
                 with torch.no_grad():
                     entropy = masked_mean(entropy_from_logits(out.logits), m)
-                self.minibatch_stats.append({k_: v.detach() for k_, v in losses.items()}
-                                            | {"grad_norm": grad_norm, "entropy": entropy})
+                self.minibatch_stats.append(
+                    {k_: v.detach() for k_, v in losses.items()} | {"grad_norm": grad_norm, "entropy": entropy}
+                )
         sync(self.device)
         self.minibatch_stats = stats_to_floats(self.minibatch_stats)
         train_s = time.perf_counter() - t0
@@ -104,9 +113,19 @@ class GroupTrainer(TrainerBase):
         metrics = self.experience_metrics(exp)
         metrics["kl/beta"] = beta
         metrics["reward/with_kl"] = float((exp.scores - beta * seq_kl).mean())
-        metrics.update(_mean_stats(self.minibatch_stats, {
-            "pg_loss": "loss/policy", "kl_loss": "loss/kl", "clipfrac": "policy/clipfrac",
-            "approx_kl": "policy/approx_kl", "grad_norm": "policy/grad_norm", "ratio": "policy/ratio"}))
+        metrics.update(
+            _mean_stats(
+                self.minibatch_stats,
+                {
+                    "pg_loss": "loss/policy",
+                    "kl_loss": "loss/kl",
+                    "clipfrac": "policy/clipfrac",
+                    "approx_kl": "policy/approx_kl",
+                    "grad_norm": "policy/grad_norm",
+                    "ratio": "policy/ratio",
+                },
+            )
+        )
         metrics["policy/entropy"] = sum(s["entropy"] for s in self.minibatch_stats) / len(self.minibatch_stats)
         metrics["policy/advantage_std"] = float(adv.std()) if n > 1 else 0.0
         metrics["perf/generate_s"] = exp.timings["generate"]

@@ -1,4 +1,5 @@
 """Activity page: the project's tamper-evident audit log and whether its chain verifies."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -6,8 +7,15 @@ import json
 from typing import Optional
 
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem,
-    QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from core.ops.data import audit_job
@@ -40,8 +48,10 @@ class ActivityPage(Page):
         hh.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         for col, width in ((0, 60), (1, 170), (2, 170)):
             self.table.setColumnWidth(col, width)
-        note = QLabel("Each entry is chained to the previous one with a keyed MAC: removing or altering "
-                      "an entry is detected. Entries hold counts and ids, never your text.")
+        note = QLabel(
+            "Each entry is chained to the previous one with a keyed MAC: removing or altering "
+            "an entry is detected. Entries hold counts and ids, never your text."
+        )
         note.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -64,8 +74,12 @@ class ActivityPage(Page):
         project = self.project
         if project is None:
             return
-        self.run_job(lambda cancel: audit_job(project, cancel), "Reading activity",
-                     on_finished=lambda res, p=project: self._show(p, *res), on_failed=self.show_error)
+        self.run_job(
+            lambda cancel: audit_job(project, cancel),
+            "Reading activity",
+            on_finished=lambda res, p=project: self._show(p, *res),
+            on_failed=self.show_error,
+        )
 
     def _show(self, project, entries: list[dict], problems: list[str]) -> None:
         if project is not self.project:
@@ -78,7 +92,6 @@ class ActivityPage(Page):
             for c, text in enumerate((str(e["id"]), when, e["event"].replace("_", " "), details)):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         if problems:
-            self.verdict.setText("<b style='color:#d33c3c'>The audit log does not verify:</b> "
-                                 + "; ".join(problems))
+            self.verdict.setText("<b style='color:#d33c3c'>The audit log does not verify:</b> " + "; ".join(problems))
         else:
             self.verdict.setText(f"<b style='color:#3f9a45'>Audit chain intact</b>: {len(entries):,} entries verified.")

@@ -5,6 +5,7 @@ while the mouse rests on a card; only the comment field and the guidelines edito
 gives the keys back. Every submit is recorded (and committed) by the session before the next item is
 shown. `set_project(None)` clears every widget that shows decrypted text.
 """
+
 from __future__ import annotations
 
 import time
@@ -62,19 +63,41 @@ TIE_TEXTS = ("=", "t", "T")
 MAX_FLAG_KEYS = 9  # F1..F9
 
 SHORTCUTS = [
-    ("Rank (Ctrl+1)", [("1 … 9", "place that candidate next, best first"),
-                       ("= or T", "tie the next candidate with the previous one"),
-                       ("Backspace", "take back the last placement"),
-                       ("Enter", "submit the ranking (a last single candidate goes last)")]),
-    ("Pairwise (Ctrl+2)", [("A / B", "A is better / B is better (submits)"),
-                           ("T", "tie"), ("X", "both bad")]),
-    ("Rate (Ctrl+3)", [("Tab / → / ↓", "select the next card"), ("Shift+Tab / ← / ↑", "select the previous card"),
-                       ("1 … 7", "rate the selected card"), ("Backspace", "clear its rating"),
-                       ("Enter", "submit the ratings")]),
-    ("Any mode", [("F1 … F9", "toggle a flag"), ("C", "write a comment (Esc to leave)"),
-                  ("S", "skip this item"), ("Alt+← or ,", "previous item"), ("Alt+→ or .", "next item"),
-                  ("Ctrl+Z", "undo the last submitted judgment"), ("D", "diff two candidates"),
-                  ("G", "show the guidelines"), ("?", "this overview"), ("Esc", "close overlay / diff")]),
+    (
+        "Rank (Ctrl+1)",
+        [
+            ("1 … 9", "place that candidate next, best first"),
+            ("= or T", "tie the next candidate with the previous one"),
+            ("Backspace", "take back the last placement"),
+            ("Enter", "submit the ranking (a last single candidate goes last)"),
+        ],
+    ),
+    ("Pairwise (Ctrl+2)", [("A / B", "A is better / B is better (submits)"), ("T", "tie"), ("X", "both bad")]),
+    (
+        "Rate (Ctrl+3)",
+        [
+            ("Tab / → / ↓", "select the next card"),
+            ("Shift+Tab / ← / ↑", "select the previous card"),
+            ("1 … 7", "rate the selected card"),
+            ("Backspace", "clear its rating"),
+            ("Enter", "submit the ratings"),
+        ],
+    ),
+    (
+        "Any mode",
+        [
+            ("F1 … F9", "toggle a flag"),
+            ("C", "write a comment (Esc to leave)"),
+            ("S", "skip this item"),
+            ("Alt+← or ,", "previous item"),
+            ("Alt+→ or .", "next item"),
+            ("Ctrl+Z", "undo the last submitted judgment"),
+            ("D", "diff two candidates"),
+            ("G", "show the guidelines"),
+            ("?", "this overview"),
+            ("Esc", "close overlay / diff"),
+        ],
+    ),
 ]
 
 
@@ -226,8 +249,10 @@ class AnnotatePage(Page):
         _no_focus(self.rank_list)
         self.rank_list.model().rowsMoved.connect(self._on_rows_moved)
         self.rank_list.itemChanged.connect(self._on_item_changed)
-        self.rank_hint = QLabel("Press numbers best first · = ties the next one with the previous · "
-                                "Backspace undoes · Enter submits · or drag to reorder")
+        self.rank_hint = QLabel(
+            "Press numbers best first · = ties the next one with the previous · "
+            "Backspace undoes · Enter submits · or drag to reorder"
+        )
         self.rank_hint.setWordWrap(True)
         _style_label(self.rank_hint)
         self.tie_label = QLabel()
@@ -249,8 +274,12 @@ class AnnotatePage(Page):
         pl.setContentsMargins(0, 0, 0, 0)
         pl.addWidget(QLabel("<b>Which answer is better?</b>"))
         self.pair_buttons = {}
-        for key, result, text in (("A", "a", "A is better"), ("B", "b", "B is better"),
-                                  ("T", "tie", "Tie"), ("X", "both_bad", "Both bad")):
+        for key, result, text in (
+            ("A", "a", "A is better"),
+            ("B", "b", "B is better"),
+            ("T", "tie", "Tie"),
+            ("X", "both_bad", "Both bad"),
+        ):
             b = QPushButton(f"{text}  ({key})")
             b.clicked.connect(lambda _=False, r=result: self.submit_pairwise(r))
             self.pair_buttons[result] = b
@@ -303,8 +332,15 @@ class AnnotatePage(Page):
         nav = QHBoxLayout()
         for b in (self.prev_button, self.skip_button, self.next_button):
             nav.addWidget(b)
-        _no_focus(self.submit_rank, self.submit_rate, self.prev_button, self.skip_button, self.next_button,
-                  self.undo_button, *self.pair_buttons.values())
+        _no_focus(
+            self.submit_rank,
+            self.submit_rate,
+            self.prev_button,
+            self.skip_button,
+            self.next_button,
+            self.undo_button,
+            *self.pair_buttons.values(),
+        )
 
         tab = QWidget()
         layout = QVBoxLayout(tab)
@@ -372,8 +408,9 @@ class AnnotatePage(Page):
             _no_focus(cb)
             self.flags_layout.addWidget(cb)
             self.flag_checks.append(cb)
-        self.guidelines_view.show_text(project.get_setting("guidelines", "") or
-                                       "*No guidelines yet. Press Edit to write them.*")
+        self.guidelines_view.show_text(
+            project.get_setting("guidelines", "") or "*No guidelines yet. Press Edit to write them.*"
+        )
         self.session = AnnotationSession(project, mode=self.mode, split=self.split)
         self.share_spin.blockSignals(True)
         self.share_spin.setValue(int(round(self.session.consistency_share * 100)))
@@ -421,8 +458,15 @@ class AnnotatePage(Page):
 
     def _set_enabled(self, on: bool) -> None:
         self.guidelines_button.setEnabled(self.project is not None)
-        for w in (self.submit_rank, self.submit_rate, self.skip_button, self.prev_button, self.next_button,
-                  self.diff_button, *self.pair_buttons.values()):
+        for w in (
+            self.submit_rank,
+            self.submit_rate,
+            self.skip_button,
+            self.prev_button,
+            self.next_button,
+            self.diff_button,
+            *self.pair_buttons.values(),
+        ):
             w.setEnabled(on)
         self.undo_button.setEnabled(self.session is not None and self.session.can_undo)
 
@@ -463,8 +507,9 @@ class AnnotatePage(Page):
                 card.clear()
             self.rank_list.clear()
             self.comment.setText("")
-            self._show_empty("Every prompt in the queue is judged. Import or generate more, "
-                             "or go back with ◀ Previous.")
+            self._show_empty(
+                "Every prompt in the queue is judged. Import or generate more, or go back with ◀ Previous."
+            )
             self._update_progress()
             self.prev_button.setEnabled(self.session is not None and self.session.index >= 0)
             self.assist.item_shown(None)
@@ -505,7 +550,8 @@ class AnnotatePage(Page):
             self.empty_label.setText(
                 f"This prompt has {'no candidate replies' if not item.k else 'only one candidate reply'} yet: "
                 "nothing to compare. Generate candidates on the Models page (Generate candidates…) or import "
-                "replies on the Data page; Skip (S) moves on.")
+                "replies on the Data page; Skip (S) moves on."
+            )
             self.center_stack.setCurrentWidget(self.empty_label)
             for w in (self.submit_rank, self.submit_rate, self.diff_button, *self.pair_buttons.values()):
                 w.setEnabled(False)
@@ -533,8 +579,9 @@ class AnnotatePage(Page):
                 card.set_placed(rank is not None)
                 card.set_selected(False)
             self._fill_rank_list()
-            self.tie_label.setText("Tie armed: the next number ties with the previous one." if
-                                   self.builder.tie_armed else "")
+            self.tie_label.setText(
+                "Tie armed: the next number ties with the previous one." if self.builder.tie_armed else ""
+            )
         elif self.mode == "rating":
             for i in range(item.k):
                 card = self._cards[i]
@@ -674,18 +721,21 @@ class AnnotatePage(Page):
             except UserError as exc:
                 self.message.setText(str(exc))
                 return False
-            return self._changed(self._run(lambda: self.session.submit_ranking(tiers, self._flags(),
-                                                                              self.comment.text())))
+            return self._changed(
+                self._run(lambda: self.session.submit_ranking(tiers, self._flags(), self.comment.text()))
+            )
         if self.mode == "rating":
-            return self._changed(self._run(lambda: self.session.submit_ratings(dict(self.ratings), self._flags(),
-                                                                               self.comment.text())))
+            return self._changed(
+                self._run(lambda: self.session.submit_ratings(dict(self.ratings), self._flags(), self.comment.text()))
+            )
         return False
 
     def submit_pairwise(self, result: str) -> bool:
         if self.item is None or self.session is None or self.mode != "pairwise":
             return False
-        return self._changed(self._run(lambda: self.session.submit_pairwise(result, self._flags(),
-                                                                            self.comment.text())))
+        return self._changed(
+            self._run(lambda: self.session.submit_pairwise(result, self._flags(), self.comment.text()))
+        )
 
     def skip(self) -> bool:
         return self.item is not None and self._run(lambda: self.session.skip())
@@ -746,13 +796,15 @@ class AnnotatePage(Page):
             return
         summary = consistency_summary(consistency_checks(self.project))
         if not summary["checks"]:
-            self.consistency_label.setText("No re-checks yet: a share of judged items comes back blindly "
-                                           "to measure your consistency.")
+            self.consistency_label.setText(
+                "No re-checks yet: a share of judged items comes back blindly to measure your consistency."
+            )
             return
         tau = f", mean Kendall τ {summary['mean_tau']:.2f}" if summary["mean_tau"] is not None else ""
         self.consistency_label.setText(
             f"Re-checks: {summary['checks']}; you agreed with yourself on {summary['agreement']:.0%} "
-            f"(same best answer / same choice){tau}.")
+            f"(same best answer / same choice){tau}."
+        )
 
     def _on_share_changed(self, value: int) -> None:
         if self.session is not None:
@@ -792,8 +844,10 @@ class AnnotatePage(Page):
         if item is None or item.k < 2:
             return
         if self.mode == "pairwise" and item.pair is not None:
-            labels = [("A" if i == item.pair[0] else "B" if i == item.pair[1] else f"Candidate {i + 1}")
-                      for i in range(item.k)]
+            labels = [
+                ("A" if i == item.pair[0] else "B" if i == item.pair[1] else f"Candidate {i + 1}")
+                for i in range(item.k)
+            ]
             left, right = item.pair
         else:
             labels = [f"Candidate {i + 1}" for i in range(item.k)]
@@ -876,8 +930,11 @@ class AnnotatePage(Page):
         if self.mode == "ranking":
             if digit is not None:
                 if not self.builder.place(digit - 1):
-                    self.message.setText(f"Candidate {digit} is already placed or does not exist."
-                                         if digit <= self.item.k else f"There is no candidate {digit}.")
+                    self.message.setText(
+                        f"Candidate {digit} is already placed or does not exist."
+                        if digit <= self.item.k
+                        else f"There is no candidate {digit}."
+                    )
                 self._refresh_state()
                 return True
             if text in TIE_TEXTS:
@@ -925,8 +982,13 @@ class AnnotatePage(Page):
         if t == QEvent.Type.ShortcutOverride and self._is_ours(e):
             e.accept()  # our keys beat window-level shortcuts (e.g. a menu's Ctrl+Z) while we have focus
             return True
-        if t == QEvent.Type.KeyPress and e.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab) \
-                and self.mode == "rating" and self.item is not None and not self.overlay.isVisible():
+        if (
+            t == QEvent.Type.KeyPress
+            and e.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab)
+            and self.mode == "rating"
+            and self.item is not None
+            and not self.overlay.isVisible()
+        ):
             back = e.key() == Qt.Key.Key_Backtab or bool(e.modifiers() & Qt.KeyboardModifier.ShiftModifier)
             self._select(-1 if back else 1)
             return True

@@ -13,6 +13,7 @@ take over the status bar), so the GUI thread never waits for a model.
 - **Review** tab: the judgments a model that never saw them disagrees with most; Enter or a double
   click shows one again (with the expert's own judgment prefilled) to confirm or correct it.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
@@ -56,7 +57,8 @@ class AnnotateAssist(QObject):
         self.order_combo.setToolTip(
             "Which prompt comes next. Most informative first: once a few prompts are judged, a small "
             "model of your judgments picks the prompts whose ranking would teach the reward model most "
-            "(refreshed in the background every few judgments).")
+            "(refreshed in the background every few judgments)."
+        )
         self.order_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.order_combo.currentIndexChanged.connect(self._on_order_chosen)
         self.order_status = QLabel()
@@ -67,8 +69,9 @@ class AnnotateAssist(QObject):
         self.note.setWordWrap(True)
         self.note.hide()
         self.check_box = QCheckBox("Model check after each judgment")
-        self.check_box.setToolTip("After you submit (never before), say where a model of your other judgments "
-                                  "would have ranked differently.")
+        self.check_box.setToolTip(
+            "After you submit (never before), say where a model of your other judgments would have ranked differently."
+        )
         self.check_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.check_box.setChecked(True)
         self.check_box.toggled.connect(self._on_check_toggled)
@@ -77,8 +80,10 @@ class AnnotateAssist(QObject):
         self.review_button = QPushButton("Find judgments to review")
         self.review_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.review_button.clicked.connect(self.start_review)
-        self.review_status = QLabel("Judgments a model of your other judgments disagrees with most: a slip of "
-                                    "the key, or a case worth a second look. Enter or double-click shows one again.")
+        self.review_status = QLabel(
+            "Judgments a model of your other judgments disagrees with most: a slip of "
+            "the key, or a case worth a second look. Enter or double-click shows one again."
+        )
         self.review_status.setWordWrap(True)
         self.review_list = QListWidget()
         self.review_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -102,8 +107,9 @@ class AnnotateAssist(QObject):
                 from desktop.worker import JobRunner
 
                 self._own_runner = JobRunner(self, max_threads=2)
-            handle = self._own_runner.start(make_job, title, on_finished=on_finished, on_failed=self._failed,
-                                            quiet=True)
+            handle = self._own_runner.start(
+                make_job, title, on_finished=on_finished, on_failed=self._failed, quiet=True
+            )
         self._handles[key] = handle
 
     def running(self, key: str) -> bool:
@@ -195,9 +201,12 @@ class AnnotateAssist(QObject):
         self._pending_refresh = False
         self._since_refresh = 0
         split, cache, pool = session.split, self.cache, self.pool_size
-        self._run("refresh", lambda cancel: refresh_queue(project, split=split, cache=cache, pool_size=pool,
-                                                          cancel=cancel),
-                  "Ordering the queue", lambda order, p=project, s=session: self._refreshed(p, s, order))
+        self._run(
+            "refresh",
+            lambda cancel: refresh_queue(project, split=split, cache=cache, pool_size=pool, cancel=cancel),
+            "Ordering the queue",
+            lambda order, p=project, s=session: self._refreshed(p, s, order),
+        )
 
     def _refreshed(self, project, session, order) -> None:
         if project is not self.page.project or session is not self.page.session:
@@ -246,8 +255,12 @@ class AnnotateAssist(QObject):
         if not self.check_box.isChecked():
             return
         cache = self.cache
-        self._run("explain", lambda cancel: explain_judgment(project, jid, cache=cache, cancel=cancel),
-                  "Model check", lambda view, p=project, s=session: self._explained(p, s, view))
+        self._run(
+            "explain",
+            lambda cancel: explain_judgment(project, jid, cache=cache, cancel=cancel),
+            "Model check",
+            lambda view, p=project, s=session: self._explained(p, s, view),
+        )
 
     def _explained(self, project, session, view) -> None:
         if project is not self.page.project or session is not self.page.session:
@@ -266,15 +279,19 @@ class AnnotateAssist(QObject):
             return str(i + 1) if i is not None else "another"
 
         if view.kind == "pairwise":
-            said = ("the model would have chosen the other answer" if view.flipped
-                    else "the model would have chosen the same answer")
+            said = (
+                "the model would have chosen the other answer"
+                if view.flipped
+                else "the model would have chosen the same answer"
+            )
         elif view.top_differs:
             you = ", ".join(shown(r) for r in view.expert_top)
             verb = "rated" if view.kind == "rating" else "ranked"
             said = f"the model would have {verb} {shown(view.model_top)} first (you: {you})"
         elif view.flipped:
-            said = (f"the model agrees on the best one but orders {view.flipped} of your {view.pairs} pairs "
-                    "the other way")
+            said = (
+                f"the model agrees on the best one but orders {view.flipped} of your {view.pairs} pairs the other way"
+            )
         else:
             said = "the model agrees with your order"
         if short:
@@ -283,8 +300,9 @@ class AnnotateAssist(QObject):
 
     def item_shown(self, item) -> None:
         """Called after the page shows an item: the note never shows beside the prompt it is about."""
-        visible = (bool(self._note_text) and self.check_box.isChecked()
-                   and (item is None or item.prompt_id != self._note_pid))
+        visible = (
+            bool(self._note_text) and self.check_box.isChecked() and (item is None or item.prompt_id != self._note_pid)
+        )
         self.note.setText(self._note_text if visible else "")
         self.note.setVisible(visible)
 
@@ -297,8 +315,12 @@ class AnnotateAssist(QObject):
         self.review_list.clear()
         self.review_status.setText("Looking for judgments to review…")
         cache = self.cache
-        self._run("review", lambda cancel: review_list(project, limit=REVIEW_LIMIT, cache=cache, cancel=cancel),
-                  "Review list", lambda views, p=project, s=self.page.session: self._reviewed(p, s, views))
+        self._run(
+            "review",
+            lambda cancel: review_list(project, limit=REVIEW_LIMIT, cache=cache, cancel=cancel),
+            "Review list",
+            lambda views, p=project, s=self.page.session: self._reviewed(p, s, views),
+        )
 
     def _reviewed(self, project, session, views) -> None:
         if project is not self.page.project or session is not self.page.session:
@@ -310,11 +332,13 @@ class AnnotateAssist(QObject):
             return
         self.review_status.setText(
             f"{len(shown)} of {len(views)} judgments checked are worth a second look (most doubtful first; "
-            "a model fit without each one judged it). Enter or double-click shows one again.")
+            "a model fit without each one judged it). Enter or double-click shows one again."
+        )
         for v in shown:
             item = QListWidgetItem(
                 f"Prompt #{v.prompt_id} · {v.kind}: {self._view_text(session, v, short=True)} · "
-                f"model doubts {v.disagreement:.0%} of your pairs")
+                f"model doubts {v.disagreement:.0%} of your pairs"
+            )
             item.setData(Qt.ItemDataRole.UserRole, v.prompt_id)
             self.review_list.addItem(item)
 
@@ -369,8 +393,14 @@ def render_queue_screens(out_dir, project, size=(1280, 800)) -> list:
         item = page.item
         if item is not None:  # rank it, so the model check has something to say about
             for d in range(item.k - 1):
-                page.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_1 + item.k - 1 - d,
-                                             Qt.KeyboardModifier.NoModifier, str(item.k - d)))
+                page.keyPressEvent(
+                    QKeyEvent(
+                        QEvent.Type.KeyPress,
+                        Qt.Key.Key_1 + item.k - 1 - d,
+                        Qt.KeyboardModifier.NoModifier,
+                        str(item.k - d),
+                    )
+                )
             page.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Return, Qt.KeyboardModifier.NoModifier, "\r"))
             settle(lambda: idle("explain"))
         page.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_2, Qt.KeyboardModifier.NoModifier, "2"))

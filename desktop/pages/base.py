@@ -14,6 +14,7 @@
 `self.app_context` (desktop.context.AppContext) holds the job runner and settings. Pages hold no logic:
 anything beyond presentation is a core function run as a job.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional

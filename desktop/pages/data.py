@@ -4,6 +4,7 @@ The table model holds only the plaintext status rows (`proj.prompt_status()`, no
 text is decrypted when a row is painted, and kept in a bounded in-memory cache. Search is a core job
 (core.search) over decrypted text in memory, run on the worker. Locking clears all of it.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -13,9 +14,24 @@ from typing import Any, Optional
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox, QPushButton, QSplitter, QTableView,
-    QTextBrowser, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
 )
 
 from core.errors import ImportFailed
@@ -126,8 +142,9 @@ class PromptTableModel(QAbstractTableModel):
         return text
 
 
-def filter_rows(rows: list[tuple], status: str, split: str, ids: Optional[set[int]],
-                index: Optional[dict[str, list[int]]] = None) -> list[int]:
+def filter_rows(
+    rows: list[tuple], status: str, split: str, ids: Optional[set[int]], index: Optional[dict[str, list[int]]] = None
+) -> list[int]:
     """Indices of rows passing the status / split filters and (when searching) the matching ids.
 
     index: `status_index(rows)`, so a filter on 100,000 rows walks only the rows it can keep."""
@@ -248,9 +265,11 @@ class DataPage(Page):
         # core.quality counts (duplicates, degenerate outputs), from a quiet background scan
         self.quality_label = QLabel()
         self.quality_label.setWordWrap(True)
-        self.quality_label.setToolTip("Automatic checks of the candidates: copies within a prompt, and empty, "
-                                      "looping, cut-off or garbled replies. They show as tags on the Annotate "
-                                      "page's cards, where you can overrule them.")
+        self.quality_label.setToolTip(
+            "Automatic checks of the candidates: copies within a prompt, and empty, "
+            "looping, cut-off or garbled replies. They show as tags on the Annotate "
+            "page's cards, where you can overrule them."
+        )
         self._quality_handle = None
         layout.addWidget(self.quality_label)
         layout.addWidget(split, 1)
@@ -266,9 +285,11 @@ class DataPage(Page):
             return "Loading prompts…"
         if self.model.rows:
             return "No prompt matches these filters. Clear the search or choose <i>All statuses</i>."
-        return ("<b>No prompts yet.</b><br>Press <b>Import…</b> (Ctrl+I) to add prompts with candidate replies "
-                "from a JSONL, JSON or CSV file, or import prompts alone and generate replies with a local "
-                "model on the <b>Models</b> page.")
+        return (
+            "<b>No prompts yet.</b><br>Press <b>Import…</b> (Ctrl+I) to add prompts with candidate replies "
+            "from a JSONL, JSON or CSV file, or import prompts alone and generate replies with a local "
+            "model on the <b>Models</b> page."
+        )
 
     # ---- project ------------------------------------------------------------------------------------
 
@@ -291,8 +312,15 @@ class DataPage(Page):
             self.refresh()
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.search, self.in_candidates, self.search_button, self.status_filter, self.split_filter,
-                  self.import_button, self.export_button):
+        for w in (
+            self.search,
+            self.in_candidates,
+            self.search_button,
+            self.status_filter,
+            self.split_filter,
+            self.import_button,
+            self.export_button,
+        ):
             w.setEnabled(on)
 
     def refresh(self) -> None:
@@ -304,10 +332,12 @@ class DataPage(Page):
             return
         self._stale = False
         self._loading = True
-        self._load_handle = self.run_job(call_job(_load_rows, project, message="loading prompts"),
-                                         "Loading prompts",
-                                         on_finished=lambda rows, p=project: self._loaded(p, rows),
-                                         on_failed=self._load_failed)
+        self._load_handle = self.run_job(
+            call_job(_load_rows, project, message="loading prompts"),
+            "Loading prompts",
+            on_finished=lambda rows, p=project: self._loaded(p, rows),
+            on_failed=self._load_failed,
+        )
         self.empty.update()
 
     def _load_failed(self, exc: BaseException) -> None:
@@ -334,9 +364,13 @@ class DataPage(Page):
         from core.quality import quality_scan
 
         self._quality_handle = self.run_job(
-            lambda cancel: quality_scan(project, cancel=cancel), "Checking candidates",
-            on_finished=lambda report, p=project: self.quality_label.setText(report.text())
-            if p is self.project else None, quiet=True)
+            lambda cancel: quality_scan(project, cancel=cancel),
+            "Checking candidates",
+            on_finished=lambda report, p=project: (
+                self.quality_label.setText(report.text()) if p is self.project else None
+            ),
+            quiet=True,
+        )
 
     def _content_changed(self, what: str) -> None:
         """Judgments, imports, runs (an evaluation adds candidates): re-read the statuses now if shown."""
@@ -356,14 +390,20 @@ class DataPage(Page):
     def apply_filters(self) -> None:
         if self._index_rows is not self.model.rows:
             self._index, self._index_rows = status_index(self.model.rows), self.model.rows
-        shown = filter_rows(self.model.rows, self.status_filter.currentText(), self.split_filter.currentText(),
-                            self._search_ids, self._index)
+        shown = filter_rows(
+            self.model.rows,
+            self.status_filter.currentText(),
+            self.split_filter.currentText(),
+            self._search_ids,
+            self._index,
+        )
         self.model.set_shown(shown)
         total = len(self.model.rows)
         text = f"{len(shown):,} of {total:,} prompts" if len(shown) != total else f"{total:,} prompts"
         if total:
-            counts = [f"{len(self._index.get(s, [])):,} {s}" for s in ("ranked", "skipped", "flagged")
-                      if self._index.get(s)]
+            counts = [
+                f"{len(self._index.get(s, [])):,} {s}" for s in ("ranked", "skipped", "flagged") if self._index.get(s)
+            ]
             text += " · " + (" · ".join(counts) if counts else "none judged yet: rank them on the Annotate page")
         self.count.setText(text)
         self.empty.update()
@@ -385,11 +425,13 @@ class DataPage(Page):
             self._search_handle.cancel()
         project = self.project
         self._search_handle = self.run_job(
-            lambda cancel: search_prompts(project, query, responses=self.in_candidates.isChecked(),
-                                          cache=self._search_cache, cancel=cancel),
+            lambda cancel: search_prompts(
+                project, query, responses=self.in_candidates.isChecked(), cache=self._search_cache, cancel=cancel
+            ),
             "Searching",
             on_finished=lambda ids, p=project: self._search_done(p, ids),
-            on_failed=self.show_error)
+            on_failed=self.show_error,
+        )
 
     def _search_done(self, project, ids) -> None:
         if project is not self.project:
@@ -458,23 +500,32 @@ class DataPage(Page):
 
             return (yield from import_file(project, path, fmt=fmt, split=split, cancel=cancel))
 
-        return self.run_job(job, f"Importing {Path(path).name}",
-                            on_finished=self._imported, on_failed=self._import_failed,
-                            on_cancelled=lambda: self.message.setText("Import cancelled; nothing was changed."))
+        return self.run_job(
+            job,
+            f"Importing {Path(path).name}",
+            on_finished=self._imported,
+            on_failed=self._import_failed,
+            on_cancelled=lambda: self.message.setText("Import cancelled; nothing was changed."),
+        )
 
     def _imported(self, report) -> None:
         self.last_import = report
         self.message.setText(
             f"Imported {report.records:,} records: {report.prompts_added:,} new prompts, "
-            f"{report.responses_added:,} candidates, {report.judgments_added:,} judgments.")
+            f"{report.responses_added:,} candidates, {report.judgments_added:,} judgments."
+        )
         self.refresh()
         self.imported.emit(report)
 
     def _import_failed(self, exc: BaseException) -> None:
         if isinstance(exc, ImportFailed):
-            box = QMessageBox(QMessageBox.Icon.Warning, "Import rejected",
-                              f"{Path(exc.path).name}: nothing was imported. "
-                              f"{len(exc.errors)} problem(s) found:", QMessageBox.StandardButton.Ok, self)
+            box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                "Import rejected",
+                f"{Path(exc.path).name}: nothing was imported. {len(exc.errors)} problem(s) found:",
+                QMessageBox.StandardButton.Ok,
+                self,
+            )
             box.setDetailedText("\n".join(exc.errors))
             box.open()
         else:
@@ -491,14 +542,18 @@ class DataPage(Page):
     def confirm_export(self, path: str, what: str, fmt: str) -> QMessageBox:
         """Ask before writing anything in plaintext; the export starts only on Yes."""
         box = QMessageBox(
-            QMessageBox.Icon.Warning, "Export unencrypted data",
+            QMessageBox.Icon.Warning,
+            "Export unencrypted data",
             f"This writes your {what} to\n{path}\nas an ordinary, unencrypted {fmt.upper()} file. "
             "Anyone who can read that file can read the text in it.\n\nExport anyway?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.button(QMessageBox.StandardButton.Yes).setText("Export unencrypted")
-        box.finished.connect(lambda result: self.start_export(path, what, fmt)
-                             if result == QMessageBox.StandardButton.Yes else None)
+        box.finished.connect(
+            lambda result: self.start_export(path, what, fmt) if result == QMessageBox.StandardButton.Yes else None
+        )
         box.open()
         self.export_confirmation = box
         return box
@@ -513,8 +568,12 @@ class DataPage(Page):
 
             return (yield from export_data(project, path, what=what, fmt=fmt, plaintext=True, cancel=cancel))
 
-        return self.run_job(job, f"Exporting {what}", on_finished=lambda n: self._exported(path, n),
-                            on_failed=lambda e: self.show_error(e, "Export"))
+        return self.run_job(
+            job,
+            f"Exporting {what}",
+            on_finished=lambda n: self._exported(path, n),
+            on_failed=lambda e: self.show_error(e, "Export"),
+        )
 
     def _exported(self, path: str, rows: int) -> None:
         self.last_export = (path, rows)

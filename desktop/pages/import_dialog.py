@@ -3,6 +3,7 @@
 The preview (core.data.preview reads the whole file to find every error) runs on the worker; the
 import itself is started by the Data page as a job once the user confirms.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,9 +11,23 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-    QHeaderView, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton, QTableWidget,
-    QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from core.search import prompt_text
@@ -126,8 +141,9 @@ class ImportDialog(QDialog):
             self.set_path(path)
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import data", str(Path.home()),
-                                              "Data files (*.jsonl *.json *.csv);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import data", str(Path.home()), "Data files (*.jsonl *.json *.csv);;All files (*)"
+        )
         if path:
             self.set_path(path)
 
@@ -155,20 +171,28 @@ class ImportDialog(QDialog):
             yield Progress(0, None, "checking every record")
             return preview(path, limit=20, fmt=fmt)
 
-        self.handle = self.app_context.run_job(job, "Checking file", on_finished=self._show_preview,
-                                               on_failed=self._preview_failed)
+        self.handle = self.app_context.run_job(
+            job, "Checking file", on_finished=self._show_preview, on_failed=self._preview_failed
+        )
 
     def _show_preview(self, result) -> None:
         self.busy.setVisible(False)
         self.preview_result = result
         shape = SHAPES.get(result.shape, result.shape)
-        self.summary.setText(f"<b>{result.fmt.upper()}</b>, {shape}: {result.total:,} valid records"
-                             + (f", <b>{len(result.errors):,} with errors</b>" if result.errors else "")
-                             + ". The first rows:")
+        self.summary.setText(
+            f"<b>{result.fmt.upper()}</b>, {shape}: {result.total:,} valid records"
+            + (f", <b>{len(result.errors):,} with errors</b>" if result.errors else "")
+            + ". The first rows:"
+        )
         self.table.setRowCount(len(result.records))
         for r, rec in enumerate(result.records):
-            cells = (str(rec.line), _one_line(prompt_text(rec.prompt)), str(len(rec.responses)),
-                     judgment_summary(rec), rec.split or "")
+            cells = (
+                str(rec.line),
+                _one_line(prompt_text(rec.prompt)),
+                str(len(rec.responses)),
+                judgment_summary(rec),
+                rec.split or "",
+            )
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if c in (0, 2):
@@ -177,7 +201,8 @@ class ImportDialog(QDialog):
         self.errors.clear()
         if result.errors:
             self.errors_label.setText(
-                f"{len(result.errors):,} problem(s). Nothing is imported until every one is fixed:")
+                f"{len(result.errors):,} problem(s). Nothing is imported until every one is fixed:"
+            )
             self.errors.addItems(result.errors)
         self.errors_label.setVisible(bool(result.errors))
         self.errors.setVisible(bool(result.errors))

@@ -1,6 +1,7 @@
 """The Reward tab's learning curve: held-out accuracy against the number of ranked prompts, and roughly
 how many more rankings would help. The re-fits are a core job (core.training.learning_curve) on the
 worker; the newest curve is kept in the project and shown again when the project opens."""
+
 from __future__ import annotations
 
 import html
@@ -12,8 +13,10 @@ from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBox
 from desktop.charts import LiveChart
 
 SERIES = "accuracy (held out)"
-EMPTY = ("How held-out accuracy grows with your rankings. <b>Compute</b> re-fits the reward model on 25, 50, "
-         "75 and 100% of the ranked prompts (a few small fits) and says roughly how many more would help.")
+EMPTY = (
+    "How held-out accuracy grows with your rankings. <b>Compute</b> re-fits the reward model on 25, 50, "
+    "75 and 100% of the ranked prompts (a few small fits) and says roughly how many more would help."
+)
 
 
 class LearningCurveBox(QGroupBox):
@@ -23,8 +26,14 @@ class LearningCurveBox(QGroupBox):
         self.handle = None
         self.curve = None
         layout = QVBoxLayout(self)
-        self.chart = LiveChart([SERIES], title="Accuracy vs ranked prompts", xlabel="ranked prompts",
-                               empty_text=EMPTY, styles={SERIES: {"marker": "o"}}, hlines=(0.9,))
+        self.chart = LiveChart(
+            [SERIES],
+            title="Accuracy vs ranked prompts",
+            xlabel="ranked prompts",
+            empty_text=EMPTY,
+            styles={SERIES: {"marker": "o"}},
+            hlines=(0.9,),
+        )
         self.chart.canvas.setMinimumHeight(150)
         self.chart.setMaximumHeight(210)  # the runs list above keeps its room
         self.chart.empty_label.setMinimumHeight(120)
@@ -35,8 +44,10 @@ class LearningCurveBox(QGroupBox):
         layout.addWidget(self.advice)
         row = QHBoxLayout()
         self.button = QPushButton("Compute learning curve")
-        self.button.setToolTip("Re-fit the reward model (Quick settings) on growing shares of your ranked prompts "
-                               "and measure each on the held-out prompts. Nothing but the figures is kept.")
+        self.button.setToolTip(
+            "Re-fit the reward model (Quick settings) on growing shares of your ranked prompts "
+            "and measure each on the held-out prompts. Nothing but the figures is kept."
+        )
         self.button.clicked.connect(lambda: self.compute())
         row.addWidget(self.button)
         row.addStretch(1)
@@ -73,10 +84,13 @@ class LearningCurveBox(QGroupBox):
         self.chart.clear()
         self.advice.setText("Re-fitting the reward model on 25, 50, 75 and 100% of your ranked prompts…")
         self.handle = self.tab.page.run_job(
-            job, "Learning curve", on_progress=self.tab._guard(self._on_progress),
+            job,
+            "Learning curve",
+            on_progress=self.tab._guard(self._on_progress),
             on_finished=self.tab._guard(self.show_curve),
             on_failed=self.tab._guard(lambda e: self.advice.setText(html.escape(error_text(e)))),
-            on_cancelled=self.tab._guard(lambda: self.advice.setText("Cancelled.")))
+            on_cancelled=self.tab._guard(lambda: self.advice.setText("Cancelled.")),
+        )
         self.handle.done.connect(self.update_button)
         self.update_button()
         return self.handle

@@ -4,6 +4,7 @@ The list of model folders is an encrypted project setting ("models"; paths can n
 Everything that touches a model (validating a folder, counting its parameters for the memory estimate,
 generation) runs as a job (core.ops.models) on the worker: the GUI thread never imports a model.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,19 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
-    QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from core.ops.format import fmt_bytes, fmt_params
@@ -74,27 +86,38 @@ def export_folder(chosen: str | Path, project, run_id: int) -> Path:
     return target
 
 
-def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
-                     on_started: Callable[[Any], None], on_status: Callable[[str], None]) -> QMessageBox:
+def ask_export_model(
+    parent: QWidget,
+    page: Page,
+    project,
+    run_id: int,
+    on_started: Callable[[Any], None],
+    on_status: Callable[[str], None],
+) -> QMessageBox:
     """A warning first (the export is unencrypted); on yes, a folder; then the export runs as a job.
 
     Returns the (open, non-blocking) message box; its `yes` button confirms.
     """
-    box = QMessageBox(QMessageBox.Icon.Warning, "Export model",
-                      f"Export the tuned model of run {run_id} as a standard Hugging Face folder?\n\n"
-                      "The weights are written unencrypted, outside the project. Anyone who can read that "
-                      "folder can use the model, and a model can reveal parts of its training data.\n\n"
-                      "You then choose a folder: the model goes into it if it is empty, else into a new "
-                      f"\u201c{export_folder_name(project, run_id)}\u201d folder inside it.",
-                      QMessageBox.StandardButton.Cancel, parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Warning,
+        "Export model",
+        f"Export the tuned model of run {run_id} as a standard Hugging Face folder?\n\n"
+        "The weights are written unencrypted, outside the project. Anyone who can read that "
+        "folder can use the model, and a model can reveal parts of its training data.\n\n"
+        "You then choose a folder: the model goes into it if it is empty, else into a new "
+        f"\u201c{export_folder_name(project, run_id)}\u201d folder inside it.",
+        QMessageBox.StandardButton.Cancel,
+        parent,
+    )
     box.yes = box.addButton("Export unencrypted…", QMessageBox.ButtonRole.AcceptRole)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
 
     def confirmed(button) -> None:
         if button is not box.yes:
             return
-        chosen = QFileDialog.getExistingDirectory(parent, "Export the model into (a new folder is made here "
-                                                  "unless this one is empty)", str(Path.home()))
+        chosen = QFileDialog.getExistingDirectory(
+            parent, "Export the model into (a new folder is made here unless this one is empty)", str(Path.home())
+        )
         if not chosen:
             return
         folder = str(export_folder(chosen, project, run_id))
@@ -104,10 +127,14 @@ def ask_export_model(parent: QWidget, page: Page, project, run_id: int,
             on_status(error_text(exc))
             page.show_error(exc, "Export model")
 
-        on_started(page.run_job(
-            export_job(project, run_id, folder),
-            "Exporting model", on_finished=lambda out: on_status(f"Exported run {run_id} to {out}."),
-            on_failed=failed))
+        on_started(
+            page.run_job(
+                export_job(project, run_id, folder),
+                "Exporting model",
+                on_finished=lambda out: on_status(f"Exported run {run_id} to {out}."),
+                on_failed=failed,
+            )
+        )
 
     box.buttonClicked.connect(confirmed)
     box.open()
@@ -131,9 +158,11 @@ class ModelsPage(Page):
 
         layout = QVBoxLayout(self)
         head = QLabel("<h2>Models</h2>")
-        intro = QLabel("Local Hugging Face model folders this project uses: to generate candidates, as the base "
-                       "of a reward model, or as the policy to fine-tune. Memory is estimated from the "
-                       "config, without loading the weights.")
+        intro = QLabel(
+            "Local Hugging Face model folders this project uses: to generate candidates, as the base "
+            "of a reward model, or as the policy to fine-tune. Memory is estimated from the "
+            "config, without loading the weights."
+        )
         intro.setWordWrap(True)
         layout.addWidget(head)
         layout.addWidget(intro)
@@ -165,10 +194,13 @@ class ModelsPage(Page):
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.itemDoubleClicked.connect(lambda *_: self.open_generate_dialog())
-        self.table_empty = EmptyState(self.table, "<b>No models yet.</b><br>Press <b>Add model folder…</b> and "
-                                                  "choose a local Hugging Face folder (config.json, weights, "
-                                                  "tokenizer): it generates candidates and is the base you "
-                                                  "fine-tune.")
+        self.table_empty = EmptyState(
+            self.table,
+            "<b>No models yet.</b><br>Press <b>Add model folder…</b> and "
+            "choose a local Hugging Face folder (config.json, weights, "
+            "tokenizer): it generates candidates and is the base you "
+            "fine-tune.",
+        )
 
         tuned_box = QGroupBox("Trained in this project (encrypted checkpoints)")
         tv = QVBoxLayout(tuned_box)
@@ -184,13 +216,17 @@ class ModelsPage(Page):
             th.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
         th.setStretchLastSection(True)
         self.tuned.itemSelectionChanged.connect(self._update_buttons)
-        self.tuned_empty = EmptyState(self.tuned, "Nothing trained yet. Reward models and tuned policies from the "
-                                                  "<b>Train</b> page appear here; select a policy run to export it.")
+        self.tuned_empty = EmptyState(
+            self.tuned,
+            "Nothing trained yet. Reward models and tuned policies from the "
+            "<b>Train</b> page appear here; select a policy run to export it.",
+        )
         tv.addWidget(self.tuned)
         trow = QHBoxLayout()
         self.export_button = QPushButton("Export model…")
-        self.export_button.setToolTip("Write the selected policy run's tuned model as a Hugging Face folder "
-                                      "(unencrypted; you are asked first).")
+        self.export_button.setToolTip(
+            "Write the selected policy run's tuned model as a Hugging Face folder (unencrypted; you are asked first)."
+        )
         self.export_button.clicked.connect(lambda: self.export_selected())
         trow.addWidget(self.export_button)
         trow.addStretch(1)
@@ -208,8 +244,10 @@ class ModelsPage(Page):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
-        self.note = QLabel("Inference: weights plus KV cache at a moderate batch. Training: weights, gradients "
-                           "and AdamW state for a full fine-tune (LoRA needs far less). Free: on that device now.")
+        self.note = QLabel(
+            "Inference: weights plus KV cache at a moderate batch. Training: weights, gradients "
+            "and AdamW state for a full fine-tune (LoRA needs far less). Free: on that device now."
+        )
         self.note.setWordWrap(True)
         layout.addWidget(self.note)
         self._update_buttons()
@@ -255,9 +293,12 @@ class ModelsPage(Page):
         epoch = self._epoch
         self.status.setText("Estimating memory…")
         paths = list(self.paths)
-        self.run_job(ml_job(lambda cancel: describe_models_job(paths, cancel)), "Estimating model memory",
-                     on_finished=lambda info: self._described(epoch, info),
-                     on_failed=lambda e: self._failed(epoch, e))
+        self.run_job(
+            ml_job(lambda cancel: describe_models_job(paths, cancel)),
+            "Estimating model memory",
+            on_finished=lambda info: self._described(epoch, info),
+            on_failed=lambda e: self._failed(epoch, e),
+        )
 
     def _described(self, epoch: int, info: dict) -> None:
         if epoch != self._epoch:
@@ -274,8 +315,9 @@ class ModelsPage(Page):
     # ---- add / remove ----------------------------------------------------------------------------------
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Model folder (config.json, weights, tokenizer)",
-                                                  str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(
+            self, "Model folder (config.json, weights, tokenizer)", str(Path.home())
+        )
         if folder:
             self.add_model(folder)
 
@@ -286,10 +328,13 @@ class ModelsPage(Page):
         epoch = self._epoch
         self.status.setText(f"Checking {Path(folder).name}…")
         self.add_button.setEnabled(False)
-        return self.run_job(ml_job(lambda cancel: validate_model_job(folder, cancel)), "Checking model folder",
-                            on_finished=lambda info: self._added(epoch, info),
-                            on_failed=lambda e: self._add_failed(epoch, e),
-                            on_cancelled=lambda: self.add_button.setEnabled(self.project is not None))
+        return self.run_job(
+            ml_job(lambda cancel: validate_model_job(folder, cancel)),
+            "Checking model folder",
+            on_finished=lambda info: self._added(epoch, info),
+            on_failed=lambda e: self._add_failed(epoch, e),
+            on_cancelled=lambda: self.add_button.setEnabled(self.project is not None),
+        )
 
     def _added(self, epoch: int, info: dict) -> None:
         self.add_button.setEnabled(self.project is not None)
@@ -300,8 +345,10 @@ class ModelsPage(Page):
         self.paths = registered_models(self.project)
         self._fill()
         self._select(info["path"])
-        self.status.setText(f"Added {Path(info['path']).name}: {fmt_params(info['parameters'])} parameters on "
-                            f"{info['device']} ({info['dtype']}).")
+        self.status.setText(
+            f"Added {Path(info['path']).name}: {fmt_params(info['parameters'])} parameters on "
+            f"{info['device']} ({info['dtype']})."
+        )
         self.models_changed.emit(list(self.paths))
 
     def _add_failed(self, epoch: int, exc: BaseException) -> None:
@@ -329,8 +376,9 @@ class ModelsPage(Page):
 
         if self.project is None:
             return None
-        dialog = GenerateDialog(self.app_context, self.project, self.paths, model=self.selected_path(),
-                                prompt_ids=prompt_ids, parent=self)
+        dialog = GenerateDialog(
+            self.app_context, self.project, self.paths, model=self.selected_path(), prompt_ids=prompt_ids, parent=self
+        )
         dialog.model_used.connect(self._generated_with)
         dialog.generated.connect(lambda report: self.candidates_added.emit(report) if report.added else None)
         self.generate_dialog = dialog
@@ -374,9 +422,17 @@ class ModelsPage(Page):
             elif "error" in info:
                 cells = [Path(path).name, "unreadable", "", "", "", "", "", "", path]
             else:
-                cells = [Path(path).name, info["model_type"], fmt_params(info["parameters"]), info["device"],
-                         info["dtype"], fmt_bytes(info["memory_bytes"]), fmt_bytes(info["memory_training_bytes"]),
-                         fmt_bytes(info["available_bytes"]), path]
+                cells = [
+                    Path(path).name,
+                    info["model_type"],
+                    fmt_params(info["parameters"]),
+                    info["device"],
+                    info["dtype"],
+                    fmt_bytes(info["memory_bytes"]),
+                    fmt_bytes(info["memory_training_bytes"]),
+                    fmt_bytes(info["available_bytes"]),
+                    path,
+                ]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if c == 0:
@@ -414,8 +470,16 @@ class ModelsPage(Page):
             arts = self.project.artifacts(run.id)
             ckpt = ", ".join(f"{a.name} {fmt_bytes(a.size)}" for a in arts if a.name != "data")
             steps = s.get("steps")
-            cells = [str(run.id), "reward model" if run.kind == "reward" else "policy", method, Path(base).name,
-                     run.status, "" if steps is None else f"{steps:,}", result, ckpt]
+            cells = [
+                str(run.id),
+                "reward model" if run.kind == "reward" else "policy",
+                method,
+                Path(base).name,
+                run.status,
+                "" if steps is None else f"{steps:,}",
+                result,
+                ckpt,
+            ]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col == 0:
@@ -446,8 +510,9 @@ class ModelsPage(Page):
         sel = self.selected_tuned()
         if self.project is None or sel is None or sel[1] != "policy":
             return None
-        self.export_confirm = ask_export_model(self, self, self.project, sel[0],
-                                               lambda h: setattr(self, "export_handle", h), self._status_if_open)
+        self.export_confirm = ask_export_model(
+            self, self, self.project, sel[0], lambda h: setattr(self, "export_handle", h), self._status_if_open
+        )
         return self.export_confirm
 
     def _status_if_open(self, text: str) -> None:

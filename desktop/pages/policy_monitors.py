@@ -5,6 +5,7 @@ All figures and the warning rule come from core.training.monitors (the CLI uses 
 check's sampling, storage and agreement are core jobs (core.training.expert_check) run on the worker.
 This module only places them on screen.
 """
+
 from __future__ import annotations
 
 import html
@@ -17,8 +18,9 @@ from core.training import monitors as M
 from desktop.charts import LiveChart
 from desktop.pages.evaluate import BlindJudgeView
 
-BANNER_STYLE = ("QLabel { background: #fbeaea; color: #7a1f1f; border: 1px solid #d9534f; border-radius: 4px;"
-                " padding: 6px; }")
+BANNER_STYLE = (
+    "QLabel { background: #fbeaea; color: #7a1f1f; border: 1px solid #d9534f; border-radius: 4px; padding: 6px; }"
+)
 CHECK_PROMPTS = 8
 
 
@@ -28,13 +30,18 @@ class MonitorsPanel:
     def __init__(self, tab):
         self.tab = tab
         self.length_chart = LiveChart(
-            [M.LENGTH_RATIO], title="Reply length vs the base (×)", hlines=(1.0,),
-            empty_text="Reply length against the base model's (1.0 = as long) appears with the first step.")
+            [M.LENGTH_RATIO],
+            title="Reply length vs the base (×)",
+            hlines=(1.0,),
+            empty_text="Reply length against the base model's (1.0 = as long) appears with the first step.",
+        )
         self.share_chart = LiveChart(
-            [M.TRUNCATED, M.AGREEMENT], title="Cut off · agreement with you",
+            [M.TRUNCATED, M.AGREEMENT],
+            title="Cut off · agreement with you",
             styles={M.AGREEMENT: {"marker": "o", "linestyle": "--"}},
             empty_text="The share of replies cut off at the token limit appears with the first step; "
-                       "<b>Check with the expert…</b> adds how often the reward model agrees with you.")
+            "<b>Check with the expert…</b> adds how often the reward model agrees with you.",
+        )
         for chart in self.charts():
             chart.canvas.setMinimumHeight(130)
         self.banner = QLabel("")
@@ -47,7 +54,8 @@ class MonitorsPanel:
         self.check_button.setToolTip(
             f"Rank {CHECK_PROMPTS} of the policy's fresh replies against the base model's, blind. Your choices are "
             "ordinary judgments (they teach the next reward model) and show how often the reward model "
-            "agrees with you on the policy's new replies.")
+            "agrees with you on the policy's new replies."
+        )
         self.check_button.clicked.connect(lambda: self.tab.check_with_expert())
         self.watch = M.Watch()
         self.run_id: Optional[int] = None
@@ -63,9 +71,10 @@ class MonitorsPanel:
         self.run_id = run_id
         cfg = run_config or {}
         proj = self.tab.project
-        self.watch = M.Watch(kl_target=M.kl_target_of(cfg) if cfg else None,
-                             reference_accuracy=M.reference_accuracy(proj, cfg.get("reward_run"))
-                             if proj is not None and cfg else None)
+        self.watch = M.Watch(
+            kl_target=M.kl_target_of(cfg) if cfg else None,
+            reference_accuracy=M.reference_accuracy(proj, cfg.get("reward_run")) if proj is not None and cfg else None,
+        )
         self._show_warnings()
 
     def add(self, step: float, metrics: dict[str, float]) -> None:
@@ -85,8 +94,11 @@ class MonitorsPanel:
     def _show_warnings(self) -> None:
         warnings = self.watch.warnings
         self.banner.setVisible(bool(warnings))
-        self.banner.setText("".join(f"<p style='margin:2px'><b>⚠ {html.escape(w.title)}</b> {html.escape(w.advice)}"
-                                    "</p>" for w in warnings))
+        self.banner.setText(
+            "".join(
+                f"<p style='margin:2px'><b>⚠ {html.escape(w.title)}</b> {html.escape(w.advice)}</p>" for w in warnings
+            )
+        )
 
     def figures_text(self) -> str:
         return self.watch.summary_line()
@@ -121,8 +133,10 @@ class CheckJudgeView(BlindJudgeView):
     def _show(self, item) -> None:
         super()._show(item)
         if item is None:
-            self.done_label.setText("<h3>Every pair of this check is judged.</h3>Press Done (Esc): the reward "
-                                    "model's agreement with your choices appears on the Policy tab.")
+            self.done_label.setText(
+                "<h3>Every pair of this check is judged.</h3>Press Done (Esc): the reward "
+                "model's agreement with your choices appears on the Policy tab."
+            )
 
     def submit(self, result: str) -> bool:
         import time
@@ -132,8 +146,14 @@ class CheckJudgeView(BlindJudgeView):
         if self.item is None or self.project is None:
             return False
         flags = tuple(t for t, c in zip(self.tags, self.flag_checks) if c.isChecked())
-        jid = record_check(self.project, self.item, result, flags=flags, comment=self.comment.text().strip(),
-                           seconds=round(time.monotonic() - self.shown_at, 3))
+        jid = record_check(
+            self.project,
+            self.item,
+            result,
+            flags=flags,
+            comment=self.comment.text().strip(),
+            seconds=round(time.monotonic() - self.shown_at, 3),
+        )
         self._undo.append((jid, self.item))
         self._reload()
         self.judged.emit()

@@ -1,5 +1,6 @@
 """One candidate on the Annotate page: its number (or A/B), where it stands (rank, side, rating),
 rating buttons 1-7 and the text (Markdown, scrolls). The origin is never shown: judging is blind."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -12,8 +13,13 @@ from core.annotation import RATING_MAX, RATING_MIN
 from desktop.widgets.markdown_view import MarkdownView
 
 # Badge colours (background, text); fixed so they read the same in light and dark themes.
-TONES = {"rank": ("#2f6fce", "#ffffff"), "tie": ("#8a55c9", "#ffffff"), "good": ("#2e8b46", "#ffffff"),
-         "bad": ("#b23b3b", "#ffffff"), "neutral": ("#5f6670", "#ffffff")}
+TONES = {
+    "rank": ("#2f6fce", "#ffffff"),
+    "tie": ("#8a55c9", "#ffffff"),
+    "good": ("#2e8b46", "#ffffff"),
+    "bad": ("#b23b3b", "#ffffff"),
+    "neutral": ("#5f6670", "#ffffff"),
+}
 
 
 class CandidateCard(QFrame):
@@ -72,7 +78,8 @@ class CandidateCard(QFrame):
         self.overrule_button.setToolTip("The automatic check was wrong about this candidate: remove its tag")
         self.overrule_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.overrule_button.clicked.connect(
-            lambda: [self.overruled.emit(self.index, t) for t in list(self._quality_tags)])
+            lambda: [self.overruled.emit(self.index, t) for t in list(self._quality_tags)]
+        )
         self.quality_row = QWidget()
         qrow = QHBoxLayout(self.quality_row)
         qrow.setContentsMargins(0, 0, 0, 0)

@@ -1,5 +1,6 @@
 """Two candidates as a word-level diff (difflib), rendered to HTML: removed words struck through in
 red, added words in green."""
+
 from __future__ import annotations
 
 import difflib
@@ -65,8 +66,12 @@ class DiffView(QWidget):
         top.addWidget(self.right)
         top.addStretch(1)
         top.addWidget(self.similarity)
-        top.addWidget(QLabel('<span style="color:#b03030">removed</span> · '
-                             '<span style="color:#2a7a2a">added</span> · D or Esc to close'))
+        top.addWidget(
+            QLabel(
+                '<span style="color:#b03030">removed</span> · '
+                '<span style="color:#2a7a2a">added</span> · D or Esc to close'
+            )
+        )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)

@@ -6,6 +6,7 @@ The label sits on the view's viewport, shown while the model has no rows (it fol
 and resets) and hidden as soon as one arrives. `text` may be a callable, asked each time the view
 becomes empty (e.g. "no prompt matches these filters" when the project does have prompts).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Union

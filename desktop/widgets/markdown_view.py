@@ -1,4 +1,5 @@
 """A read-only view of Markdown (code blocks included) or chat messages shown as a dialogue."""
+
 from __future__ import annotations
 
 from typing import Optional

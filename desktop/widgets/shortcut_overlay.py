@@ -1,4 +1,5 @@
 """A translucent overlay over its parent listing every shortcut; any key or click closes it."""
+
 from __future__ import annotations
 
 import html
@@ -35,13 +36,17 @@ class ShortcutOverlay(QWidget):
             for title, entries in col:
                 rows.append(f'<tr><td colspan="2" style="padding-top:8px"><b>{html.escape(title)}</b></td></tr>')
                 for keys, what in entries:
-                    rows.append(f'<tr><td style="padding-right:14px; font-family:monospace">'
-                                f'{html.escape(keys)}</td><td>{html.escape(what)}</td></tr>')
+                    rows.append(
+                        f'<tr><td style="padding-right:14px; font-family:monospace">'
+                        f"{html.escape(keys)}</td><td>{html.escape(what)}</td></tr>"
+                    )
             cells.append('<table cellspacing="2">' + "".join(rows) + "</table>")
         self.label.setText(
             '<h3 style="margin:0">Keyboard shortcuts</h3>'
-            '<table><tr>' + "".join(f'<td valign="top" style="padding-right:28px">{c}</td>' for c in cells)
-            + '</tr></table><p style="color:gray">Press any key to close.</p>')
+            "<table><tr>"
+            + "".join(f'<td valign="top" style="padding-right:28px">{c}</td>' for c in cells)
+            + '</tr></table><p style="color:gray">Press any key to close.</p>'
+        )
 
     def open(self) -> None:
         self.setGeometry(self.parentWidget().rect())

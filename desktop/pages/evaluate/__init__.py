@@ -11,10 +11,17 @@ and its word count. `set_project(None)` clears every view that shows decrypted t
     page        EvaluatePage: choosing runs, preparing a blind set, results, comparison of training curves
     screens     the page's screenshots
 """
+
 from desktop.pages.evaluate.judge_view import BlindJudgeView
 from desktop.pages.evaluate.page import EvaluatePage, run_label
 from desktop.pages.evaluate.results import ResultsCanvas
 from desktop.pages.evaluate.screens import render_evaluate_screens, render_judge_screen
 
-__all__ = ["BlindJudgeView", "EvaluatePage", "ResultsCanvas", "render_evaluate_screens", "render_judge_screen",
-           "run_label"]
+__all__ = [
+    "BlindJudgeView",
+    "EvaluatePage",
+    "ResultsCanvas",
+    "render_evaluate_screens",
+    "render_judge_screen",
+    "run_label",
+]

@@ -1,4 +1,5 @@
 """The blind judging view: one pair at a time, keyboard first; never shows where a reply came from."""
+
 from __future__ import annotations
 
 import time
@@ -23,8 +24,12 @@ from desktop.widgets.markdown_view import MarkdownView
 
 
 PAIR_KEYS = {Qt.Key.Key_A: "a", Qt.Key.Key_B: "b", Qt.Key.Key_T: "tie", Qt.Key.Key_X: "both_bad"}
-PAIR_BUTTONS = (("a", "A is better  (A)"), ("b", "B is better  (B)"), ("tie", "Tie  (T)"),
-                ("both_bad", "Both bad  (X)"))
+PAIR_BUTTONS = (
+    ("a", "A is better  (A)"),
+    ("b", "B is better  (B)"),
+    ("tie", "Tie  (T)"),
+    ("both_bad", "Both bad  (X)"),
+)
 MAX_FLAG_KEYS = 9
 
 
@@ -177,8 +182,9 @@ class BlindJudgeView(QWidget):
         if item is None:
             self.progress.setText(f"<b>All {self.total} blind pairs judged</b>")
         else:
-            self.progress.setText(f"<b>Blind pair {min(judged + 1, self.total)} of {self.total}</b> · "
-                                  f"{len(self.queue)} left")
+            self.progress.setText(
+                f"<b>Blind pair {min(judged + 1, self.total)} of {self.total}</b> · {len(self.queue)} left"
+            )
         has = item is not None
         for w in (self.prompt_box, self.flags_widget, self.card_a, self.card_b, *self.buttons.values()):
             w.setVisible(has)
@@ -188,8 +194,9 @@ class BlindJudgeView(QWidget):
             self.prompt_view.clear()
             self.card_a.clear()
             self.card_b.clear()
-            self.done_label.setText("<h3>Every blind pair of this evaluation is judged.</h3>"
-                                    "Go back to see the results (Esc).")
+            self.done_label.setText(
+                "<h3>Every blind pair of this evaluation is judged.</h3>Go back to see the results (Esc)."
+            )
             return
         self.prompt_view.show_prompt(self.project.prompt(item.prompt_id).prompt)
         self.card_a.set_candidate(0, self.project.response(item.a).text, label="A")
@@ -202,8 +209,14 @@ class BlindJudgeView(QWidget):
         if self.item is None or self.project is None:
             return False
         flags = tuple(t for t, c in zip(self.tags, self.flag_checks) if c.isChecked())
-        jid = record_evaluation(self.project, self.item, result, flags=flags, comment=self.comment.text().strip(),
-                                seconds=round(time.monotonic() - self.shown_at, 3))
+        jid = record_evaluation(
+            self.project,
+            self.item,
+            result,
+            flags=flags,
+            comment=self.comment.text().strip(),
+            seconds=round(time.monotonic() - self.shown_at, 3),
+        )
         self._undo.append((jid, self.item))
         self._reload()
         self.judged.emit()

@@ -1,4 +1,5 @@
 """The Evaluate page: runs to evaluate, the blind judging view, results and the comparison of training curves."""
+
 from __future__ import annotations
 
 import time
@@ -90,8 +91,10 @@ class EvaluatePage(Page):
         self.max_tokens.setSpecialValueText("as trained")
         self.max_tokens.setToolTip("Most tokens per answer (default: the policy run's own limit)")
         self.prepare_button = QPushButton("Prepare blind set")
-        self.prepare_button.setToolTip("Generate one answer per held-out prompt from the base and from the "
-                                       "tuned model, and queue them as blind pairs")
+        self.prepare_button.setToolTip(
+            "Generate one answer per held-out prompt from the base and from the "
+            "tuned model, and queue them as blind pairs"
+        )
         self.prepare_button.clicked.connect(self.prepare)
 
         row1 = QHBoxLayout()
@@ -149,10 +152,12 @@ class EvaluatePage(Page):
         self.metric_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.metric_combo.setMinimumContentsLength(12)
         self.metric_combo.currentIndexChanged.connect(self._draw_curves)
-        self.curves = LiveChart(title="", xlabel="step",
-                                empty_text="Tick runs on the left to overlay their training curves here.")
-        self.run_list_empty = EmptyState(self.run_list, "No training runs yet: reward-model and policy runs "
-                                                        "from the Train page appear here.")
+        self.curves = LiveChart(
+            title="", xlabel="step", empty_text="Tick runs on the left to overlay their training curves here."
+        )
+        self.run_list_empty = EmptyState(
+            self.run_list, "No training runs yet: reward-model and policy runs from the Train page appear here."
+        )
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -202,8 +207,9 @@ class EvaluatePage(Page):
     def wait_idle(self, timeout_s: float = 30.0) -> None:
         """Process events until the page's job has ended (screenshots and tests)."""
         deadline = time.monotonic() + timeout_s
-        while (self._refresh_wanted or (self.handle is not None and self.handle.running)) \
-                and time.monotonic() < deadline:
+        while (
+            self._refresh_wanted or (self.handle is not None and self.handle.running)
+        ) and time.monotonic() < deadline:
             QApplication.processEvents()
             time.sleep(0.01)
         QApplication.processEvents()
@@ -251,8 +257,10 @@ class EvaluatePage(Page):
         self._fill_evals(select_eval)
         self._fill_run_list()
         if not policy_runs:
-            self.summary.setText("No policy runs yet. Train a policy (Train page), then prepare a blind set "
-                                 "here to compare it with its base model.")
+            self.summary.setText(
+                "No policy runs yet. Train a policy (Train page), then prepare a blind set "
+                "here to compare it with its base model."
+            )
 
     def _fill_evals(self, select_eval: Optional[int] = None) -> None:
         self.eval_combo.blockSignals(True)
@@ -285,8 +293,10 @@ class EvaluatePage(Page):
             return
         if ev is None:
             if self.selected_policy() is not None:
-                self.summary.setText("This policy run has no evaluation yet. Choose how many held-out prompts "
-                                     "to use and press <b>Prepare blind set</b>.")
+                self.summary.setText(
+                    "This policy run has no evaluation yet. Choose how many held-out prompts "
+                    "to use and press <b>Prepare blind set</b>."
+                )
             self._update_buttons()
             return
         self.show_report(self._quick_report(ev))
@@ -343,8 +353,11 @@ class EvaluatePage(Page):
     # ---- preparing --------------------------------------------------------------------------------------
 
     def eval_settings(self) -> EvalSettings:
-        return EvalSettings(max_new_tokens=self.max_tokens.value(), temperature=self.temperature.value(),
-                            max_prompts=self.max_prompts.value())
+        return EvalSettings(
+            max_new_tokens=self.max_tokens.value(),
+            temperature=self.temperature.value(),
+            max_prompts=self.max_prompts.value(),
+        )
 
     def prepare(self, seed: Optional[int] = None):
         """Start the blind-set job for the chosen policy run; returns the job handle."""
@@ -354,8 +367,11 @@ class EvaluatePage(Page):
         proj, settings = self.project, self.eval_settings()
         self.handle = self.run_job(
             lambda cancel: prepare_blind_eval(proj, run_id, cancel=cancel, seed=seed, settings=settings),
-            "Preparing the blind set", on_finished=self._on_prepared, on_failed=self._on_failed,
-            on_cancelled=self._on_job_cancelled)
+            "Preparing the blind set",
+            on_finished=self._on_prepared,
+            on_failed=self._on_failed,
+            on_cancelled=self._on_job_cancelled,
+        )
         self._follow(self.handle)
         return self.handle
 
@@ -416,9 +432,13 @@ class EvaluatePage(Page):
             self._refresh_wanted = True  # once the running job ends
             return None
         proj = self.project
-        self.handle = self.run_job(lambda cancel: R.build_report(proj, ev, cancel=cancel), "Building the report",
-                                   on_finished=lambda rep, ev=ev: self._on_report(rep, ev), on_failed=self._on_failed,
-                                   on_cancelled=self._on_job_cancelled)
+        self.handle = self.run_job(
+            lambda cancel: R.build_report(proj, ev, cancel=cancel),
+            "Building the report",
+            on_finished=lambda rep, ev=ev: self._on_report(rep, ev),
+            on_failed=self._on_failed,
+            on_cancelled=self._on_job_cancelled,
+        )
         self._follow(self.handle)
         return self.handle
 
@@ -454,9 +474,13 @@ class EvaluatePage(Page):
         if self.project is None or ev is None:
             return None
         proj = self.project
-        self.handle = self.run_job(lambda cancel: R.export_report(proj, ev, folder, cancel=cancel),
-                                   "Exporting the report", on_finished=self._on_exported, on_failed=self._on_failed,
-                                   on_cancelled=self._on_job_cancelled)
+        self.handle = self.run_job(
+            lambda cancel: R.export_report(proj, ev, folder, cancel=cancel),
+            "Exporting the report",
+            on_finished=self._on_exported,
+            on_failed=self._on_failed,
+            on_cancelled=self._on_job_cancelled,
+        )
         self._follow(self.handle)
         return self.handle
 
@@ -480,8 +504,11 @@ class EvaluatePage(Page):
         self._refresh_curves()
 
     def checked_runs(self) -> list[int]:
-        return [self.run_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.run_list.count())
-                if self.run_list.item(i).checkState() == Qt.CheckState.Checked]
+        return [
+            self.run_list.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.run_list.count())
+            if self.run_list.item(i).checkState() == Qt.CheckState.Checked
+        ]
 
     def set_compared_runs(self, run_ids: list[int], metric: Optional[str] = None) -> None:
         self.run_list.blockSignals(True)

@@ -1,4 +1,5 @@
 """The results charts: the exported report's drawing functions on one canvas."""
+
 from __future__ import annotations
 
 from typing import Optional

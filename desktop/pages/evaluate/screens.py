@@ -1,4 +1,5 @@
 """Screenshots of the Evaluate page (make screenshots, bench/eval_loop.py): drawn from the real page."""
+
 from __future__ import annotations
 
 import time
@@ -43,8 +44,9 @@ def render_judge_screen(out_dir, project, eval_run: int, size=(1280, 800)) -> Pa
     return path
 
 
-def render_evaluate_screens(out_dir, project, eval_run: int, compare_runs=(), metric: Optional[str] = None,
-                            size=(1280, 800)) -> list[Path]:
+def render_evaluate_screens(
+    out_dir, project, eval_run: int, compare_runs=(), metric: Optional[str] = None, size=(1280, 800)
+) -> list[Path]:
     """Save `evaluate.png` (results) and `evaluate_compare.png` (training curves of `compare_runs`)
     from the real page. Records nothing."""
     out = Path(out_dir)

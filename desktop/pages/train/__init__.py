@@ -10,6 +10,7 @@ on the worker (desktop.worker). The page only turns Progress events into chart p
     policy_tab    the Policy tab (monitors, expert check, export)
     page          TrainPage, the two tabs together
 """
+
 from desktop.pages.train.page import TrainPage
 from desktop.pages.train.policy_tab import PolicyTab
 from desktop.pages.train.reward_tab import RewardTab

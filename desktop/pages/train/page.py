@@ -1,4 +1,5 @@
 """The Train page: the Reward model and Policy tabs; jobs run with transformers imported first."""
+
 from __future__ import annotations
 
 from typing import Optional

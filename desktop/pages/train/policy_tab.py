@@ -1,13 +1,26 @@
 """The Policy tab: algorithm, base model, reward run and preset, pre-flight with suggestions, training with
 live charts and samples, the reward-hacking monitors, the expert check and export."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-    QMessageBox, QPushButton, QSplitter, QTableWidget, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from core.jobs import Progress
@@ -17,8 +30,19 @@ from desktop.config_form import ConfigDialog, changed_fields
 from desktop.pages.base import error_text
 from desktop.pages.models import ask_export_model, registered_models
 from desktop.pages.train.run_controls import (
-    ALGORITHMS, OK_STYLE, POLICY_PRESETS, RESUMABLE, ModelPicker, _item, _num, _pct, _steps_text, _Tab, _warn,
-    json_copy, runs_table,
+    ALGORITHMS,
+    OK_STYLE,
+    POLICY_PRESETS,
+    RESUMABLE,
+    ModelPicker,
+    _item,
+    _num,
+    _pct,
+    _steps_text,
+    _Tab,
+    _warn,
+    json_copy,
+    runs_table,
 )
 from desktop.widgets.empty_state import EmptyState
 from desktop.worker import JobHandle, JobProgressWidget
@@ -57,14 +81,18 @@ class PolicyTab(_Tab):
         self.algo = QComboBox()
         for key, text in ALGORITHMS:
             self.algo.addItem(text, key)
-        self.algo.setItemData(0, "PPO: a critic, per-token KL to the reference (the classic RLHF).",
-                              Qt.ItemDataRole.ToolTipRole)
-        self.algo.setItemData(1, "RLOO: K samples per prompt, leave-one-out baseline, no critic.",
-                              Qt.ItemDataRole.ToolTipRole)
-        self.algo.setItemData(2, "GRPO: K samples per prompt, group-normalised advantages, no critic.",
-                              Qt.ItemDataRole.ToolTipRole)
-        self.algo.setItemData(3, "DPO: learns from your preference pairs directly; no reward model needed.",
-                              Qt.ItemDataRole.ToolTipRole)
+        self.algo.setItemData(
+            0, "PPO: a critic, per-token KL to the reference (the classic RLHF).", Qt.ItemDataRole.ToolTipRole
+        )
+        self.algo.setItemData(
+            1, "RLOO: K samples per prompt, leave-one-out baseline, no critic.", Qt.ItemDataRole.ToolTipRole
+        )
+        self.algo.setItemData(
+            2, "GRPO: K samples per prompt, group-normalised advantages, no critic.", Qt.ItemDataRole.ToolTipRole
+        )
+        self.algo.setItemData(
+            3, "DPO: learns from your preference pairs directly; no reward model needed.", Qt.ItemDataRole.ToolTipRole
+        )
         self.algo.currentIndexChanged.connect(lambda *_: self.run_preflight())
         form.addRow("Algorithm:", self.algo)
         self.base = ModelPicker()
@@ -73,8 +101,9 @@ class PolicyTab(_Tab):
         self.reward_run = QComboBox()
         self.reward_run.currentIndexChanged.connect(lambda *_: self.run_preflight())
         form.addRow("Reward run:", self.reward_run)
-        self._preset_row(form, POLICY_PRESETS,
-                         "Every hyperparameter (and the automatic reward terms), from the preset's values.")
+        self._preset_row(
+            form, POLICY_PRESETS, "Every hyperparameter (and the automatic reward terms), from the preset's values."
+        )
         self.apply_button = QPushButton("Apply suggestion")
         self.apply_button.clicked.connect(self.apply_suggestion)
         self.apply_button.setVisible(False)
@@ -102,8 +131,9 @@ class PolicyTab(_Tab):
         rv = QVBoxLayout(runs_box)
         self.runs = runs_table(self.RUN_COLUMNS)
         self.runs.itemSelectionChanged.connect(self._run_selected)
-        self.runs_empty = EmptyState(self.runs, "No policy runs yet. Train a reward model first (or choose "
-                                                "DPO), then press <b>Start</b>.")
+        self.runs_empty = EmptyState(
+            self.runs, "No policy runs yet. Train a reward model first (or choose DPO), then press <b>Start</b>."
+        )
         rv.addWidget(self.runs)
         lv.addWidget(runs_box, 1)
         splitter.addWidget(left)
@@ -136,8 +166,10 @@ class PolicyTab(_Tab):
         self.samples.setAlternatingRowColors(True)
         self.samples.setWordWrap(True)
         self.samples.setToolTip("Live samples: the newest first, with the parts of their reward.")
-        self.samples_empty = EmptyState(self.samples, "While a run trains, the policy's own replies appear "
-                                                      "here, newest first, with their reward and KL.")
+        self.samples_empty = EmptyState(
+            self.samples,
+            "While a run trains, the policy's own replies appear here, newest first, with their reward and KL.",
+        )
         rvl.addWidget(self.samples, 3)
         self._sample_columns = list(self.SAMPLE_COLUMNS)
         self._size_sample_columns()
@@ -208,9 +240,13 @@ class PolicyTab(_Tab):
     def inputs(self) -> dict:
         """What the setup fields and the advanced form say; the config is built from it on the worker
         (core.training.policy_config imports torch, which must never load on the GUI thread)."""
-        return {"preset": self.preset.currentData(), "algo": self.algo.currentData(),
-                "policy_path": self.base.path(), "reward_run": self.reward_run.currentData(),
-                "overrides": json_copy(self.overrides)}
+        return {
+            "preset": self.preset.currentData(),
+            "algo": self.algo.currentData(),
+            "policy_path": self.base.path(),
+            "reward_run": self.reward_run.currentData(),
+            "overrides": json_copy(self.overrides),
+        }
 
     def run_preflight(self) -> Optional[JobHandle]:
         if self.project is None:
@@ -220,8 +256,11 @@ class PolicyTab(_Tab):
         self.apply_button.setVisible(False)
         inputs = self.inputs()
         if not inputs["policy_path"]:
-            _warn(self.preflight_label, "Choose a base model: add one on the Models page, or Browse… for a "
-                                        "Hugging Face folder.", True)
+            _warn(
+                self.preflight_label,
+                "Choose a base model: add one on the Models page, or Browse… for a Hugging Face folder.",
+                True,
+            )
             self._update_buttons()
             return None
         self.preflight_label.setStyleSheet(OK_STYLE)
@@ -229,10 +268,13 @@ class PolicyTab(_Tab):
         proj = self.project
         self._preflight_seq += 1
         self.preflight_handle = self.page.run_job(
-            lambda cancel: policy_preflight_job(proj, inputs, cancel), "Policy pre-flight",
+            lambda cancel: policy_preflight_job(proj, inputs, cancel),
+            "Policy pre-flight",
             on_finished=self._latest(self._preflight_done),
-            on_failed=self._latest(lambda e: (_warn(self.preflight_label, error_text(e), True),
-                                              self._update_buttons())))
+            on_failed=self._latest(
+                lambda e: (_warn(self.preflight_label, error_text(e), True), self._update_buttons())
+            ),
+        )
         self.preflight_handle.done.connect(self._update_buttons)
         self._update_buttons()
         return self.preflight_handle
@@ -254,10 +296,15 @@ class PolicyTab(_Tab):
     def open_advanced(self) -> Optional[ConfigDialog]:
         if self.project is None or self.config is None:
             return None
-        dialog = ConfigDialog("Policy: advanced settings", self.config, self.preset_config,
-                              hidden={"algo", "policy_path", "reward_run"},
-                              note="Hover a setting for what it does. Values start from the preset; changed "
-                                   "ones stay changed when you switch presets.", parent=self)
+        dialog = ConfigDialog(
+            "Policy: advanced settings",
+            self.config,
+            self.preset_config,
+            hidden={"algo", "policy_path", "reward_run"},
+            note="Hover a setting for what it does. Values start from the preset; changed "
+            "ones stay changed when you switch presets.",
+            parent=self,
+        )
         dialog.accepted.connect(lambda: self._apply_advanced(dialog.values()))
         self.advanced_dialog = dialog
         dialog.open()
@@ -280,12 +327,18 @@ class PolicyTab(_Tab):
         if self.project is None or self.training or cfg is None:
             return None
         proj = self.project
-        return self._launch(lambda cancel: policy_train_job(proj, cfg, None, cancel),
-                            f"Training policy ({cfg.algo.upper()})")
+        return self._launch(
+            lambda cancel: policy_train_job(proj, cfg, None, cancel), f"Training policy ({cfg.algo.upper()})"
+        )
 
     def _route(self, step: float, m: dict[str, float]) -> None:
-        self.reward_chart.add_points({k: (step, v) for k, v in m.items()
-                                      if k.startswith("reward/") and k not in ("reward/std", "reward/with_kl")})
+        self.reward_chart.add_points(
+            {
+                k: (step, v)
+                for k, v in m.items()
+                if k.startswith("reward/") and k not in ("reward/std", "reward/with_kl")
+            }
+        )
         self.kl_chart.add_metrics(step, m, only=("kl/mean",))
         self.entropy_chart.add_metrics(step, m, only=("policy/entropy",))
         self.loss_chart.add_points({k: (step, v) for k, v in m.items() if k.startswith("loss/")})
@@ -342,8 +395,11 @@ class PolicyTab(_Tab):
     def _size_sample_columns(self) -> None:
         h = self.samples.horizontalHeader()
         for c, key in enumerate(self._sample_columns):
-            mode = QHeaderView.ResizeMode.Stretch if key in ("Prompt", "Response") else \
-                QHeaderView.ResizeMode.ResizeToContents
+            mode = (
+                QHeaderView.ResizeMode.Stretch
+                if key in ("Prompt", "Response")
+                else QHeaderView.ResizeMode.ResizeToContents
+            )
             h.setSectionResizeMode(c, mode)
 
     def _clear_samples(self) -> None:
@@ -378,11 +434,14 @@ class PolicyTab(_Tab):
             cfg = (run.config or {}).get("policy", {})
             final = s.get("final") or {}
             steps = s.get("steps")
-            cells = [_item(str(run.id), run.id, right=True), _item(str(cfg.get("algo", "")).upper()),
-                     _item(run.status + (" (out of memory)" if s.get("error") == "out_of_memory" else "")),
-                     _item(_steps_text(steps, cfg.get("total_steps")), right=True),
-                     _item("" if "reward/mean" not in final else f"{final['reward/mean']:+.3f}", right=True),
-                     _item(_num(final.get("kl/mean")), right=True)]
+            cells = [
+                _item(str(run.id), run.id, right=True),
+                _item(str(cfg.get("algo", "")).upper()),
+                _item(run.status + (" (out of memory)" if s.get("error") == "out_of_memory" else "")),
+                _item(_steps_text(steps, cfg.get("total_steps")), right=True),
+                _item("" if "reward/mean" not in final else f"{final['reward/mean']:+.3f}", right=True),
+                _item(_num(final.get("kl/mean")), right=True),
+            ]
             for col, item in enumerate(cells):
                 self.runs.setItem(i, col, item)
         self.runs.blockSignals(False)
@@ -432,9 +491,12 @@ class PolicyTab(_Tab):
         self.status.setText("Sampling the policy's and the base model's replies for you to judge…")
         self.check_handle = self.page.run_job(
             lambda cancel: prepare_expert_check(proj, run_id, n_prompts=CHECK_PROMPTS, seed=seed, cancel=cancel),
-            "Preparing a check with the expert", on_finished=self._guard(lambda r: self._check_ready(run_id, r)),
-            on_failed=self._guard(lambda e: (self.status.setText(error_text(e)),
-                                             self.page.show_error(e, "Check with the expert"))))
+            "Preparing a check with the expert",
+            on_finished=self._guard(lambda r: self._check_ready(run_id, r)),
+            on_failed=self._guard(
+                lambda e: (self.status.setText(error_text(e)), self.page.show_error(e, "Check with the expert"))
+            ),
+        )
         self.check_handle.done.connect(self._update_buttons)
         self._update_buttons()
         return self.check_handle
@@ -443,8 +505,9 @@ class PolicyTab(_Tab):
         from desktop.pages.policy_monitors import ExpertCheckDialog
 
         if not prepared.items:
-            self.status.setText("The policy wrote the base model's replies on every prompt sampled: nothing to "
-                                "judge yet.")
+            self.status.setText(
+                "The policy wrote the base model's replies on every prompt sampled: nothing to judge yet."
+            )
             return
         self.status.setText(f"{prepared.items} blind pairs to judge: which reply is better?")
         dialog = self.monitors.dialog = ExpertCheckDialog(self.project, prepared.check_run, self)
@@ -465,9 +528,11 @@ class PolicyTab(_Tab):
             return None
         proj = self.project
         self.agreement_handle = self.page.run_job(
-            lambda cancel: expert_agreement(proj, run_id, cancel=cancel), "Measuring the reward model's agreement",
+            lambda cancel: expert_agreement(proj, run_id, cancel=cancel),
+            "Measuring the reward model's agreement",
             on_finished=self._guard(lambda r: self._agreement_done(run_id, r)),
-            on_failed=self._guard(lambda e: self.status.setText(error_text(e))))
+            on_failed=self._guard(lambda e: self.status.setText(error_text(e))),
+        )
         return self.agreement_handle
 
     def _agreement_done(self, run_id: int, result) -> None:
@@ -476,8 +541,10 @@ class PolicyTab(_Tab):
         self.monitors.show_agreement(result.agreement, result.by_check)
         a = result.agreement
         if a.pairs:
-            self.status.setText(f"The reward model orders {a.rate:.0%} of the {a.pairs} fresh pairs you judged as "
-                                f"you did; you preferred the policy's reply in {result.expert_prefers_policy:.0%}.")
+            self.status.setText(
+                f"The reward model orders {a.rate:.0%} of the {a.pairs} fresh pairs you judged as "
+                f"you did; you preferred the policy's reply in {result.expert_prefers_policy:.0%}."
+            )
         else:
             self.status.setText("No pair with a preference judged yet: agreement needs an A or B choice.")
 
@@ -488,8 +555,9 @@ class PolicyTab(_Tab):
         run_id = run_id or self.selected_run()
         if self.project is None or run_id is None:
             return None
-        self.export_confirm = ask_export_model(self, self.page, self.project, run_id, self._export_started,
-                                               self._guard(self.status.setText))
+        self.export_confirm = ask_export_model(
+            self, self.page, self.project, run_id, self._export_started, self._guard(self.status.setText)
+        )
         self.export_yes = self.export_confirm.yes
         return self.export_confirm
 
@@ -506,11 +574,17 @@ class PolicyTab(_Tab):
         run_id = self.selected_run() if on else None
         status = self.run_row(run_id)["Status"].split(" ")[0] if run_id is not None else None
         self.monitors.check_button.setEnabled(
-            on and (run_id or self.current_run) is not None
-            and not (self.check_handle is not None and self.check_handle.running))
+            on
+            and (run_id or self.current_run) is not None
+            and not (self.check_handle is not None and self.check_handle.running)
+        )
         self.resume_button.setEnabled(on and not training and status in RESUMABLE)
-        self.export_button.setEnabled(on and run_id is not None and status in ("done", "cancelled")
-                                      and not (training and run_id == self.current_run))
+        self.export_button.setEnabled(
+            on
+            and run_id is not None
+            and status in ("done", "cancelled")
+            and not (training and run_id == self.current_run)
+        )
         for w in (self.algo, self.base, self.reward_run, self.preset):
             w.setEnabled(on and not training)
         self.advanced.setEnabled(on and not training and self.config is not None)

@@ -1,5 +1,6 @@
 """The Reward model tab: base model and preset, pre-flight, training with live charts, the runs, and the
 scoring view (what a reward model thinks of a prompt's candidates, beside the expert's ranking)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,19 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-    QSplitter, QTableWidget, QTextBrowser, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
 )
 
 from core.jobs import Progress
@@ -18,7 +30,17 @@ from desktop.config_form import ConfigDialog, changed_fields
 from desktop.pages.base import error_text
 from desktop.pages.models import registered_models
 from desktop.pages.train.run_controls import (
-    OK_STYLE, RESUMABLE, REWARD_PRESETS, ModelPicker, _item, _num, _pct, _steps_text, _Tab, _warn, runs_table,
+    OK_STYLE,
+    RESUMABLE,
+    REWARD_PRESETS,
+    ModelPicker,
+    _item,
+    _num,
+    _pct,
+    _steps_text,
+    _Tab,
+    _warn,
+    runs_table,
 )
 from desktop.widgets.empty_state import EmptyState
 from desktop.worker import JobHandle, JobProgressWidget
@@ -57,8 +79,10 @@ class RewardTab(_Tab):
         self.base.currentChanged.connect(lambda *_: self.run_preflight())
         form.addRow("Base model:", self.base)
         self._preset_row(form, REWARD_PRESETS, "Every hyperparameter of the run, starting from the preset's values.")
-        self.preset.setToolTip("Quick: a first model in minutes. Balanced: the default. Thorough: longer "
-                               "sequences, more steps. Values are chosen for this device and your data size.")
+        self.preset.setToolTip(
+            "Quick: a first model in minutes. Balanced: the default. Thorough: longer "
+            "sequences, more steps. Values are chosen for this device and your data size."
+        )
         brow = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
@@ -76,8 +100,10 @@ class RewardTab(_Tab):
         rv = QVBoxLayout(runs_box)
         self.runs = runs_table(self.RUN_COLUMNS)
         self.runs.itemSelectionChanged.connect(self._run_selected)
-        self.runs_empty = EmptyState(self.runs, "No reward-model runs yet. Rank a few prompts on the "
-                                                "<b>Annotate</b> page, then press <b>Start</b>.")
+        self.runs_empty = EmptyState(
+            self.runs,
+            "No reward-model runs yet. Rank a few prompts on the <b>Annotate</b> page, then press <b>Start</b>.",
+        )
         rv.addWidget(self.runs)
         lv.addWidget(runs_box, 1)
         from desktop.pages.learning_curve_box import LearningCurveBox
@@ -92,12 +118,18 @@ class RewardTab(_Tab):
         rvl = QVBoxLayout(right)
         rvl.setContentsMargins(6, 0, 0, 0)
         charts = QHBoxLayout()
-        self.loss_chart = LiveChart(["loss/train", "loss/val"], title="Bradley–Terry loss",
-                                    empty_text="No run yet: press Start, and the loss on your rankings "
-                                               "(training and validation) is drawn here as it trains.")
-        self.acc_chart = LiveChart(["accuracy/train", "accuracy/val"], title="Pairwise accuracy",
-                                   empty_text="How often the model puts your preferred reply first, on "
-                                              "training and on validation pairs, appears here as it trains.")
+        self.loss_chart = LiveChart(
+            ["loss/train", "loss/val"],
+            title="Bradley–Terry loss",
+            empty_text="No run yet: press Start, and the loss on your rankings "
+            "(training and validation) is drawn here as it trains.",
+        )
+        self.acc_chart = LiveChart(
+            ["accuracy/train", "accuracy/val"],
+            title="Pairwise accuracy",
+            empty_text="How often the model puts your preferred reply first, on "
+            "training and on validation pairs, appears here as it trains.",
+        )
         charts.addWidget(self.loss_chart)
         charts.addWidget(self.acc_chart)
         rvl.addLayout(charts, 3)
@@ -140,11 +172,16 @@ class RewardTab(_Tab):
         sh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         sh.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         sh.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.score_empty = EmptyState(self.score_table, lambda: (
-            "Choose a run and a prompt and press <b>Score</b>: the reward of each candidate appears here, "
-            "beside the tier you gave it." if self.score_run.count() else
-            "Once a reward-model run has finished, its scores for each candidate of a prompt appear here, "
-            "beside your own ranking."))
+        self.score_empty = EmptyState(
+            self.score_table,
+            lambda: (
+                "Choose a run and a prompt and press <b>Score</b>: the reward of each candidate appears here, "
+                "beside the tier you gave it."
+                if self.score_run.count()
+                else "Once a reward-model run has finished, its scores for each candidate of a prompt appear here, "
+                "beside your own ranking."
+            ),
+        )
         sv.addWidget(self.score_table, 1)
         rvl.addWidget(score_box, 2)
         splitter.addWidget(right)
@@ -199,8 +236,11 @@ class RewardTab(_Tab):
         base, preset, overrides, proj = self.base.path(), self.preset.currentData(), dict(self.overrides), self.project
         if not base:
             self.preflight_ok = False
-            _warn(self.preflight_label, "Choose a base model: add one on the Models page, or Browse… for a "
-                                        "Hugging Face folder.", True)
+            _warn(
+                self.preflight_label,
+                "Choose a base model: add one on the Models page, or Browse… for a Hugging Face folder.",
+                True,
+            )
             self._update_buttons()
             return None
         self.preflight_ok = False
@@ -209,8 +249,11 @@ class RewardTab(_Tab):
         self._update_buttons()
         self._preflight_seq += 1
         self.preflight_handle = self.page.run_job(
-            lambda cancel: reward_preflight_job(proj, base, preset, overrides, cancel), "Reward pre-flight",
-            on_finished=self._latest(self._preflight_done), on_failed=self._latest(self._preflight_failed))
+            lambda cancel: reward_preflight_job(proj, base, preset, overrides, cancel),
+            "Reward pre-flight",
+            on_finished=self._latest(self._preflight_done),
+            on_failed=self._latest(self._preflight_failed),
+        )
         self.preflight_handle.done.connect(self._update_buttons)
         return self.preflight_handle
 
@@ -229,10 +272,15 @@ class RewardTab(_Tab):
     def open_advanced(self) -> Optional[ConfigDialog]:
         if self.config is None:
             return None
-        dialog = ConfigDialog("Reward model: advanced settings", self.config, self.preset_config,
-                              hidden={"base_model", "preset"},
-                              note="Hover a setting for what it does. Values start from the preset; changed "
-                                   "ones stay changed when you switch presets.", parent=self)
+        dialog = ConfigDialog(
+            "Reward model: advanced settings",
+            self.config,
+            self.preset_config,
+            hidden={"base_model", "preset"},
+            note="Hover a setting for what it does. Values start from the preset; changed "
+            "ones stay changed when you switch presets.",
+            parent=self,
+        )
         dialog.accepted.connect(lambda: self._apply_advanced(dialog.values()))
         self.advanced_dialog = dialog
         dialog.open()
@@ -263,8 +311,10 @@ class RewardTab(_Tab):
         if "loss/train" in m:
             self._set_steps_cell(ev.step, ev.total)
         if "accuracy/val" in m:
-            self.status.setText(f"Step {ev.step:,} of {ev.total:,}: validation accuracy {_pct(m['accuracy/val'])}, "
-                                f"loss {_num(m.get('loss/val'))}.")
+            self.status.setText(
+                f"Step {ev.step:,} of {ev.total:,}: validation accuracy {_pct(m['accuracy/val'])}, "
+                f"loss {_num(m.get('loss/val'))}."
+            )
 
     def _finished(self, result) -> None:
         acc = result.metrics.get("accuracy/val")
@@ -294,14 +344,16 @@ class RewardTab(_Tab):
                 steps = max((st for st, _ in self.project.metrics(run.id).get("loss/train", [])), default=0)
             total = s.get("total_steps")
             cells = [
-                _item(str(run.id), run.id, right=True), _item(run.status),
+                _item(str(run.id), run.id, right=True),
+                _item(run.status),
                 _item(_steps_text(steps, total), right=True),
                 _item(_pct(s.get("final/accuracy/val")), right=True),
                 _item(_pct(s.get("final/accuracy/heldout")), right=True),
                 _item(Path(c.get("base_model", "")).name),
             ]
-            cells[-1].setToolTip(f"{c.get('base_model', '')}\npreset: {c.get('preset', '')}, "
-                                 f"{c.get('finetune', '')} fine-tune")
+            cells[-1].setToolTip(
+                f"{c.get('base_model', '')}\npreset: {c.get('preset', '')}, {c.get('finetune', '')} fine-tune"
+            )
             for col, item in enumerate(cells):
                 self.runs.setItem(i, col, item)
         self.runs.blockSignals(False)
@@ -346,8 +398,11 @@ class RewardTab(_Tab):
         if self.project is None:
             return
         proj = self.project
-        self.page.run_job(lambda cancel: prompt_choices_job(proj, cancel=cancel), "Listing prompts",
-                          on_finished=self._guard(self._prompt_choices))
+        self.page.run_job(
+            lambda cancel: prompt_choices_job(proj, cancel=cancel),
+            "Listing prompts",
+            on_finished=self._guard(self._prompt_choices),
+        )
 
     def _prompt_choices(self, choices: list) -> None:
         current = self.score_prompt.currentData()
@@ -370,9 +425,11 @@ class RewardTab(_Tab):
         proj, model = self.project, self.scorers.get(run_id)
         self.score_text.setPlainText("Scoring…")
         self.score_handle = self.page.run_job(
-            lambda cancel: score_prompt_job(proj, run_id, prompt_id, model, cancel), "Scoring candidates",
+            lambda cancel: score_prompt_job(proj, run_id, prompt_id, model, cancel),
+            "Scoring candidates",
             on_finished=self._guard(lambda r: self._scored(run_id, prompt_id, r)),
-            on_failed=self._guard(lambda e: self.score_text.setPlainText(error_text(e))))
+            on_failed=self._guard(lambda e: self.score_text.setPlainText(error_text(e))),
+        )
         self.score_handle.done.connect(self._update_buttons)
         self._update_buttons()
         return self.score_handle
@@ -408,7 +465,8 @@ class RewardTab(_Tab):
         self.base.setEnabled(on and not training)
         self.preset.setEnabled(on and not training)
         scoring = self.score_handle is not None and self.score_handle.running
-        self.score_button.setEnabled(on and not scoring and self.score_run.count() > 0
-                                     and self.score_prompt.count() > 0)
+        self.score_button.setEnabled(
+            on and not scoring and self.score_run.count() > 0 and self.score_prompt.count() > 0
+        )
         if hasattr(self, "curve_box"):
             self.curve_box.update_button()

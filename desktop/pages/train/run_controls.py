@@ -1,5 +1,6 @@
 """The Train page's shared parts: presets, the model picker, the runs table and the run controls both tabs
 use (`_Tab`: start, resume, cancel, progress, charts, the run's outcome)."""
+
 from __future__ import annotations
 
 import time
@@ -8,8 +9,17 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-    QTableWidget, QTableWidgetItem, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
 )
 
 from desktop.pages.base import error_text
@@ -212,18 +222,23 @@ class _Tab(QWidget):
             return None
         proj, train_job = self.project, self.train_job
         self._show_history(run_id)
-        return self._launch(lambda cancel: train_job(proj, None, run_id, cancel),
-                            f"Resuming {self.kind} run {run_id}", clear=False)
+        return self._launch(
+            lambda cancel: train_job(proj, None, run_id, cancel), f"Resuming {self.kind} run {run_id}", clear=False
+        )
 
     def _launch(self, make_job, title: str, clear: bool = True) -> JobHandle:
         if clear:
             self._clear_views()
         self.status.setText("")
         self._t0 = time.monotonic()
-        self.handle = self.page.run_job(make_job, title, on_progress=self._guard(self._on_progress),
-                                        on_finished=self._guard(self._finished),
-                                        on_failed=self._guard(self._failed),
-                                        on_cancelled=self._guard(self._cancelled))
+        self.handle = self.page.run_job(
+            make_job,
+            title,
+            on_progress=self._guard(self._on_progress),
+            on_finished=self._guard(self._finished),
+            on_failed=self._guard(self._failed),
+            on_cancelled=self._guard(self._cancelled),
+        )
         self.handle.done.connect(self._update_buttons)
         self.handle.done.connect(self._guard(lambda: self.page.notify_run_ended()))  # other lists follow
         self.progress.follow(self.handle)
@@ -252,6 +267,8 @@ class _Tab(QWidget):
         """The shown cells of a run's row by column name (tests and screenshots read them)."""
         for r in range(self.runs.rowCount()):
             if self.runs.item(r, 0).data(Qt.ItemDataRole.UserRole) == run_id:
-                return {self.runs.horizontalHeaderItem(c).text(): self.runs.item(r, c).text()
-                        for c in range(self.runs.columnCount())}
+                return {
+                    self.runs.horizontalHeaderItem(c).text(): self.runs.item(r, c).text()
+                    for c in range(self.runs.columnCount())
+                }
         raise KeyError(run_id)
