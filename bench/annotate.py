@@ -12,7 +12,9 @@ Pairwise (one key) and rating (Enter after 1-7 keys) are timed the same way. Pri
 for each mode, and the share of that spent in the committed write. Target: p95 < 30 ms.
 `--order informative` times the same with the informative queue: the page's background refresh
 (core.active.refresh_queue on a worker) computes the first order as the page opens and again every
-10 submits, competing for the CPU while the submits are timed.
+10 submits, competing for the CPU while the submits are timed. Before each item's keys the bench
+waits `--read-ms` (200 ms by default there) with the event loop running, as a person reads: the refresh
+steps aside while keys are pressed (core.jobs.UserActivity) and works in that reading time.
 GPU: not used (a GUI bench); `--device` is accepted for symmetry with the other benches and ignored.
 """
 
@@ -72,7 +74,16 @@ def build_project(folder: Path, n: int, k: int, ranked_share: float) -> Path:
 
 
 def key(page, qt_key, text: str = "", mods=Qt.KeyboardModifier.NoModifier) -> None:
-    page.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, qt_key, mods, text))
+    # through the application, as a real key press travels (its event filters see it too)
+    QApplication.sendEvent(page, QKeyEvent(QEvent.Type.KeyPress, qt_key, mods, text))
+
+
+def read(app, seconds: float) -> None:
+    """The expert reading the next item: the event loop runs (background jobs get their turn)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.01)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -99,6 +110,13 @@ def main() -> None:
         default="project",
         help="queue order; informative: the page's background refresh (core.active.refresh_queue) "
         "runs as in the app, at opening and every 10 submits, while the submits are timed",
+    )
+    ap.add_argument(
+        "--read-ms",
+        type=float,
+        default=None,
+        help="pause before each item's keys, as the expert reads it (default: 200 with --order informative, "
+        "so the background refresh runs between submits, as it does while a person reads; 0 otherwise)",
     )
     ap.add_argument("--device", default="cpu", help="ignored (GUI bench)")
     args = ap.parse_args()
@@ -170,6 +188,7 @@ def main() -> None:
     painted = PaintCounter()
     page.prompt_view.viewport().installEventFilter(painted)
 
+    read_s = (args.read_ms if args.read_ms is not None else (200.0 if args.order == "informative" else 0.0)) / 1000
     results = {}
     seen_handles = set()
     for mode in ("ranking", "pairwise", "rating"):
@@ -178,6 +197,7 @@ def main() -> None:
         times, writes, cpus = [], [], []
         for i in range(args.submits + 5):
             before = page.item.prompt_id
+            read(app, read_s)
             if mode == "ranking":  # place all but the last, Enter places it
                 for d in range(args.k - 1):
                     key(page, Qt.Key.Key_1 + d, str(d + 1))

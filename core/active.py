@@ -41,7 +41,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from core.errors import UserError
-from core.jobs import NEVER, CancelToken, Progress, run_job
+from core.jobs import NEVER, USER_ACTIVITY, CancelToken, Progress, run_job
 from core.queue_model import Ensemble, Featurizer, Group, Rows, fit, fit_ensemble, prompt_text
 
 __all__ = [
@@ -225,18 +225,19 @@ def _load_table(
             yield Progress(k, total or len(pids), message)
         responses, quality = _candidates(project, pid)
         loaded.append((pid, project.prompt(pid).prompt, responses, quality))
-        _let_others_run()
+        _let_others_run(cancel)
     featurizer.observe_prompts(prompt_text(p) for _, p, _, _ in loaded)
     for pid, prompt, responses, quality in loaded:
         table.add(pid, prompt, responses, quality)
-        _let_others_run()
+        _let_others_run(cancel)
     return table
 
 
-def _let_others_run() -> None:
-    """This job is pure-Python work in a background thread: hand the GIL over at once, a prompt at a
-    time, so the GUI thread (an expert submitting) never queues behind it for a whole switch interval."""
-    time.sleep(0)
+def _let_others_run(cancel: CancelToken = NEVER) -> None:
+    """This job is pure-Python work in a background thread: a prompt at a time, step aside while the
+    expert is pressing keys (core.jobs.UserActivity) and hand the GIL over, so a submit never queues
+    behind it."""
+    USER_ACTIVITY.step_aside(cancel)
 
 
 def _groups(table: _Table, judged: dict[int, list[tuple[int, int]]]) -> list[Group]:

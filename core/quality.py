@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from core.jobs import NEVER, CancelToken, Progress
+from core.jobs import NEVER, USER_ACTIVITY, CancelToken, Progress
 
 __all__ = [
     "TAGS",
@@ -283,7 +283,7 @@ def _group_flags(project, pids: Sequence[int]) -> dict[int, list[str]]:
     """{response id: tags} for the given prompts' candidates (no overrules applied)."""
     found: dict[int, list[str]] = {}
     for pid in pids:
-        time.sleep(0)  # a background job: hand the GIL to the GUI thread between prompts
+        USER_ACTIVITY.step_aside()  # a background job: make way for the expert between prompts
         responses = [r for r in project.responses(pid) if r.origin.get("kind") != "eval"]
         for rid, flags in check_candidates(responses).items():
             found[rid] = [f.tag for f in flags]

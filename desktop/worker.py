@@ -22,10 +22,10 @@ import sys
 import time
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QRunnable, QThreadPool, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from core.jobs import Cancelled, CancelToken, Job, Progress, call_job
+from core.jobs import USER_ACTIVITY, Cancelled, CancelToken, Job, Progress, call_job
 
 __all__ = ["JobHandle", "JobRunner", "JobProgressWidget", "call_job", "format_eta"]
 
@@ -45,9 +45,29 @@ def tune_for_responsiveness() -> None:
     Move everything alive at startup out of the collector's sight, keep young generations small (their
     passes take a millisecond or two) and run full passes a hundred times less often."""
     sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
+    _watch_input()
     gc.collect()
     gc.freeze()
     gc.set_threshold(700, 10, 1000)
+
+
+class _InputWatcher(QObject):
+    """Tells core.jobs.USER_ACTIVITY about every key press and click, whatever widget gets it, so
+    courteous background jobs step aside while the person works (see UserActivity)."""
+
+    INPUT = {QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.Wheel}
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() in self.INPUT:
+            USER_ACTIVITY.touch()
+        return False
+
+
+def _watch_input() -> None:
+    app = QCoreApplication.instance()
+    if app is not None and getattr(app, "_rlhf_input_watcher", None) is None:
+        app._rlhf_input_watcher = _InputWatcher(app)
+        app.installEventFilter(app._rlhf_input_watcher)
 
 
 class JobHandle(QObject):

@@ -7,6 +7,8 @@ the one it is unsure about, and a judgment that contradicts the rule is the slip
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from core.active import (
@@ -223,5 +225,47 @@ def test_review_list_finds_the_slip_and_explain_names_the_models_top(tmp_path):
         skip = proj.record_skip(judged[7][0])
         assert run_job(explain_judgment(proj, skip)) is None
         assert run_job(review_list(proj, source="reward")) == []  # no reward-model run yet
+    finally:
+        proj.close()
+
+
+def test_refresh_steps_aside_while_the_expert_is_active(tmp_path, monkeypatch):
+    """While input keeps arriving (quiet period not over) the refresh waits between prompts instead of
+    working: here the person is "active" for a minute, so the job only leaves its wait when cancelled."""
+    from core import jobs
+
+    proj, _, _ = build(tmp_path)
+    activity = jobs.UserActivity(quiet=60.0)
+    monkeypatch.setattr("core.active.USER_ACTIVITY", activity)
+    try:
+        activity.touch()
+        assert activity.active()
+        token = CancelToken()
+        job = refresh_queue(proj, cancel=token, store=True)
+        assert next(job).message == "reading judgments"
+        seen, outcome = [], []
+
+        def worker():  # a background job, as the page runs it; input arrives on this (the test's) thread
+            try:
+                run_job(job, on_progress=lambda e: seen.append(e.message))
+            except Cancelled:
+                outcome.append("cancelled")
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(timeout=0.3)
+        assert thread.is_alive()  # still waiting for the person to pause
+        token.cancel()  # the only way out of a minute of waiting
+        thread.join()
+        assert outcome == ["cancelled"]
+        assert "fitting the queue model" not in seen
+        assert stored_order(proj) is None
+        # the same code in the foreground, on the thread that handles input, never waits
+        assert run_job(refresh_queue(proj, store=False)).ready
+        quiet = jobs.UserActivity(quiet=0.0)  # nobody at the keys: the same job runs straight through
+        monkeypatch.setattr("core.active.USER_ACTIVITY", quiet)
+        quiet.touch()
+        assert not quiet.active()
+        assert run_job(refresh_queue(proj)).ready
     finally:
         proj.close()

@@ -93,3 +93,22 @@ def test_live_chart_throttles_redraws(qtbot):
     assert len(chart.series()["loss/train"]) == 2000 and chart.series()["loss/heldout"] == []
     xs = chart._lines["loss/train"].get_xdata()
     assert len(xs) == 2000
+
+
+def test_input_anywhere_tells_background_jobs_the_person_is_active(qtbot):
+    """The runner watches input application-wide: a key press on any widget marks the person active,
+    so courteous jobs (the informative queue) step aside until they pause."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication, QLineEdit
+
+    from core.jobs import USER_ACTIVITY
+
+    JobRunner()
+    field = QLineEdit()
+    qtbot.addWidget(field)
+    USER_ACTIVITY._last = float("-inf")
+    assert not USER_ACTIVITY.active()
+    QApplication.sendEvent(field, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_A, Qt.KeyboardModifier.NoModifier, "a"))
+    assert USER_ACTIVITY._last > float("-inf")
+    assert field.text() == "a"  # the watcher only looks: the widget still gets its key
