@@ -1,6 +1,8 @@
 """Reward model training: Bradley-Terry over every pair implied by the expert's judgments.
 
-One readable file (CleanRL style): config, data, model, loss, step, job, scoring helpers.
+This file: the loss, the training step (`RewardTrainer`), the pre-flight checks and the job. The rest is
+in reward_config.py (`RewardConfig`), reward_data.py (examples, pairs, encoding, batches, step order) and
+reward_model.py (building, pooling, scoring, loading); every name is also importable from here.
 
 - Pairs come from `core.training.pairs` (via `project.preference_pairs()`); a step takes a set of prompts
   with ALL their judged responses, scores each response once, and forms all of that prompt's pairs from
@@ -23,14 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import math
-import os
-import random
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Iterator, Literal, Optional, Sequence
+from dataclasses import asdict, dataclass
+from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +36,36 @@ import torch.nn.functional as F
 from core.errors import UserError
 from core.jobs import NEVER, CancelToken, Cancelled, Progress
 from core.training import checkpoint as ckpt
+from core.training.reward_config import RewardConfig
+from core.training.reward_data import (
+    Batch,
+    PromptExample,
+    RewardData,
+    collate,
+    collect_data,
+    data_snapshot_hash,
+    encode_pair,
+    encode_scored,
+    split_by_prompt,
+    step_examples,
+    steps_per_epoch,
+    tokenize,
+    total_steps,
+)
+from core.training.reward_model import (
+    FINAL,
+    RewardModel,
+    _quiet_transformers as _quiet_transformers,
+    build_reward_model,
+    ensure_pad_token,
+    last_token_index,
+    load_reward_model,
+    resolve_device,
+    score,
+    score_prompt,
+    score_sequences,
+    sequence_rewards,
+)
 
 __all__ = [
     "RewardConfig",
@@ -60,447 +88,30 @@ __all__ = [
     "load_reward_model",
     "score",
     "score_prompt",
+    # also re-exported from reward_data / reward_model, for the callers that import them from here
+    "CHECKPOINT",
+    "FINAL",
+    "Batch",
+    "collate",
+    "tokenize",
+    "steps_per_epoch",
+    "total_steps",
+    "step_examples",
+    "resolve_device",
+    "ensure_pad_token",
+    "score_sequences",
+    "lr_at",
+    "estimate_memory",
+    "available_memory",
 ]
 
 CHECKPOINT = "checkpoint"
-FINAL = "final"
+"""The artifact of an unfinished run: weights, optimizer, state and data ids, to resume from."""
 
 
 # ----------------------------------------------------------------------------------------------------
-# Hyperparameters
+# Loss and learning rate
 # ----------------------------------------------------------------------------------------------------
-@dataclass
-class RewardConfig:
-    base_model: str = ""
-    """Local Hugging Face folder of the base model (the policy's base or another causal LM)."""
-    preset: str = "custom"
-    """Which preset filled these values (quick / balanced / thorough / custom); informational."""
-    finetune: Literal["full", "lora", "freeze"] = "full"
-    """full: train every weight; lora: low-rank adapters (peft) + head; freeze: bottom layers frozen."""
-    freeze_layers: int = 0
-    """With finetune="freeze": how many bottom transformer layers (and the embeddings) stay frozen."""
-    lora_r: int = 16
-    """LoRA rank."""
-    lora_alpha: int = 32
-    """LoRA scaling numerator (scale = alpha / r)."""
-    lora_target_modules: str = "all-linear"
-    """Which linear layers get adapters: "all-linear" or a comma-separated list of module names."""
-    learning_rate: float = 1e-5
-    """Peak learning rate after warmup."""
-    min_lr_ratio: float = 0.1
-    """Learning rate at the end of the decay, as a fraction of the peak."""
-    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    """Decay after warmup."""
-    warmup_ratio: float = 0.05
-    """Fraction of the steps spent warming the learning rate up linearly."""
-    weight_decay: float = 0.0
-    """AdamW weight decay, applied to matrices only (not biases, norms)."""
-    adam_beta1: float = 0.9
-    """AdamW beta1."""
-    adam_beta2: float = 0.95
-    """AdamW beta2."""
-    adam_eps: float = 1e-8
-    """AdamW epsilon."""
-    epochs: float = 1.0
-    """Passes over the training prompts (fractions allowed); ignored when max_steps > 0."""
-    max_steps: int = 0
-    """Optimizer steps in all; 0 means from epochs."""
-    prompts_per_micro_batch: int = 4
-    """Prompts (each with all its judged responses) scored in one forward pass."""
-    grad_accum_steps: int = 1
-    """Micro-batches accumulated per optimizer step (prompts per step = micro batch x this)."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping threshold (global L2 norm); 0 turns clipping off."""
-    max_length: int = 512
-    """Tokens per prompt+response; longer ones keep their end (the response and EOS)."""
-    pooling: Literal["both", "mean", "last"] = "both"
-    """What the score head reads: mean over the reply's tokens, the last token, or both averaged."""
-    margin_mode: Literal["none", "tier_distance"] = "none"
-    """Margin in the loss: none, or the judged distance (tiers apart / rating difference)."""
-    margin_scale: float = 1.0
-    """Multiplier applied to the judged distance when margin_mode="tier_distance"."""
-    val_fraction: float = 0.15
-    """Share of the training-split prompts kept aside for validation (whole prompts)."""
-    eval_every: int = 20
-    """Evaluate on the validation prompts every this many steps (and at the end)."""
-    early_stopping_patience: int = 3
-    """Stop after this many evaluations without a better validation accuracy; 0 turns it off."""
-    early_stopping_after: float = 0.3
-    """Early stopping may only stop after this fraction of the steps (early evaluations are noisy)."""
-    restore_best: bool = True
-    """At the end, keep the weights of the best validation accuracy rather than the last ones."""
-    checkpoint_every: int = 50
-    """Save a resumable checkpoint every this many steps (also on cancel and at the end)."""
-    min_pairs: int = 20
-    """Pre-flight: refuse to train on fewer pairs than this."""
-    seed: int = 0
-    """Seed for the split, the data order and the head's initialisation."""
-    device: str = "auto"
-    """auto (CUDA when present), cuda, cuda:N or cpu."""
-    bf16: bool = True
-    """bf16 autocast on CUDA (weights and optimizer stay fp32)."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass to save memory (slower)."""
-    quantization: Literal["auto", "none", "8bit", "4bit"] = "auto"
-    """Base weights: auto (pre-flight picks full precision, else 4-bit QLoRA if that fits), none, 8bit, 4bit."""
-    gpus: int = 1
-    """Data-parallel processes (one per GPU, NCCL; gloo processes on a CPU); 1 = this process only."""
-
-    def __post_init__(self) -> None:
-        if self.quantization not in ("auto", "none", "8bit", "4bit"):
-            raise UserError(f"quantization must be auto, none, 8bit or 4bit, not {self.quantization!r}")
-        if self.gpus < 1:
-            raise UserError("gpus must be at least 1")
-        if self.finetune not in ("full", "lora", "freeze"):
-            raise UserError(f"finetune must be full, lora or freeze, not {self.finetune!r}")
-        if self.lr_schedule not in ("cosine", "linear", "constant"):
-            raise UserError(f"lr_schedule must be cosine, linear or constant, not {self.lr_schedule!r}")
-        if self.margin_mode not in ("none", "tier_distance"):
-            raise UserError(f"margin_mode must be none or tier_distance, not {self.margin_mode!r}")
-        if self.prompts_per_micro_batch < 1 or self.grad_accum_steps < 1:
-            raise UserError("prompts_per_micro_batch and grad_accum_steps must be at least 1")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise UserError("val_fraction must be between 0 and 1")
-        if self.max_length < 8:
-            raise UserError("max_length must be at least 8 tokens")
-        if self.pooling not in ("mean", "last", "both"):
-            raise UserError(f"pooling must be both, mean or last, not {self.pooling!r}")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "RewardConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    @classmethod
-    def from_saved(cls, values: dict) -> "RewardConfig":
-        """A config stored with a run; runs saved before `pooling` existed read the last token."""
-        return cls.from_dict({"pooling": "last", **values})
-
-    @classmethod
-    def field_docs(cls) -> dict[str, str]:
-        """{field: its one-line docstring}, for the advanced form and `--help` texts."""
-        from core.training.policy_config import field_docs
-
-        return field_docs(cls)
-
-    @property
-    def prompts_per_step(self) -> int:
-        return self.prompts_per_micro_batch * self.grad_accum_steps
-
-
-# ----------------------------------------------------------------------------------------------------
-# Data: prompts with their judged responses and pairs (ids only until tokenized)
-# ----------------------------------------------------------------------------------------------------
-@dataclass
-class PromptExample:
-    """One prompt, the responses that appear in its pairs, and its pairs as local indices."""
-
-    prompt_id: int
-    response_ids: list[int]
-    pairs: list[tuple[int, int, float]]
-    """(winner index, loser index, margin) into response_ids."""
-    tokens: list[list[int]] = field(default_factory=list)
-    """Token ids of prompt+response+EOS per response, filled by `tokenize`."""
-    starts: list[int] = field(default_factory=list)
-    """Index in each token list where the response begins (0 when unknown: the whole sequence)."""
-
-
-@dataclass
-class RewardData:
-    train: list[PromptExample]
-    val: list[PromptExample]
-    heldout: list[PromptExample]
-    snapshot_hash: str
-
-    @property
-    def n_pairs(self) -> int:
-        return sum(len(e.pairs) for e in self.train + self.val)
-
-    def ids(self) -> dict:
-        """JSON-able description (ids and margins only) to rebuild the same data on resume."""
-
-        def rows(exs):
-            return [[e.prompt_id, e.response_ids, [list(p) for p in e.pairs]] for e in exs]
-
-        return {
-            "train": rows(self.train),
-            "val": rows(self.val),
-            "heldout": rows(self.heldout),
-            "snapshot_hash": self.snapshot_hash,
-        }
-
-    @classmethod
-    def from_ids(cls, d: dict) -> "RewardData":
-        def exs(rows):
-            return [
-                PromptExample(pid, list(rids), [(int(w), int(l), float(m)) for w, l, m in pairs])
-                for pid, rids, pairs in rows
-            ]
-
-        return cls(exs(d["train"]), exs(d["val"]), exs(d["heldout"]), d["snapshot_hash"])
-
-
-def split_by_prompt(prompt_ids: Sequence[int], val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Whole prompts to train or validation (never both); at least one of each when there are two."""
-    ids = sorted(set(prompt_ids))
-    random.Random(seed).shuffle(ids)
-    if len(ids) < 2:
-        return ids, []
-    n_val = min(len(ids) - 1, max(1, round(len(ids) * val_fraction)))
-    return sorted(ids[n_val:]), sorted(ids[:n_val])
-
-
-def _examples(grouped: dict[int, list[tuple[int, int, float]]], prompt_ids: Iterable[int]) -> list[PromptExample]:
-    out = []
-    for pid in prompt_ids:
-        rids: list[int] = []
-        index: dict[int, int] = {}
-        local = []
-        for w, l, m in grouped[pid]:
-            for r in (w, l):
-                if r not in index:
-                    index[r] = len(rids)
-                    rids.append(r)
-            local.append((index[w], index[l], float(m)))
-        out.append(PromptExample(pid, rids, local))
-    return out
-
-
-def data_snapshot_hash(judgment_ids: Iterable[int], pairs: Iterable[tuple[int, int, int, float]]) -> str:
-    """Plain SHA-256 over ids and margins only (never text): which judgments and pairs a run saw."""
-    payload = {
-        "judgments": sorted(int(j) for j in judgment_ids),
-        "pairs": sorted([int(p), int(w), int(l), float(m)] for p, w, l, m in pairs),
-    }
-    return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
-
-
-def collect_data(proj, config: RewardConfig) -> RewardData:
-    """Pairs from the project's current judgments, split by prompt; heldout-split prompts kept apart."""
-    rows = [
-        (p.prompt_id, p.chosen_id, p.rejected_id, float(p.margin) * config.margin_scale)
-        for p in proj.preference_pairs(margin_mode=config.margin_mode)
-    ]
-    grouped: dict[int, list[tuple[int, int, float]]] = {}
-    for p, w, l, m in rows:
-        grouped.setdefault(p, []).append((w, l, m))
-    split_of = {p.id: p.split for p in proj.prompts()}
-    heldout_ids = sorted(p for p in grouped if split_of.get(p) == "heldout")
-    train_ids, val_ids = split_by_prompt(
-        [p for p in grouped if split_of.get(p) != "heldout"], config.val_fraction, config.seed
-    )
-    judgment_ids = [j.id for j in proj.judgments(purpose="annotation")]
-    return RewardData(
-        _examples(grouped, train_ids),
-        _examples(grouped, val_ids),
-        _examples(grouped, heldout_ids),
-        data_snapshot_hash(judgment_ids, rows),
-    )
-
-
-def encode_pair(tokenizer, prompt, response: str, max_length: int) -> list[int]:
-    """Token ids of prompt+response ending with EOS (see `encode_scored`)."""
-    return encode_scored(tokenizer, prompt, response, max_length)[0]
-
-
-def encode_scored(tokenizer, prompt, response: str, max_length: int) -> tuple[list[int], int]:
-    """(token ids of prompt+response ending with EOS, index where the response begins).
-
-    The prompt is formatted exactly as the policy sees it (`core.models.loading.format_prompt`), so the
-    reward model scores the policy's own token stream. Too long: keep the end, where the response and the
-    EOS are. The start comes from the formatted prompt's own token count (a merge across the boundary can
-    shift it by a token, which the mean over the response hardly notices).
-    """
-    from core.models.loading import format_prompt
-
-    templated = isinstance(prompt, list) or bool(getattr(tokenizer, "chat_template", None))
-    prefix = format_prompt(tokenizer, prompt)
-    ids = tokenizer(prefix + response, add_special_tokens=not templated)["input_ids"]
-    start = len(tokenizer(prefix, add_special_tokens=not templated)["input_ids"])
-    if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
-        ids = ids + [tokenizer.eos_token_id]
-    start = min(start, len(ids) - 1)  # at least the EOS counts as response
-    cut = max(0, len(ids) - max_length)
-    return ids[cut:], max(0, start - cut)
-
-
-def tokenize(proj, tokenizer, examples: Iterable[PromptExample], max_length: int) -> None:
-    for ex in examples:
-        prompt = proj.prompt(ex.prompt_id).prompt
-        texts = {r.id: r.text for r in proj.responses(ex.prompt_id)}
-        missing = [r for r in ex.response_ids if r not in texts]
-        if missing:
-            raise UserError(f"response {missing[0]} of prompt {ex.prompt_id} is no longer in the project")
-        encoded = [encode_scored(tokenizer, prompt, texts[r], max_length) for r in ex.response_ids]
-        ex.tokens = [ids for ids, _ in encoded]
-        ex.starts = [start for _, start in encoded]
-
-
-# ----------------------------------------------------------------------------------------------------
-# Model
-# ----------------------------------------------------------------------------------------------------
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("CUDA was asked for but no GPU is available; use --device cpu")
-    return dev
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Loading a causal LM into a classifier reports the new head; keep the terminal clean."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def ensure_pad_token(tokenizer) -> bool:
-    """A pad token distinct from EOS (added when missing or shared). Returns True if one was added."""
-    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:
-        return False
-    tokenizer.add_special_tokens({"pad_token": "<|reward_pad|>"})
-    return True
-
-
-def _disable_dropout(config) -> None:
-    for key, value in config.to_dict().items():
-        if isinstance(value, float) and ("dropout" in key or "pdrop" in key):
-            setattr(config, key, 0.0)
-
-
-def _backbone_and_head(model):
-    inner = model.base_model.model if hasattr(model, "peft_config") else model
-    head = getattr(inner, "score", None)
-    if head is None:
-        raise UserError(f"{type(inner).__name__} has no score head; choose a decoder (causal LM) base model")
-    return getattr(inner, inner.base_model_prefix), head
-
-
-def _layer_list(backbone, n_layers: int):
-    for module in backbone.modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
-            return module
-    raise UserError("could not find the transformer layers of this model to freeze; use LoRA instead")
-
-
-def build_reward_model(config: RewardConfig, device: Optional[torch.device] = None):
-    """(model, tokenizer): a 1-output sequence classifier on the base folder, set up for `finetune`."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-    from core.models.loading import check_model_folder
-    from core.training.quantization import prepare_quantized, quantized_load_kwargs
-
-    path = config.base_model
-    if not path or not os.path.isdir(path):
-        raise UserError(f"base model folder not found: {path or '(none given)'}")
-    check_model_folder(path)
-    device = device or resolve_device(config.device)
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        added = ensure_pad_token(tokenizer)
-        mcfg = AutoConfig.from_pretrained(path)
-        mcfg.num_labels = 1
-        mcfg.pad_token_id = tokenizer.pad_token_id
-        _disable_dropout(mcfg)
-        torch.manual_seed(config.seed)  # the new score head's initialisation
-        quant = quantized_load_kwargs(config.quantization, device)  # {} unless 4-bit/8-bit (QLoRA)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, config=mcfg, dtype=torch.bfloat16 if quant else torch.float32, **quant
-        )
-    if added:
-        old = model.get_input_embeddings().weight.shape[0]
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        with torch.no_grad():  # deterministic new row; its value never matters (pads are masked)
-            emb = model.get_input_embeddings().weight
-            emb[old:] = emb[:old].mean(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
-    if quant:
-        model = prepare_quantized(model, config.gradient_checkpointing)
-    elif config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-    if config.finetune == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        targets = config.lora_target_modules
-        targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                task_type="SEQ_CLS",
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=0.0,
-                target_modules=targets,
-            ),
-        )
-    elif config.finetune == "freeze" and config.freeze_layers > 0:
-        backbone, _ = _backbone_and_head(model)
-        n_layers = model.config.get_text_config().num_hidden_layers
-        layers = _layer_list(backbone, n_layers)
-        frozen = {id(p) for layer in list(layers)[: config.freeze_layers] for p in layer.parameters()}
-        for m in backbone.modules():
-            if isinstance(m, torch.nn.Embedding):
-                frozen.update(id(p) for p in m.parameters())
-        for p in model.parameters():
-            if id(p) in frozen:
-                p.requires_grad_(False)
-    if not quant:  # a quantized model is placed by its device_map and cannot be moved
-        model.to(device)
-    return model, tokenizer
-
-
-def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
-    """[N, T] mask -> [N] index of the rightmost attended token (left or right padding alike)."""
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    return (positions * attention_mask.long()).amax(dim=1)
-
-
-def sequence_rewards(
-    model,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    starts: Optional[torch.Tensor] = None,
-    pooling: str = "last",
-) -> torch.Tensor:
-    """[N, T] tokens -> [N] float32 rewards: the head over the mean hidden state of the response tokens
-    (pooling="mean"; `starts` [N] = where each response begins, counted in attended tokens), at the
-    last non-pad token (pooling="last"), or over the average of those two (pooling="both")."""
-    backbone, head = _backbone_and_head(model)
-    # Positions count attended tokens only, so a left-padded sequence sees the same positions as unpadded.
-    position_ids = (attention_mask.long().cumsum(1) - 1).clamp(min=0)  # [N, T]
-    hidden = backbone(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
-    ).last_hidden_state  # [N, T, H]
-    last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]  # [N, H]
-    if pooling in ("mean", "both"):
-        if starts is None:
-            starts = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
-        span = (position_ids >= starts[:, None]) & attention_mask.bool()  # [N, T]
-        weights = span.to(hidden.dtype)[..., None]  # [N, T, 1]
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)  # [N, H]
-        if pooling == "both":
-            pooled = 0.5 * (pooled + last)
-    else:
-        pooled = last
-    # The head in fp32 even under autocast: rewards are compared and centred, bf16 would tie close ones.
-    with torch.autocast(pooled.device.type, enabled=False):
-        return head(pooled.float()).squeeze(-1)  # [N]
-
-
 def bradley_terry_loss(rewards, winners, losers, margins, groups, n_groups: int):
     """Per-group mean of -log sigmoid(r_w - r_l - m).
 
@@ -516,60 +127,9 @@ def bradley_terry_loss(rewards, winners, losers, margins, groups, n_groups: int)
     return sums / counts.clamp(min=1), pair_loss, diff
 
 
-@dataclass
-class Batch:
-    """Several prompts' responses padded together, and their pairs as indices into the rows."""
-
-    input_ids: torch.Tensor  # [N, T]
-    attention_mask: torch.Tensor  # [N, T]
-    starts: torch.Tensor  # [N] where each response begins (attended-token index; 0 when unknown)
-    winners: torch.Tensor  # [P]
-    losers: torch.Tensor  # [P]
-    margins: torch.Tensor  # [P]
-    groups: torch.Tensor  # [P] prompt index within the batch
-    n_prompts: int
-    n_tokens: int
-
-    @property
-    def n_pairs(self) -> int:
-        return int(self.winners.shape[0])
-
-
-def collate(examples: Sequence[PromptExample], pad_id: int, device, padding_side: str = "right") -> Batch:
-    seqs: list[list[int]] = []
-    starts: list[int] = []
-    w, l, m, g = [], [], [], []
-    for gi, ex in enumerate(examples):
-        base = len(seqs)
-        seqs.extend(ex.tokens)
-        starts.extend(ex.starts if len(ex.starts) == len(ex.tokens) else [0] * len(ex.tokens))
-        for wi, li, mi in ex.pairs:
-            w.append(base + wi)
-            l.append(base + li)
-            m.append(mi)
-            g.append(gi)
-    T = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), T), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if padding_side == "right":
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
-        else:
-            ids[i, T - len(s) :] = torch.tensor(s)
-            mask[i, T - len(s) :] = 1
-    nb = device.type == "cuda"
-    return Batch(
-        ids.to(device, non_blocking=nb),
-        mask.to(device, non_blocking=nb),
-        torch.tensor(starts, dtype=torch.long).to(device),
-        torch.tensor(w, dtype=torch.long).to(device),
-        torch.tensor(l, dtype=torch.long).to(device),
-        torch.tensor(m, dtype=torch.float32).to(device),
-        torch.tensor(g, dtype=torch.long).to(device),
-        len(examples),
-        sum(len(s) for s in seqs),
-    )
+def _correct(diff: torch.Tensor) -> torch.Tensor:
+    """1 when the winner scores higher, 0.5 on an exact tie (a constant model scores 0.5, not 0)."""
+    return (diff > 0).float() + 0.5 * (diff == 0).float()
 
 
 def lr_at(step: int, total: int, config: RewardConfig) -> float:
@@ -696,72 +256,6 @@ class RewardTrainer:
             starts=starts,
             pooling=self.config.pooling,
         )
-
-
-@torch.no_grad()
-def score_sequences(
-    model,
-    sequences: Sequence[list[int]],
-    pad_id: int,
-    device,
-    autocast: bool,
-    batch_size: int = 32,
-    *,
-    starts: Optional[Sequence[int]] = None,
-    pooling: str = "last",
-) -> list[float]:
-    """Uncentred rewards of token sequences, in order; batches similar lengths together to pad less."""
-    model.eval()
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    out = [0.0] * len(sequences)
-    for i in range(0, len(order), batch_size):
-        idx = order[i : i + batch_size]
-        b = collate(
-            [
-                PromptExample(
-                    0,
-                    [],
-                    [],
-                    tokens=[sequences[j] for j in idx],
-                    starts=[starts[j] for j in idx] if starts is not None else [],
-                )
-            ],
-            pad_id,
-            device,
-        )
-        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
-        with ctx:
-            values = sequence_rewards(model, b.input_ids, b.attention_mask, b.starts, pooling).tolist()
-        for j, v in zip(idx, values):
-            out[j] = v
-    return out
-
-
-def _correct(diff: torch.Tensor) -> torch.Tensor:
-    """1 when the winner scores higher, 0.5 on an exact tie (a constant model scores 0.5, not 0)."""
-    return (diff > 0).float() + 0.5 * (diff == 0).float()
-
-
-def steps_per_epoch(n_prompts: int, config: RewardConfig) -> int:
-    return max(1, math.ceil(n_prompts / config.prompts_per_step))
-
-
-def total_steps(n_prompts: int, config: RewardConfig) -> int:
-    if config.max_steps > 0:
-        return config.max_steps
-    return max(1, math.ceil(config.epochs * steps_per_epoch(n_prompts, config)))
-
-
-def step_examples(train: Sequence[PromptExample], step: int, config: RewardConfig) -> list[list[PromptExample]]:
-    """The micro-batches of optimizer step `step`: a deterministic function of (seed, step), so a resumed
-    run sees exactly the data it would have seen."""
-    spe = steps_per_epoch(len(train), config)
-    epoch, index = divmod(step, spe)
-    order = list(range(len(train)))
-    random.Random(config.seed * 1_000_003 + epoch).shuffle(order)
-    chosen = order[index * config.prompts_per_step : (index + 1) * config.prompts_per_step]
-    size = config.prompts_per_micro_batch
-    return [[train[i] for i in chosen[j : j + size]] for j in range(0, len(chosen), size)]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1045,69 +539,3 @@ def train_reward_model(
         except Exception:
             pass
         raise
-
-
-# ----------------------------------------------------------------------------------------------------
-# Scoring with a trained reward model (policy trainer, GUI scoring view)
-# ----------------------------------------------------------------------------------------------------
-class RewardModel:
-    """A trained reward model ready to score; rewards are centred (train mean 0). `scale` is the train std."""
-
-    def __init__(self, model, tokenizer, config: RewardConfig, offset: float, scale: float, device):
-        self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
-        self.offset, self.scale, self.device = offset, scale, device
-
-    def __call__(self, batch) -> list[float]:
-        """A policy reward function: `batch` has `.prompts` and `.responses` (hybrid_reward.RewardBatch)."""
-        return self.score(list(zip(batch.prompts, batch.responses)))
-
-    @torch.no_grad()
-    def score(self, items: Sequence[tuple[Any, str]], batch_size: int = 32) -> list[float]:
-        """[(prompt, response)] -> centred rewards. Prompts are strings or chat message lists."""
-        encoded = [encode_scored(self.tokenizer, p, r, self.config.max_length) for p, r in items]
-        raw = score_sequences(
-            self.model,
-            [ids for ids, _ in encoded],
-            self.tokenizer.pad_token_id,
-            self.device,
-            self.device.type == "cuda" and self.config.bf16,
-            batch_size,
-            starts=[start for _, start in encoded],
-            pooling=self.config.pooling,
-        )
-        return [r - self.offset for r in raw]
-
-
-def load_reward_model(proj, run_id: int, *, device: str | None = None, name: str = FINAL) -> RewardModel:
-    """Rebuild the model from its base folder and load the trained weights from the encrypted artifact."""
-    files = proj.load_artifact(run_id, name)
-    if "reward.json" not in files:
-        raise UserError(f"run {run_id} has no finished reward model (artifact {name!r})")
-    meta = ckpt.json_load(files["reward.json"])
-    config = RewardConfig.from_saved(meta["config"])
-    if device is not None:
-        config.device = device
-    dev = resolve_device(config.device)
-    model, tokenizer = build_reward_model(config, dev)
-    ckpt.load_trainable_state(model, ckpt.bytes_to_tensors(files["model.safetensors"]))
-    from core.training.quantization import is_quantized
-
-    if hasattr(model, "merge_and_unload") and not is_quantized(model):  # LoRA: fold adapters in to score faster
-        model = model.merge_and_unload()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return RewardModel(model, tokenizer, config, meta["offset"], meta["scale"], dev)
-
-
-def score(proj, run_id: int, items: Sequence[tuple[Any, str]], *, device: str | None = None) -> list[float]:
-    """One-shot scoring of (prompt, response) pairs (loads the model each call; keep a RewardModel to reuse)."""
-    return load_reward_model(proj, run_id, device=device).score(items)
-
-
-def score_prompt(proj, run_id: int, prompt_id: int, *, model: Optional[RewardModel] = None) -> dict[int, float]:
-    """{response_id: centred reward} for every candidate of a prompt (the GUI scoring view)."""
-    model = model or load_reward_model(proj, run_id)
-    prompt = proj.prompt(prompt_id).prompt
-    responses = proj.responses(prompt_id)
-    rewards = model.score([(prompt, r.text) for r in responses])
-    return {r.id: v for r, v in zip(responses, rewards)}
