@@ -10,6 +10,8 @@ compare them; PPO is the default), `evaluate`, then the expert judges the blind 
 Evaluate page's queue, and the report's figures are read back. Prints per expert and algorithm: the
 reward model's held-out pairwise accuracy, the blind win rate with its Wilson 95% interval, how many
 held-out replies the tuning left identical, the reply length against the base, and seconds per stage.
+To try a change against the defaults, put extra `train-policy` flags in RLHF_BENCH_POLICY_FLAGS (e.g.
+`RLHF_BENCH_POLICY_FLAGS="--kl-coef 0.2"`); the printed command line shows them.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def one_loop(base: Path, work: Path, expert_name: str, algos: list[str], model: 
     for algo in algos:
         stage = dict(times)
         t = time.perf_counter()
-        cli("train-policy", folder, "--policy", model, "--reward", reward_run, "--algo", algo)
+        extra = os.environ.get("RLHF_BENCH_POLICY_FLAGS", "").split()  # trying a change against the defaults
+        cli("train-policy", folder, "--policy", model, "--reward", reward_run, "--algo", algo, *extra)
         stage["policy"] = time.perf_counter() - t
         policy_run = latest_run(folder, "policy")
         t = time.perf_counter()

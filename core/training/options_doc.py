@@ -237,6 +237,13 @@ penalty (`kl_coef=0.2`) lifts the concise expert from 0.25 to 0.41 but drops the
 is not the default. What changed the defaults' result on the demo from 0.48–0.56 to 0.88: the reply
 limit now fits the project's candidates (the old 64-token limit cut a quarter of them, and the
 missing-EOS penalty then rewarded short replies), and the reward model reads the whole reply.
+
+Tried and not kept: a second judge in the reward (a reward-model committee, the references' remedy for
+over-optimisation): the queue's word-level Bradley–Terry model (`core/queue_model.py`) fit on the same
+rankings. On its own it is the more accurate judge from 192 ranked prompts (held-out pairwise accuracy
+demo 0.82, concise 0.78, plain 0.79, no_filler 0.78 against the reward model's 0.73–0.75), but added to
+the reward with equal weight it made PPO worse: demo 0.70 (replies ×1.6 longer: it learned the words,
+and the policy repeated them), concise 0.31 (it too ranks the vague reply first on 45 of 48 prompts).
 """
 
 
