@@ -4,36 +4,27 @@ Keys go to the page itself (cards, lists and buttons never take focus), so numbe
 while the mouse rests on a card; only the comment field and the guidelines editor take text, and Esc
 gives the keys back. Every submit is recorded (and committed) by the session before the next item is
 shown. `set_project(None)` clears every widget that shows decrypted text.
+
+The page holds the state (the session, the item, the ranking being built, the ratings) and turns keys,
+clicks and session results into what its parts show: the top bar (modes, progress, tools), the board
+(board.py: prompt, cards, diff) and the side panel (side_panel.py, with ranking.py, pairwise.py and
+rating.py). Their widgets are also attributes of the page (`page.rank_list`, `page.comment`, ...).
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QPalette
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QApplication,
     QButtonGroup,
     QCheckBox,
-    QComboBox,
-    QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QPlainTextEdit,
     QPushButton,
     QSizePolicy,
-    QSpinBox,
     QSplitter,
-    QStackedWidget,
-    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -51,73 +42,14 @@ from core.annotation import (
     consistency_summary,
 )
 from core.errors import UserError
+from desktop.pages.annotate.board import CandidateBoard
+from desktop.pages.annotate.common import MODE_LABELS, SPLITS, TIE_TEXTS
+from desktop.pages.annotate.common import no_focus as _no_focus
+from desktop.pages.annotate.shortcuts import SHORTCUTS
+from desktop.pages.annotate.side_panel import SidePanel
 from desktop.pages.base import Page
 from desktop.widgets.candidate_card import CandidateCard
-from desktop.widgets.diff_view import DiffView
-from desktop.widgets.markdown_view import MarkdownView
 from desktop.widgets.shortcut_overlay import ShortcutOverlay
-
-MODE_LABELS = {"ranking": "Rank", "pairwise": "Pairwise", "rating": "Rate"}
-SPLITS = [("All prompts", None), ("Train split", "train"), ("Held-out split", "heldout")]
-TIE_TEXTS = ("=", "t", "T")
-MAX_FLAG_KEYS = 9  # F1..F9
-
-SHORTCUTS = [
-    (
-        "Rank (Ctrl+1)",
-        [
-            ("1 … 9", "place that candidate next, best first"),
-            ("= or T", "tie the next candidate with the previous one"),
-            ("Backspace", "take back the last placement"),
-            ("Enter", "submit the ranking (a last single candidate goes last)"),
-        ],
-    ),
-    ("Pairwise (Ctrl+2)", [("A / B", "A is better / B is better (submits)"), ("T", "tie"), ("X", "both bad")]),
-    (
-        "Rate (Ctrl+3)",
-        [
-            ("Tab / → / ↓", "select the next card"),
-            ("Shift+Tab / ← / ↑", "select the previous card"),
-            ("1 … 7", "rate the selected card"),
-            ("Backspace", "clear its rating"),
-            ("Enter", "submit the ratings"),
-        ],
-    ),
-    (
-        "Any mode",
-        [
-            ("F1 … F9", "toggle a flag"),
-            ("C", "write a comment (Esc to leave)"),
-            ("S", "skip this item"),
-            ("Alt+← or ,", "previous item"),
-            ("Alt+→ or .", "next item"),
-            ("Ctrl+Z", "undo the last submitted judgment"),
-            ("D", "diff two candidates"),
-            ("G", "show the guidelines"),
-            ("?", "this overview"),
-            ("Esc", "close overlay / diff"),
-        ],
-    ),
-]
-
-
-def _style_label(label: QLabel, colour: Optional[str] = None, bold: bool = False) -> None:
-    """Colour and weight through palette and font, not style sheets (those slow every repaint)."""
-    if colour is None:
-        label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-    else:
-        pal = label.palette()
-        pal.setColor(QPalette.ColorRole.WindowText, QColor(colour))
-        label.setPalette(pal)
-    if bold:
-        font = label.font()
-        font.setBold(True)
-        label.setFont(font)
-
-
-def _no_focus(*widgets: QWidget) -> None:
-    for w in widgets:
-        w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
 
 class AnnotatePage(Page):
@@ -136,9 +68,6 @@ class AnnotatePage(Page):
         self.mode = "ranking"
         self.split: Optional[str] = None
         self.tags: list[str] = []
-        self._cards: list[CandidateCard] = []
-        self._grid_shape: tuple = ()
-        self._syncing = False
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._build()
         self.overlay = ShortcutOverlay(self)
@@ -184,50 +113,66 @@ class AnnotatePage(Page):
         top.addWidget(self.help_button)
 
         # centre: prompt over candidates (or the diff, or a message)
-        self.prompt_view = MarkdownView()
-        prompt_box = QGroupBox("Prompt")
-        QVBoxLayout(prompt_box).addWidget(self.prompt_view)
-        prompt_box.layout().setContentsMargins(6, 4, 6, 6)
-        self.cards_widget = QWidget()
-        self.cards_layout = QGridLayout(self.cards_widget)
-        self.cards_layout.setContentsMargins(0, 0, 0, 0)
-        self.cards_layout.setSpacing(8)
-        self.diff_view = DiffView()
-        self.empty_label = QLabel()
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setWordWrap(True)
-        self.center_stack = QStackedWidget()
-        for w in (self.cards_widget, self.diff_view, self.empty_label):
-            self.center_stack.addWidget(w)
-        self.center_split = QSplitter(Qt.Orientation.Vertical)
-        self.center_split.addWidget(prompt_box)
-        self.center_split.addWidget(self.center_stack)
-        self.center_split.setStretchFactor(0, 1)
-        self.center_split.setStretchFactor(1, 3)
-        self.center_split.setSizes([170, 520])
-        self.center_split.setChildrenCollapsible(False)
-        self.message = QLabel()
-        _style_label(self.message, "#c0392b", bold=True)
-        self.message.setFixedHeight(self.message.fontMetrics().height() + 6)
-        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        center = QWidget()
-        cl = QVBoxLayout(center)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.center_split, 1)
-        cl.addWidget(self.message)
+        self.board = board = CandidateBoard()
+        board.card_clicked.connect(self._on_card_clicked)
+        board.card_rated.connect(self._on_card_rated)
+        board.quality_overruled.connect(self._on_quality_overruled)
 
         # side panel: judge tab (mode panel, flags, comment, navigation) and guidelines tab
-        self.tabs = QTabWidget()
-        _no_focus(self.tabs, self.tabs.tabBar())
-        self.tabs.addTab(self._build_judge_tab(), "Judge")
-        self.tabs.addTab(self._build_guidelines_tab(), "Guidelines (G)")
-        self.tabs.addTab(self.assist.review_tab, "Review")
+        self.tabs = SidePanel(self.assist)
         self.tabs.currentChanged.connect(self._on_tab_changed)
-        self.tabs.setMinimumWidth(300)
-        self.tabs.setMaximumWidth(420)
+        judge, guide = self.tabs.judge, self.tabs.guidelines
+        self.ranking, self.pairwise, self.rating = judge.ranking, judge.pairwise, judge.rating
+        # the parts' widgets, as the page's own attributes (the methods below, tests, bench, the assist)
+        self.prompt_view = board.prompt_view
+        self.cards_widget = board.cards_widget
+        self.cards_layout = board.cards_layout
+        self.diff_view = board.diff_view
+        self.empty_label = board.empty_label
+        self.center_stack = board.center_stack
+        self.center_split = board.center_split
+        self.message = board.message
+        self.rank_list = self.ranking.rank_list
+        self.rank_hint = self.ranking.rank_hint
+        self.tie_label = self.ranking.tie_label
+        self.submit_rank = self.ranking.submit_rank
+        self.pair_buttons = self.pairwise.pair_buttons
+        self.pair_existing = self.pairwise.pair_existing
+        self.rating_summary = self.rating.rating_summary
+        self.submit_rate = self.rating.submit_rate
+        self.mode_stack = judge.mode_stack
+        self.flags_box = judge.flags_box
+        self.flags_layout = judge.flags_layout
+        self.comment = judge.comment
+        self.prev_button = judge.prev_button
+        self.skip_button = judge.skip_button
+        self.next_button = judge.next_button
+        self.undo_button = judge.undo_button
+        self.guidelines_view = guide.guidelines_view
+        self.guidelines_edit = guide.guidelines_edit
+        self.guidelines_button = guide.guidelines_button
+        self.split_combo = guide.split_combo
+        self.share_spin = guide.share_spin
+        self.consistency_label = guide.consistency_label
+
+        self.ranking.rows_moved.connect(self._on_rows_moved)
+        self.ranking.ties_changed.connect(self._on_item_changed)
+        self.submit_rank.clicked.connect(self.submit)
+        self.pairwise.chosen.connect(self.submit_pairwise)
+        self.submit_rate.clicked.connect(self.submit)
+        self.comment.returnPressed.connect(self.setFocus)
+        self.prev_button.clicked.connect(self.previous)
+        self.skip_button.clicked.connect(self.skip)
+        self.next_button.clicked.connect(self.next)
+        self.undo_button.clicked.connect(self.undo)
+        self.guidelines_button.clicked.connect(self._toggle_guidelines_edit)
+        self.split_combo.currentIndexChanged.connect(self._on_split_changed)
+        self.share_spin.valueChanged.connect(self._on_share_changed)
+        for w in (self.comment, self.guidelines_edit, self.share_spin):  # Esc there gives the keys back
+            w.installEventFilter(self)
 
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(center)
+        split.addWidget(board)
         split.addWidget(self.tabs)
         split.setStretchFactor(0, 1)
         split.setSizes([900, 330])
@@ -237,159 +182,13 @@ class AnnotatePage(Page):
         layout.addLayout(top)
         layout.addWidget(split, 1)
 
-    def _build_judge_tab(self) -> QWidget:
-        # ranking panel
-        self.rank_list = QListWidget()
-        self.rank_list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
-        self.rank_list.setDefaultDropAction(Qt.DropAction.MoveAction)
-        self.rank_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.rank_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.rank_list.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.rank_list.setToolTip("Drag to reorder. A ticked box ties a candidate with the one above.")
-        _no_focus(self.rank_list)
-        self.rank_list.model().rowsMoved.connect(self._on_rows_moved)
-        self.rank_list.itemChanged.connect(self._on_item_changed)
-        self.rank_hint = QLabel(
-            "Press numbers best first · = ties the next one with the previous · "
-            "Backspace undoes · Enter submits · or drag to reorder"
-        )
-        self.rank_hint.setWordWrap(True)
-        _style_label(self.rank_hint)
-        self.tie_label = QLabel()
-        _style_label(self.tie_label, "#8a55c9", bold=True)
-        self.submit_rank = QPushButton("Submit ranking (Enter)")
-        self.submit_rank.clicked.connect(self.submit)
-        rank_panel = QWidget()
-        rl = QVBoxLayout(rank_panel)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(QLabel("<b>Your ranking</b> (best first)"))
-        rl.addWidget(self.rank_list, 1)
-        rl.addWidget(self.tie_label)
-        rl.addWidget(self.rank_hint)
-        rl.addWidget(self.submit_rank)
+    @property
+    def _cards(self) -> list[CandidateCard]:
+        return self.board.cards
 
-        # pairwise panel
-        pair_panel = QWidget()
-        pl = QVBoxLayout(pair_panel)
-        pl.setContentsMargins(0, 0, 0, 0)
-        pl.addWidget(QLabel("<b>Which answer is better?</b>"))
-        self.pair_buttons = {}
-        for key, result, text in (
-            ("A", "a", "A is better"),
-            ("B", "b", "B is better"),
-            ("T", "tie", "Tie"),
-            ("X", "both_bad", "Both bad"),
-        ):
-            b = QPushButton(f"{text}  ({key})")
-            b.clicked.connect(lambda _=False, r=result: self.submit_pairwise(r))
-            self.pair_buttons[result] = b
-            pl.addWidget(b)
-        self.pair_existing = QLabel()
-        self.pair_existing.setWordWrap(True)
-        pl.addWidget(self.pair_existing)
-        pl.addStretch(1)
-
-        # rating panel
-        rate_panel = QWidget()
-        tl = QVBoxLayout(rate_panel)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(QLabel(f"<b>Rate each answer</b> {RATING_MIN} (worst) – {RATING_MAX} (best)"))
-        hint = QLabel("Tab or arrows select a card; press 1–7 to rate it. Or click the buttons on a card.")
-        hint.setWordWrap(True)
-        _style_label(hint)
-        tl.addWidget(hint)
-        self.rating_summary = QLabel()
-        self.rating_summary.setWordWrap(True)
-        tl.addWidget(self.rating_summary)
-        tl.addStretch(1)
-        self.submit_rate = QPushButton("Submit ratings (Enter)")
-        self.submit_rate.clicked.connect(self.submit)
-        tl.addWidget(self.submit_rate)
-
-        self.mode_stack = QStackedWidget()
-        for w in (rank_panel, pair_panel, rate_panel):
-            self.mode_stack.addWidget(w)
-
-        self.flags_box = QGroupBox("Flags")
-        self.flags_layout = QVBoxLayout(self.flags_box)
-        self.flags_layout.setContentsMargins(8, 4, 8, 4)
-        self.flag_checks: list[QCheckBox] = []
-
-        self.comment = QLineEdit()
-        self.comment.setPlaceholderText("Comment (C to type, Esc to leave)")
-        self.comment.setClearButtonEnabled(True)
-        self.comment.returnPressed.connect(self.setFocus)
-        self.comment.installEventFilter(self)
-
-        self.prev_button = QPushButton("◀ Previous")
-        self.skip_button = QPushButton("Skip (S)")
-        self.next_button = QPushButton("Next ▶")
-        self.undo_button = QPushButton("Undo last judgment (Ctrl+Z)")
-        self.prev_button.clicked.connect(self.previous)
-        self.skip_button.clicked.connect(self.skip)
-        self.next_button.clicked.connect(self.next)
-        self.undo_button.clicked.connect(self.undo)
-        nav = QHBoxLayout()
-        for b in (self.prev_button, self.skip_button, self.next_button):
-            nav.addWidget(b)
-        _no_focus(
-            self.submit_rank,
-            self.submit_rate,
-            self.prev_button,
-            self.skip_button,
-            self.next_button,
-            self.undo_button,
-            *self.pair_buttons.values(),
-        )
-
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.addWidget(self.mode_stack, 1)
-        layout.addWidget(self.flags_box)
-        layout.addWidget(QLabel("Comment"))
-        layout.addWidget(self.comment)
-        layout.addLayout(nav)
-        layout.addWidget(self.undo_button)
-        layout.addWidget(self.assist.note)
-        return tab
-
-    def _build_guidelines_tab(self) -> QWidget:
-        self.guidelines_view = MarkdownView()
-        self.guidelines_edit = QPlainTextEdit()
-        self.guidelines_edit.hide()
-        self.guidelines_edit.installEventFilter(self)
-        self.guidelines_button = QPushButton("Edit")
-        self.guidelines_button.clicked.connect(self._toggle_guidelines_edit)
-        self.split_combo = QComboBox()
-        for text, _ in SPLITS:
-            self.split_combo.addItem(text)
-        self.split_combo.currentIndexChanged.connect(self._on_split_changed)
-        self.share_spin = QSpinBox()
-        self.share_spin.setRange(0, 50)
-        self.share_spin.setSuffix(" %")
-        self.share_spin.setToolTip("Share of items re-shown blindly to measure your consistency")
-        self.share_spin.valueChanged.connect(self._on_share_changed)
-        _no_focus(self.guidelines_button, self.split_combo)
-        self.share_spin.installEventFilter(self)
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.addWidget(self.guidelines_view, 1)
-        layout.addWidget(self.guidelines_edit, 1)
-        layout.addWidget(self.guidelines_button)
-        form = QGridLayout()
-        form.addWidget(QLabel("Queue"), 0, 0)
-        form.addWidget(self.split_combo, 0, 1)
-        form.addWidget(QLabel("Consistency re-checks"), 1, 0)
-        form.addWidget(self.share_spin, 1, 1)
-        form.addWidget(self.assist.check_box, 2, 0, 1, 2)
-        layout.addLayout(form)
-        layout.addWidget(self.assist.order_status)
-        self.consistency_label = QLabel()
-        self.consistency_label.setWordWrap(True)
-        layout.addWidget(self.consistency_label)
-        return tab
+    @property
+    def flag_checks(self) -> list[QCheckBox]:
+        return self.tabs.judge.flag_checks
 
     # ---- project ------------------------------------------------------------------------------
 
@@ -403,11 +202,7 @@ class AnnotatePage(Page):
             self._show_empty("The project is locked or closed.")
             return
         self.tags = project.tags()
-        for k, tag in enumerate(self.tags):
-            cb = QCheckBox(f"{tag}  (F{k + 1})" if k < MAX_FLAG_KEYS else tag)
-            _no_focus(cb)
-            self.flags_layout.addWidget(cb)
-            self.flag_checks.append(cb)
+        self.tabs.judge.add_flags(self.tags)
         self.guidelines_view.show_text(
             project.get_setting("guidelines", "") or "*No guidelines yet. Press Edit to write them.*"
         )
@@ -427,33 +222,22 @@ class AnnotatePage(Page):
     def _clear_views(self) -> None:
         """Drop every decrypted text from the widgets."""
         self.overlay.hide()
-        self.prompt_view.clear()
-        for card in self._cards:
-            card.clear()
+        self.board.clear_texts()
         self.diff_view.clear()
         self.rank_list.clear()
         self.comment.setText("")  # setText (not clear) also drops the undo history holding the old text
-        self.guidelines_view.clear()
-        self.guidelines_edit.clear()
-        self.guidelines_edit.document().clearUndoRedoStacks()
-        self.guidelines_edit.hide()
-        self.guidelines_view.show()
-        self.guidelines_button.setText("Edit")
+        self.tabs.guidelines.clear()
         self.rating_summary.clear()
         self.pair_existing.clear()
         self.progress_label.clear()
         self.message.clear()
-        self.consistency_label.clear()
         self.assist.clear()
-        for cb in self.flag_checks:
-            cb.deleteLater()
-        self.flag_checks = []
+        self.tabs.judge.clear_flags()
         self.builder = RankingBuilder(0)
         self.ratings = {}
 
     def _show_empty(self, text: str) -> None:
-        self.empty_label.setText(text)
-        self.center_stack.setCurrentWidget(self.empty_label)
+        self.board.show_message(text)
         self._set_enabled(False)
 
     def _set_enabled(self, on: bool) -> None:
@@ -472,39 +256,12 @@ class AnnotatePage(Page):
 
     # ---- showing an item ----------------------------------------------------------------------
 
-    def _ensure_cards(self, n: int) -> None:
-        while len(self._cards) < n:
-            card = CandidateCard()
-            card.clicked.connect(self._on_card_clicked)
-            card.rated.connect(self._on_card_rated)
-            card.overruled.connect(self._on_quality_overruled)
-            self._cards.append(card)
-
-    def _layout_cards(self, shown: list[int]) -> None:
-        """Grid of the shown cards: two columns up to four, three beyond."""
-        cols = 2 if len(shown) <= 4 else 3
-        shape = (tuple(shown), cols)
-        if shape == self._grid_shape:
-            return
-        self._grid_shape = shape
-        for card in self._cards:
-            self.cards_layout.removeWidget(card)
-            card.hide()
-        for pos, idx in enumerate(shown):
-            self.cards_layout.addWidget(self._cards[idx], pos // cols, pos % cols)
-            self._cards[idx].show()
-        rows = (len(shown) + cols - 1) // cols
-        for r in range(4):
-            self.cards_layout.setRowStretch(r, 1 if r < rows else 0)
-
     def _show(self, item: Optional[Item]) -> None:
         self.item = item
         self.message.clear()
         self.overlay.hide()
         if item is None:
-            self.prompt_view.clear()
-            for card in self._cards:
-                card.clear()
+            self.board.clear_texts()
             self.rank_list.clear()
             self.comment.setText("")
             self._show_empty(
@@ -517,7 +274,7 @@ class AnnotatePage(Page):
             return
         self._set_enabled(True)
         self.prompt_view.show_prompt(item.prompt.prompt)
-        self._ensure_cards(item.k)
+        self.board.ensure_cards(item.k)
         if self.mode == "pairwise" and item.pair is not None:
             shown = list(item.pair)
             for side, idx in zip("AB", shown):
@@ -526,7 +283,7 @@ class AnnotatePage(Page):
             shown = list(range(item.k))
             for idx in shown:
                 self._cards[idx].set_candidate(idx, item.candidates[idx].text)
-        self._layout_cards(shown)
+        self.board.layout_cards(shown)
         for idx in shown:
             self._cards[idx].set_rating_visible(self.mode == "rating")
             self._cards[idx].set_quality(item.quality.get(idx, ()))
@@ -541,18 +298,17 @@ class AnnotatePage(Page):
         for tag, cb in zip(self.tags, self.flag_checks):
             cb.setChecked(tag in flags)
         self.comment.setText(item.existing.comment if item.existing else "")
-        self.pair_existing.setText(_existing_pair_text(item) if self.mode == "pairwise" else "")
-        if self.center_stack.currentWidget() is self.diff_view:
+        self.pairwise.show_existing(item if self.mode == "pairwise" else None)
+        if self.board.showing_diff():
             self._fill_diff()
         else:
             self.center_stack.setCurrentWidget(self.cards_widget)
         if item.k == 0 or (item.k < 2 and self.mode != "rating"):  # prompts imported alone, not generated yet
-            self.empty_label.setText(
+            self.board.show_message(
                 f"This prompt has {'no candidate replies' if not item.k else 'only one candidate reply'} yet: "
                 "nothing to compare. Generate candidates on the Models page (Generate candidates…) or import "
                 "replies on the Data page; Skip (S) moves on."
             )
-            self.center_stack.setCurrentWidget(self.empty_label)
             for w in (self.submit_rank, self.submit_rate, self.diff_button, *self.pair_buttons.values()):
                 w.setEnabled(False)
         self._refresh_state()
@@ -578,10 +334,7 @@ class AnnotatePage(Page):
                     card.set_badge(f"#{rank}" + (" (tie)" if tied else ""), "tie" if tied else "rank")
                 card.set_placed(rank is not None)
                 card.set_selected(False)
-            self._fill_rank_list()
-            self.tie_label.setText(
-                "Tie armed: the next number ties with the previous one." if self.builder.tie_armed else ""
-            )
+            self.ranking.show_builder(self.builder, self._snippet)
         elif self.mode == "rating":
             for i in range(item.k):
                 card = self._cards[i]
@@ -590,43 +343,13 @@ class AnnotatePage(Page):
                 card.set_badge(f"{v}/{RATING_MAX}" if v else "", "neutral")
                 card.set_selected(i == self.selected)
                 card.set_placed(v is not None)
-            done = len(self.ratings)
-            self.rating_summary.setText(f"Rated {done} of {item.k}. Selected: card {self.selected + 1}.")
+            self.rating.show_summary(len(self.ratings), item.k, self.selected)
         else:
             for i in range(item.k):
                 self._cards[i].set_badge("")
                 self._cards[i].set_selected(False)
                 self._cards[i].set_placed(False)
         self.undo_button.setEnabled(self.session is not None and self.session.can_undo)
-
-    def _fill_rank_list(self) -> None:
-        self._syncing = True
-        try:
-            self.rank_list.clear()
-            row = 0
-            for k, tier in enumerate(self.builder.tiers):
-                for j, idx in enumerate(tier):
-                    tie = " (tie)" if len(tier) > 1 else ""
-                    it = QListWidgetItem(f"{k + 1}.  Candidate {idx + 1}{tie} — {self._snippet(idx)}")
-                    it.setData(Qt.ItemDataRole.UserRole, idx)
-                    # the box ties this one with the row above (drawn on every row, so rows align;
-                    # only placed rows after the first can be ticked)
-                    it.setCheckState(Qt.CheckState.Checked if j > 0 else Qt.CheckState.Unchecked)
-                    if row > 0:
-                        it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                    else:
-                        it.setFlags(it.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
-                    self.rank_list.addItem(it)
-                    row += 1
-            for idx in self.builder.remaining:
-                it = QListWidgetItem(f"–   Candidate {idx + 1} (not placed) — {self._snippet(idx)}")
-                it.setData(Qt.ItemDataRole.UserRole, idx)
-                it.setCheckState(Qt.CheckState.Unchecked)
-                it.setFlags(it.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
-                it.setForeground(self.palette().color(self.palette().ColorRole.PlaceholderText))
-                self.rank_list.addItem(it)
-        finally:
-            self._syncing = False
 
     def _snippet(self, idx: int, n: int = 48) -> str:
         text = " ".join(self.item.candidates[idx].text.split()) if self.item else ""
@@ -640,33 +363,25 @@ class AnnotatePage(Page):
 
     # ---- mouse: drag and drop, checkboxes, cards -----------------------------------------------
 
-    def _list_state(self) -> tuple[list[int], list[bool]]:
-        order, tied = [], []
-        for row in range(self.rank_list.count()):
-            it = self.rank_list.item(row)
-            order.append(int(it.data(Qt.ItemDataRole.UserRole)))
-            checkable = bool(it.flags() & Qt.ItemFlag.ItemIsUserCheckable)
-            tied.append(row > 0 and checkable and it.checkState() == Qt.CheckState.Checked)
-        return order, tied
-
-    def _on_rows_moved(self, *_) -> None:
+    def _on_rows_moved(self) -> None:
         """A drop makes the list's order the ranking (every candidate placed). Applied after the drop
         has finished: rebuilding the list inside the view's own drop handler is unsafe."""
-        if self._syncing or self.item is None or self.mode != "ranking":
+        if self.item is None or self.mode != "ranking":
             return
         QTimer.singleShot(0, self._apply_list_order)
 
     def _apply_list_order(self) -> None:
         if self.item is None or self.mode != "ranking" or self.rank_list.count() != self.item.k:
             return
-        order, tied = self._list_state()
+        order, tied = self.ranking.list_state()
         self.builder.set_order(order, tied)
         self._refresh_state()
 
-    def _on_item_changed(self, item: QListWidgetItem) -> None:
-        if self._syncing or self.item is None or self.mode != "ranking":
+    def _on_item_changed(self) -> None:
+        """A tie box was ticked or cleared: the placed rows' ties as the list shows them."""
+        if self.item is None or self.mode != "ranking":
             return
-        order, tied = self._list_state()
+        order, tied = self.ranking.list_state()
         n = len(self.builder.placed)  # only placed rows have a box
         self.builder.set_order(order[:n], tied[:n])
         self._refresh_state()
@@ -755,7 +470,7 @@ class AnnotatePage(Page):
         self.mode = mode
         self.mode_group.button(MODES.index(mode)).setChecked(True)
         self.mode_stack.setCurrentIndex(MODES.index(mode))
-        self._grid_shape = ()
+        self.board.forget_layout()
         if self.session is not None:
             self._run(lambda: self.session.set_mode(mode))
 
@@ -813,24 +528,17 @@ class AnnotatePage(Page):
     def _toggle_guidelines_edit(self) -> None:
         if self.project is None:
             return
-        if self.guidelines_edit.isVisible():
+        if self.tabs.guidelines.editing():
             text = self.guidelines_edit.toPlainText()
             try:
                 self.project.set_setting("guidelines", text)
             except UserError as exc:
                 self.message.setText(str(exc))
                 return
-            self.guidelines_view.show_text(text)
-            self.guidelines_edit.hide()
-            self.guidelines_view.show()
-            self.guidelines_button.setText("Edit")
+            self.tabs.guidelines.show_guidelines(text)
             self.setFocus()
         else:
-            self.guidelines_edit.setPlainText(self.project.get_setting("guidelines", "") or "")
-            self.guidelines_view.hide()
-            self.guidelines_edit.show()
-            self.guidelines_button.setText("Save")
-            self.guidelines_edit.setFocus()
+            self.tabs.guidelines.start_editing(self.project.get_setting("guidelines", "") or "")
 
     def toggle_overlay(self) -> None:
         if self.overlay.isVisible():
@@ -857,7 +565,7 @@ class AnnotatePage(Page):
     def toggle_diff(self) -> None:
         if self.item is None:
             return
-        if self.center_stack.currentWidget() is self.diff_view:
+        if self.board.showing_diff():
             self.center_stack.setCurrentWidget(self.cards_widget)
             self.diff_view.clear()
         else:
@@ -886,7 +594,7 @@ class AnnotatePage(Page):
             self.toggle_overlay()
             return True
         if key == K.Key_Escape:
-            if self.center_stack.currentWidget() is self.diff_view:
+            if self.board.showing_diff():
                 self.toggle_diff()
             return True
         if ctrl and key == K.Key_Z:
@@ -1018,57 +726,3 @@ class AnnotatePage(Page):
     def showEvent(self, e) -> None:
         super().showEvent(e)
         self.setFocus()
-
-
-def _existing_pair_text(item: Item) -> str:
-    """What the expert chose for this pair before, in terms of the sides shown now."""
-    j = item.existing
-    if j is None or item.pair is None:
-        return ""
-    if j.choice in ("tie", "both_bad"):
-        said = "tie" if j.choice == "tie" else "both bad"
-    else:
-        winner = j.a if j.choice == "a" else j.b
-        said = "A is better" if item.candidates[item.pair[0]].id == winner else "B is better"
-    return f"You judged this pair before: {said}. A new choice replaces it."
-
-
-def render_annotate_screens(out_dir, project, size=(1280, 800)) -> list[Path]:
-    """Save `annotate.png` (a ranking of 4 in progress) and `pairwise.png` from the real page.
-    Records nothing: the ranking is left unsubmitted."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    app = QApplication.instance()
-    page = AnnotatePage()
-    page.resize(*size)
-    page.show()
-    paths = []
-    try:
-        page.set_project(project)
-        page.set_mode("ranking")
-        app.processEvents()
-        if page.item is not None:
-            press = [Qt.Key.Key_3, Qt.Key.Key_1, Qt.Key.Key_Equal, Qt.Key.Key_4]
-            texts = ["3", "1", "=", "4"]
-            for key, text in zip(press, texts):
-                page.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, key, Qt.KeyboardModifier.NoModifier, text))
-        if page.flag_checks:
-            page.flag_checks[min(2, len(page.flag_checks) - 1)].setChecked(True)
-        _settle(app)
-        paths.append(out / "annotate.png")
-        page.grab().save(str(paths[-1]))
-        page.set_mode("pairwise")
-        _settle(app)
-        paths.append(out / "pairwise.png")
-        page.grab().save(str(paths[-1]))
-    finally:
-        page.set_project(None)
-        page.close()
-        page.deleteLater()
-    return paths
-
-
-def _settle(app) -> None:
-    for _ in range(3):
-        app.processEvents()
-        time.sleep(0.01)
