@@ -297,7 +297,7 @@ def main(argv=None) -> int:
     if savings:
         matched = [s for name, label, s in savings if "project order at" in label]
         print(
-            f"\nsaving at the accuracy the project order reaches with all its rankings: "
+            "\nsaving at the accuracy the project order reaches with all its rankings: "
             + ", ".join(f"{n} {s:.0%}" for (n, label, s) in savings if "project order at" in label)
             + f"; goal >= 30%: {'MET' if matched and min(matched) >= 0.3 else 'NOT MET'}"
         )

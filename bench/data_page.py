@@ -133,9 +133,8 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     page.status_filter.setCurrentText("ranked")
     page.table.viewport().repaint()
-    print(
-        f"status filter 'ranked' (GUI thread): {1000 * (time.perf_counter() - t):.1f} ms -> {page.model.rowCount():,} rows"
-    )
+    ms = 1000 * (time.perf_counter() - t)
+    print(f"status filter 'ranked' (GUI thread): {ms:.1f} ms -> {page.model.rowCount():,} rows")
     page.status_filter.setCurrentText("All statuses")
 
     for label in ("cold", "warm"):

@@ -235,12 +235,13 @@ def main(argv=None) -> int:
     t_plain, _ = timed(
         lambda: plain_update(model, trainer.value_head, plain_opt, exp, adv, ret, cfg, next(it)), device, args.repeats
     )
-    del plain_opt
+    plain_opt = None  # frees the plain loop's AdamW state before ours runs (the lambda above names it)
     if cuda:
         torch.cuda.empty_cache()
     t_train, _ = timed(lambda: trainer.update(exp), device, args.repeats)
     print(
-        f"\ntraining step (one PPO epoch over {B} samples in minibatches of {mbs}, {exp.mask.shape[1]} response tokens):"
+        f"\ntraining step (one PPO epoch over {B} samples in minibatches of {mbs}, "
+        f"{exp.mask.shape[1]} response tokens):"
     )
     print(f"  ours  (PPOTrainer.update)   {t_train:7.3f}s  {B / t_train:8.1f} samples/s")
     print(f"  plain PyTorch loop          {t_plain:7.3f}s  {B / t_plain:8.1f} samples/s")
