@@ -259,8 +259,8 @@ def main(argv=None) -> int:
             f"on {rm['heldout_pairs']} pairs"
         )
         print(
-            f"policy run {policy.run_id}: {policy.steps} {args.algo.upper()} steps; eval run {prep.eval_run}: {judged} blind pairs "
-            f"judged, {prep.identical} identical"
+            f"policy run {policy.run_id}: {policy.steps} {args.algo.upper()} steps; eval run {prep.eval_run}: "
+            f"{judged} blind pairs judged, {prep.identical} identical"
         )
         wr = ev["win_rate"]
         print(
