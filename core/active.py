@@ -292,6 +292,8 @@ def _prompt_vectors(table: _Table, pids: Sequence[int], featurizer: Featurizer, 
     out = np.zeros((len(pids), dim))
     n = max(1, featurizer.n_docs)
     for r, pid in enumerate(pids):
+        if r % 64 == 0:
+            _let_others_run()
         for w in table.words.get(pid, ()):
             if len(w) < 3:
                 continue
@@ -317,7 +319,9 @@ def diverse_order(
     best_sim = np.zeros(len(top))
     taken = np.zeros(len(top), dtype=bool)
     picked: list[int] = []
-    for _ in range(min(head, len(top))):
+    for n in range(min(head, len(top))):
+        if n % 16 == 0:
+            _let_others_run()
         score = np.where(taken, -np.inf, rel - diversity * best_sim)
         k = int(np.argmax(score))
         taken[k] = True
@@ -445,7 +449,11 @@ def refresh_queue(
     yield Progress(total - len(pool) // 4, total, "scoring unjudged prompts")
     all_scores = ensemble.scores(X)  # [members, rows]
     per_prompt = {pid: all_scores[:, table.rows[pid]] for pid in pool}
-    values = np.array([informativeness(per_prompt[pid], _local_copies(table, pid), margin_weight) for pid in pool])
+    values = np.zeros(len(pool))
+    for i, pid in enumerate(pool):
+        values[i] = informativeness(per_prompt[pid], _local_copies(table, pid), margin_weight)
+        if i % 32 == 0:
+            _let_others_run(cancel)
 
     run_id = latest_reward_run(project) if use_reward_run else None
     if run_id is not None and reward_pool > 0:

@@ -117,9 +117,10 @@ class UserActivity:
     The GUI calls `touch()` on input; without a GUI nothing touches it and `step_aside` costs nothing.
     """
 
-    def __init__(self, quiet: float = 0.05) -> None:
+    def __init__(self, quiet: float = 0.3) -> None:
         self.quiet = quiet
-        """Seconds without input after which background work resumes."""
+        """Seconds without input after which background work resumes: longer than the gap between the
+        keys of one judgment, shorter than reading the next item."""
         self._last = float("-inf")
         self._input_thread: Optional[int] = None
 

@@ -312,8 +312,9 @@ def test_search_filters_export_confirmation(qtbot, window, tmp_path):
     box = data.confirm_export(str(out), "pairs", "jsonl")
     assert box.isVisible()
     box.button(QMessageBox.StandardButton.Cancel).click()
-    qtbot.wait(200)
-    assert not out.exists() and not win.ctx.runner.active
+    # background work ends (the quality scan steps aside while keys are typed) and no export ran
+    qtbot.waitUntil(lambda: not win.ctx.runner.active, timeout=30_000)
+    assert not out.exists()
     box = data.confirm_export(str(out), "pairs", "jsonl")
     box.button(QMessageBox.StandardButton.Yes).click()
     qtbot.waitUntil(lambda: data.last_export is not None, timeout=10_000)
