@@ -422,3 +422,11 @@ def encode_batch(tokenizer, prompts: Sequence[Prompt], max_tokens: Optional[int]
     """Format and tokenize prompts; left-padded input_ids, attention_mask and position_ids (B, P)."""
     rows = [prompt_token_ids(tokenizer, p, max_tokens) for p in prompts]
     return pad_left(rows, tokenizer.pad_token_id, device=device)
+
+
+def lora_fan_in_fan_out(model) -> bool:
+    """Whether LoRA must treat the targets' weights as (in, out): GPT-2-style models use transformers'
+    Conv1D instead of nn.Linear. peft corrects a wrong setting itself but warns at every wrap."""
+    from transformers.pytorch_utils import Conv1D
+
+    return any(isinstance(m, Conv1D) for m in model.modules())

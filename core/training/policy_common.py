@@ -359,8 +359,16 @@ def freeze_bottom_layers(model: nn.Module, n_frozen: int) -> None:
 def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, target_modules="all-linear"):
     from peft import LoraConfig, get_peft_model
 
+    from core.models.loading import lora_fan_in_fan_out
+
     config = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, bias="none", task_type="CAUSAL_LM"
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+        fan_in_fan_out=lora_fan_in_fan_out(model),
     )
     peft_model = get_peft_model(model, config)
     peft_model.eval()

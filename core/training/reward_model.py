@@ -140,6 +140,8 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
     if config.finetune == "lora":
         from peft import LoraConfig, get_peft_model
 
+        from core.models.loading import lora_fan_in_fan_out
+
         targets = config.lora_target_modules
         targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
         model = get_peft_model(
@@ -150,6 +152,7 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
                 lora_alpha=config.lora_alpha,
                 lora_dropout=0.0,
                 target_modules=targets,
+                fan_in_fan_out=lora_fan_in_fan_out(model),
             ),
         )
     elif config.finetune == "freeze" and config.freeze_layers > 0:
