@@ -282,10 +282,11 @@ def eval_run_of(proj, eval_run_id: int):
     return run
 
 
-def current_choices(proj, run) -> dict[int, object]:
-    """{item index: its current evaluation judgment} for the items of an eval run that were judged."""
+def current_choices(proj, run, purpose: str = PURPOSE) -> dict[int, object]:
+    """{item index: its current judgment} for the judged items of a run of blind pairs (an evaluation,
+    or a policy run's expert check with its own `purpose`)."""
     by_pair: dict[tuple[int, frozenset], object] = {}
-    for j in proj.judgments(kind="pairwise", purpose=PURPOSE):
+    for j in proj.judgments(kind="pairwise", purpose=purpose):
         by_pair[(j.prompt_id, frozenset((j.a, j.b)))] = j  # oldest first: the last one wins
     out = {}
     for i, it in enumerate(run.config["items"]):
@@ -297,28 +298,37 @@ def current_choices(proj, run) -> dict[int, object]:
     return out
 
 
-def evaluation_items(proj, eval_run_id: int) -> list[BlindItem]:
-    """Every judgeable item of an eval run, in its randomised order (no side, no origin)."""
-    run = eval_run_of(proj, eval_run_id)
+def blind_items(run, skip=()) -> list[BlindItem]:
+    """The judgeable pairs of a run of blind pairs, in its randomised order (no side, no origin),
+    leaving out the item indices in `skip`."""
     return [
         BlindItem(i, it["prompt"], it["a"], it["b"])
         for i, it in enumerate(run.config["items"])
-        if not it.get("identical")
+        if not it.get("identical") and i not in skip
     ]
+
+
+def evaluation_items(proj, eval_run_id: int) -> list[BlindItem]:
+    """Every judgeable item of an eval run, in its randomised order."""
+    return blind_items(eval_run_of(proj, eval_run_id))
 
 
 def evaluation_queue(proj, eval_run_id: int) -> list[BlindItem]:
     """The items still to judge, in order: what the blind judging view walks through."""
     run = eval_run_of(proj, eval_run_id)
-    judged = current_choices(proj, run)
-    return [
-        BlindItem(i, it["prompt"], it["a"], it["b"])
-        for i, it in enumerate(run.config["items"])
-        if not it.get("identical") and i not in judged
-    ]
+    return blind_items(run, skip=current_choices(proj, run))
 
 
-def record_evaluation(proj, item: BlindItem, result: str, *, flags=(), comment: str = "", seconds: float = 0.0) -> int:
+def record_evaluation(
+    proj,
+    item: BlindItem,
+    result: str,
+    *,
+    flags=(),
+    comment: str = "",
+    seconds: float = 0.0,
+    purpose: str = PURPOSE,
+) -> int:
     """Record the expert's choice on a blind pair ("a", "b", "tie" or "both_bad"); committed on return."""
     return proj.record_pairwise(
         item.prompt_id,
@@ -328,5 +338,5 @@ def record_evaluation(proj, item: BlindItem, result: str, *, flags=(), comment: 
         flags=flags,
         comment=comment,
         seconds=seconds,
-        purpose=PURPOSE,
+        purpose=purpose,
     )

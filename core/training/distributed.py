@@ -386,6 +386,7 @@ def train_reward_model_dp(
         collect_data,
         preflight,
         resolve_device,
+        start_summary,
         tokenize,
         total_steps,
     )
@@ -417,21 +418,7 @@ def train_reward_model_dp(
             config, quantization=pre["quantization"], gradient_checkpointing=pre["gradient_checkpointing"]
         )
         run_id = proj.create_run("reward", dataclasses.asdict(config))
-        proj.update_run(
-            run_id,
-            status="running",
-            summary={
-                "data_hash": data.snapshot_hash,
-                "pairs_train": sum(len(e.pairs) for e in data.train),
-                "pairs_val": sum(len(e.pairs) for e in data.val),
-                "prompts_train": len(data.train),
-                "prompts_val": len(data.val),
-                "prompts_heldout": len(data.heldout),
-                "n_params": pre["n_params"],
-                "memory_plan": pre["plan"],
-                "gpus": config.gpus,
-            },
-        )
+        proj.update_run(run_id, status="running", summary=start_summary(data, pre, gpus=config.gpus))
     total = total_steps(len(data.train), config)
     start = resume_state["step"] if resume_state else 0
     summary = dict(proj.run(run_id).summary or {})

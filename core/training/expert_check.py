@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 from core.errors import UserError
-from core.evaluation.blind import BlindItem
+from core.evaluation.blind import BlindItem, blind_items, current_choices, record_evaluation
 from core.jobs import NEVER, CancelToken, Progress
 from core.training import monitors
 
@@ -181,51 +181,23 @@ def _check_run(proj, check_run: int):
 
 def _judged(proj, run) -> dict[int, object]:
     """{item index: the current pairwise judgment of that pair} for the judged items of a check run."""
-    by_pair = {}
-    for j in proj.judgments(kind="pairwise", purpose=PURPOSE):
-        by_pair[(j.prompt_id, frozenset((j.a, j.b)))] = j
-    out = {}
-    for i, it in enumerate(run.config["items"]):
-        if not it.get("identical"):
-            j = by_pair.get((it["prompt"], frozenset((it["a"], it["b"]))))
-            if j is not None:
-                out[i] = j
-    return out
+    return current_choices(proj, run, purpose=PURPOSE)
 
 
 def check_items(proj, check_run: int) -> list[BlindItem]:
     """Every judgeable pair of a check, in its shuffled order (no side, no origin)."""
-    run = _check_run(proj, check_run)
-    return [
-        BlindItem(i, it["prompt"], it["a"], it["b"])
-        for i, it in enumerate(run.config["items"])
-        if not it.get("identical")
-    ]
+    return blind_items(_check_run(proj, check_run))
 
 
 def check_queue(proj, check_run: int) -> list[BlindItem]:
     """The pairs of a check still to judge, in order."""
     run = _check_run(proj, check_run)
-    judged = _judged(proj, run)
-    return [
-        BlindItem(i, it["prompt"], it["a"], it["b"])
-        for i, it in enumerate(run.config["items"])
-        if not it.get("identical") and i not in judged
-    ]
+    return blind_items(run, skip=_judged(proj, run))
 
 
 def record_check(proj, item: BlindItem, result: str, *, flags=(), comment: str = "", seconds: float = 0.0) -> int:
     """The expert's choice on a check pair ("a", "b", "tie" or "both_bad"): an ordinary pairwise judgment."""
-    return proj.record_pairwise(
-        item.prompt_id,
-        a=item.a,
-        b=item.b,
-        result=result,
-        flags=flags,
-        comment=comment,
-        seconds=seconds,
-        purpose=PURPOSE,
-    )
+    return record_evaluation(proj, item, result, flags=flags, comment=comment, seconds=seconds, purpose=PURPOSE)
 
 
 def judged_pairs(proj, policy_run: int) -> list[dict]:

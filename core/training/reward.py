@@ -84,6 +84,7 @@ __all__ = [
     "collect_data",
     "data_snapshot_hash",
     "preflight",
+    "start_summary",
     "train_reward_model",
     "load_reward_model",
     "score",
@@ -349,6 +350,21 @@ def _save_checkpoint(
     )
 
 
+def start_summary(data: RewardData, pre: dict, **extra) -> dict:
+    """What a reward run records when it starts: its data snapshot, split sizes and memory plan."""
+    return {
+        "data_hash": data.snapshot_hash,
+        "pairs_train": sum(len(e.pairs) for e in data.train),
+        "pairs_val": sum(len(e.pairs) for e in data.val),
+        "prompts_train": len(data.train),
+        "prompts_val": len(data.val),
+        "prompts_heldout": len(data.heldout),
+        "n_params": pre["n_params"],
+        "memory_plan": pre["plan"],
+        **extra,
+    }
+
+
 def train_reward_model(
     proj, config: RewardConfig | dict, *, cancel: CancelToken = NEVER, resume_run: Optional[int] = None
 ) -> Iterator[Progress]:
@@ -392,20 +408,7 @@ def train_reward_model(
             config, quantization=pre["quantization"], gradient_checkpointing=pre["gradient_checkpointing"]
         )
         run_id = proj.create_run("reward", asdict(config))
-        proj.update_run(
-            run_id,
-            status="running",
-            summary={
-                "data_hash": data.snapshot_hash,
-                "pairs_train": sum(len(e.pairs) for e in data.train),
-                "pairs_val": sum(len(e.pairs) for e in data.val),
-                "prompts_train": len(data.train),
-                "prompts_val": len(data.val),
-                "prompts_heldout": len(data.heldout),
-                "n_params": pre["n_params"],
-                "memory_plan": pre["plan"],
-            },
-        )
+        proj.update_run(run_id, status="running", summary=start_summary(data, pre))
 
     total = total_steps(len(data.train), config)
     start = resume_state["step"] if resume_state else 0
