@@ -204,19 +204,8 @@ def _objective(w, X: Rows, win, lose, pw, l2):
     return loss, X.backprop(g_rows) + 2.0 * l2 * w
 
 
-def _pausing(f, pause):
-    def paused(w):
-        pause()
-        return f(w)
-
-    return paused
-
-
-def _lbfgs(f, w0, iters: int, memory: int = 8, tol: float = 1e-5, pause=None):
-    """Plain L-BFGS with a backtracking Armijo line search (convex objective). `pause()` runs before
-    each evaluation of `f` (a background fit steps aside for the expert there)."""
-    if pause is not None:
-        f = _pausing(f, pause)
+def _lbfgs(f, w0, iters: int, memory: int = 8, tol: float = 1e-5):
+    """Plain L-BFGS with a backtracking Armijo line search (convex objective)."""
     w = w0.copy()
     loss, g = f(w)
     S, Y = [], []
@@ -302,9 +291,13 @@ def fit(
     remap[used_rows] = np.arange(len(used_rows))
     sub = _SubRows(local_idx, X.val[keep], remap[X.row[keep]], len(used_rows), len(slots))
     start = np.zeros(len(slots)) if w0 is None else w0[slots]
-    w_local = _lbfgs(
-        lambda w: _objective(w, sub, remap[win], remap[lose], pw, l2), start, iters, pause=USER_ACTIVITY.step_aside
-    )
+    win_local, lose_local = remap[win], remap[lose]
+
+    def objective(w):
+        USER_ACTIVITY.step_aside()  # a fit in the background makes way for the expert between evaluations
+        return _objective(w, sub, win_local, lose_local, pw, l2)
+
+    w_local = _lbfgs(objective, start, iters)
     out = np.zeros(DIM)
     out[slots] = w_local
     return out
