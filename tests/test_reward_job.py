@@ -11,6 +11,8 @@ from core.training.reward import (
     RewardConfig,
     collect_data,
     load_reward_model,
+    tokenize,
+    with_off_topic_contrasts,
     score_prompt,
     train_reward_model,
 )
@@ -105,6 +107,43 @@ def test_split_by_prompt_and_heldout_never_trained(project, tiny_base):
     assert data.n_pairs == sum(len(e.pairs) for e in data.train + data.val)
     # The snapshot hash depends on which judgments exist, not on text, and is stable.
     assert data.snapshot_hash == collect_data(project, _config(tiny_base)).snapshot_hash
+
+
+def test_off_topic_contrasts_prefer_the_best_reply_to_a_reply_to_another_request(project, tiny_base):
+    from transformers import AutoTokenizer
+
+    config = _config(tiny_base, off_topic_pairs=2, max_length=256)
+    data = collect_data(project, config)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    tokenize(project, tokenizer, data.train + data.val, config.max_length)
+    before = [(list(e.pairs), list(e.tokens)) for e in data.train]
+    train = with_off_topic_contrasts(project, tokenizer, data.train, config)
+    assert [(e.pairs, e.tokens) for e in data.train] == before  # the originals are untouched
+    assert [e.prompt_id for e in train] == [e.prompt_id for e in data.train]
+    responses = {r.text: pid for pid in project.prompt_ids() for r in project.responses(pid)}
+    for ex, new in zip(data.train, train):
+        losers = {l for _, l, _ in ex.pairs}
+        best = min(w for w, _, _ in ex.pairs if w not in losers)
+        assert new.pairs[: len(ex.pairs)] == ex.pairs and new.tokens[: len(ex.tokens)] == ex.tokens
+        extra = new.pairs[len(ex.pairs) :]
+        assert [(w, l) for w, l, _ in extra] == [(best, len(ex.tokens)), (best, len(ex.tokens) + 1)]
+        prompt = project.prompt(ex.prompt_id).prompt
+        donors = set()
+        for ids, start in zip(new.tokens[len(ex.tokens) :], new.starts[len(ex.tokens) :]):
+            assert prompt in tokenizer.decode(ids[:start])
+            reply = tokenizer.decode(ids[start:], skip_special_tokens=True).strip()
+            donor = responses[reply]  # another training prompt's reply, shown under this prompt
+            assert donor != ex.prompt_id and donor in {e.prompt_id for e in data.train}
+            donors.add(donor)
+        assert len(donors) == 2
+    # The same seed draws the same contrasts (a resumed run sees the same data); none when switched off.
+    assert [e.tokens for e in with_off_topic_contrasts(project, tokenizer, data.train, config)] == [
+        e.tokens for e in train
+    ]
+    off = with_off_topic_contrasts(
+        project, tokenizer, data.train, _config(tiny_base, off_topic_pairs=0, max_length=256)
+    )
+    assert [e.pairs for e in off] == [e.pairs for e in data.train]
 
 
 def test_learns_the_hidden_rule(project, tiny_base):

@@ -305,7 +305,7 @@ def _reward_worker(rank, world, device, payload, out, stop) -> None:
                 _save_checkpoint(proxy, 0, trainer, state, payload["data_ids"], best)
                 out.put(("cancelled", step))
             return
-        chosen = [ex for mb in step_examples(data.train, step, config) for ex in mb]
+        chosen = [ex for mb in step_examples(payload["train"], step, config) for ex in mb]
         metrics = reward_dp_step(trainer, ddp, _shard(chosen, rank, world), len(chosen), world, step)
         step += 1
         pairs_seen += metrics.pop("_pairs")
@@ -389,6 +389,7 @@ def train_reward_model_dp(
         start_summary,
         tokenize,
         total_steps,
+        with_off_topic_contrasts,
     )
 
     resume_files = resume_state = None
@@ -427,7 +428,8 @@ def train_reward_model_dp(
     try:
         proj.update_run(run_id, status="running", summary=summary)
         yield Progress(start, total, "tokenizing", metrics={"run/id": float(run_id)})
-        tokenize(proj, _load_tokenizer_for_reward(config), data.train + data.val + data.heldout, config.max_length)
+        tokenizer = _load_tokenizer_for_reward(config)
+        tokenize(proj, tokenizer, data.train + data.val + data.heldout, config.max_length)
         proj.truncate_metrics(run_id, start)
         proj.audit("training resumed" if resume_state else "training started", run=run_id)
         import torch
@@ -435,6 +437,7 @@ def train_reward_model_dp(
         payload = {
             "config": dataclasses.asdict(config),
             "data": data,
+            "train": with_off_topic_contrasts(proj, tokenizer, data.train, config),
             "data_ids": data,
             "total": total,
             "threads": max(1, torch.get_num_threads() // config.gpus),

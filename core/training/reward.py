@@ -43,6 +43,7 @@ from core.training.reward_data import (
     RewardData,
     collate,
     collect_data,
+    with_off_topic_contrasts,
     data_snapshot_hash,
     encode_pair,
     encode_scored,
@@ -95,6 +96,7 @@ __all__ = [
     "Batch",
     "collate",
     "tokenize",
+    "with_off_topic_contrasts",
     "steps_per_epoch",
     "total_steps",
     "step_examples",
@@ -421,6 +423,7 @@ def train_reward_model(
         cancel.raise_if_cancelled()
         yield Progress(start, total, "tokenizing", metrics={"run/id": float(run_id)})
         tokenize(proj, tokenizer, data.train + data.val + data.heldout, config.max_length)
+        train = with_off_topic_contrasts(proj, tokenizer, data.train, config)
         trainer = RewardTrainer(model, tokenizer, config, total, device)
 
         state = {"step": 0, "best_acc": -1.0, "best_step": 0, "bad_evals": 0, "stopped_early": False}
@@ -453,7 +456,7 @@ def train_reward_model(
             except Cancelled:
                 _save_checkpoint(proj, run_id, trainer, state, data, best)
                 raise
-            micro = [trainer.batch(exs) for exs in step_examples(data.train, step, config)]
+            micro = [trainer.batch(exs) for exs in step_examples(train, step, config)]
             metrics = trainer.train_step(micro, step)
             step += 1
             tokens_seen += sum(b.n_tokens for b in micro)

@@ -62,6 +62,9 @@ class RewardConfig:
     """Margin in the loss: none, or the judged distance (tiers apart / rating difference)."""
     margin_scale: float = 1.0
     """Multiplier applied to the judged distance when margin_mode="tier_distance"."""
+    off_topic_pairs: int = 2
+    """Per training prompt, extra pairs in which its best reply beats the best reply to an unrelated request
+    (scored under this prompt): teaches the model to read the request. 0 turns them off."""
     val_fraction: float = 0.15
     """Share of the training-split prompts kept aside for validation (whole prompts)."""
     eval_every: int = 20

@@ -35,6 +35,7 @@ __all__ = [
     "steps_per_epoch",
     "total_steps",
     "step_examples",
+    "with_off_topic_contrasts",
 ]
 
 
@@ -268,3 +269,57 @@ def step_examples(train: Sequence[PromptExample], step: int, config: RewardConfi
     chosen = order[index * config.prompts_per_step : (index + 1) * config.prompts_per_step]
     size = config.prompts_per_micro_batch
     return [[train[i] for i in chosen[j : j + size]] for j in range(0, len(chosen), size)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Off-topic contrasts: a reply to another request is worse than the expert's best reply to this one
+# ----------------------------------------------------------------------------------------------------
+def _best_index(ex: PromptExample) -> int | None:
+    """The response that wins at least one pair and loses none (the expert's first tier), if one exists."""
+    losers = {l for _, l, _ in ex.pairs}
+    winners = [w for w, _, _ in ex.pairs if w not in losers]
+    return min(winners) if winners else None
+
+
+def _words(text) -> set[str]:
+    return set(str(text).lower().split())
+
+
+def with_off_topic_contrasts(
+    proj, tokenizer, train: Sequence[PromptExample], config: RewardConfig
+) -> list[PromptExample]:
+    """Copies of the tokenized training prompts, each with `config.off_topic_pairs` extra pairs: its best reply
+    beats the best reply of an unrelated training prompt (the least word overlap among a few drawn by seed),
+    scored under this prompt. The one assumption is that any expert prefers an answer to the request asked
+    over an answer to a different request; it teaches the reward model to read the request at all, which
+    a few hundred judged pairs of replies to the same request hardly do. Validation and held-out prompts
+    never get these pairs, so their accuracy stays the expert's own."""
+    n = config.off_topic_pairs
+    if n <= 0 or len(train) < 3:
+        return list(train)
+    prompts = {ex.prompt_id: proj.prompt(ex.prompt_id).prompt for ex in train}
+    words = {pid: _words(p) for pid, p in prompts.items()}
+    best = {ex.prompt_id: _best_index(ex) for ex in train}
+    donors = [ex for ex in train if best[ex.prompt_id] is not None]
+    out = []
+    for ex in train:
+        top = best[ex.prompt_id]
+        others = [d for d in donors if d.prompt_id != ex.prompt_id]
+        if top is None or len(others) < n:
+            out.append(ex)
+            continue
+        rng = random.Random(config.seed * 1_000_003 + ex.prompt_id)
+        drawn = rng.sample(others, min(len(others), 4 * n))
+        mine = words[ex.prompt_id]
+        drawn.sort(key=lambda d: len(mine & words[d.prompt_id]) / max(1, len(mine | words[d.prompt_id])))
+        tokens, starts, pairs = list(ex.tokens), list(ex.starts), list(ex.pairs)
+        for donor in drawn[:n]:
+            texts = {r.id: r.text for r in proj.responses(donor.prompt_id)}
+            ids, start = encode_scored(
+                tokenizer, prompts[ex.prompt_id], texts[donor.response_ids[best[donor.prompt_id]]], config.max_length
+            )
+            pairs.append((top, len(tokens), 0.0))
+            tokens.append(ids)
+            starts.append(start)
+        out.append(PromptExample(ex.prompt_id, ex.response_ids, pairs, tokens, starts))
+    return out
