@@ -27,7 +27,11 @@ pairwise wins, ratings; ties give no pair). Each response is scored once per for
 prompt's pairs are formed from those scores. Training and validation are split by prompt; held-out
 prompts are never trained on. The score head reads the average of two summaries of the final hidden
 states: their mean over the reply's tokens and the last token (`pooling=both`; `mean` or `last` read
-one; runs saved before the option existed read the last token). After training, rewards are centred (mean 0 on the training responses) and their scale is recorded.
+one; runs saved before the option existed read the last token). Each training prompt also gets two
+pairs its expert never judged (`off_topic_pairs`): its best reply beats the best reply to an unrelated
+request, shown under it. They assume only that an answer to the request asked beats an answer to another
+one, and they teach the model to read the request: from a few hundred rankings of replies to the same
+request it hardly learns to (validation and held-out prompts never get these pairs). After training, rewards are centred (mean 0 on the training responses) and their scale is recorded.
 
 Presets: **Quick**, **Balanced**, **Thorough** (`core/training/presets.py`) set the length, learning
 rate and batch by model size and device, and switch to LoRA when a full fine-tune will not fit. A

@@ -63,8 +63,7 @@ class RewardConfig:
     margin_scale: float = 1.0
     """Multiplier applied to the judged distance when margin_mode="tier_distance"."""
     off_topic_pairs: int = 2
-    """Per training prompt, extra pairs in which its best reply beats the best reply to an unrelated request
-    (scored under this prompt): teaches the model to read the request. 0 turns them off."""
+    """Extra pairs per training prompt: its best reply beats an unrelated request's best reply (0 = none)."""
     val_fraction: float = 0.15
     """Share of the training-split prompts kept aside for validation (whole prompts)."""
     eval_every: int = 20
