@@ -73,6 +73,14 @@ def recheck_some(proj, rng: random.Random, n: int, slip: float) -> None:
         proj.record_ranking(j.prompt_id, tiers=tiers, purpose="consistency")
 
 
+def expert_choice(sa: float, sb: float) -> str:
+    """The simulated expert's verdict on a blind pair from its two scores: both bad, A, B or a tie (scores
+    within 0.25, as a person calls near-equal replies even)."""
+    if max(sa, sb) <= -2:
+        return "both_bad"
+    return "a" if sa > sb + 0.25 else "b" if sb > sa + 0.25 else "tie"
+
+
 def judge_blind(proj, eval_run: int, expert_score, tags) -> int:
     """The simulated expert judges each blind pair from what the judging view shows: prompt, A, B."""
     from core.evaluation.blind import evaluation_queue, record_evaluation
@@ -82,13 +90,29 @@ def judge_blind(proj, eval_run: int, expert_score, tags) -> int:
         prompt = proj.prompt(item.prompt_id).prompt
         sa = expert_score(prompt, proj.response(item.a).text)
         sb = expert_score(prompt, proj.response(item.b).text)
-        if max(sa, sb) <= -2:
-            choice = "both_bad"
-        else:
-            choice = "a" if sa > sb + 0.25 else "b" if sb > sa + 0.25 else "tie"
+        choice = expert_choice(sa, sb)
         flags = ("hallucination",) if min(sa, sb) <= -4 and "hallucination" in tags else ()
         record_evaluation(proj, item, choice, flags=flags, seconds=4.0)
     return len(queue)
+
+
+def candidate_ceiling(proj, eval_run: int, expert_score) -> float:
+    """The blind win rate (ties as ½) of a policy that always wrote the expert's favourite among a held-out
+    prompt's stored candidates, or the base's own reply when none is better, against the same base replies:
+    what choosing well among replies like the candidates can reach. A tuned model beats it only by writing
+    replies better than any candidate."""
+    run = proj.run(eval_run)
+    won = half = 0
+    for it in run.config["items"]:
+        base = it["b"] if it["tuned"] == "a" else it["a"]
+        prompt = proj.prompt(it["prompt"]).prompt
+        base_score = expert_score(prompt, proj.response(base).text)
+        stored = [r.text for r in proj.responses(it["prompt"]) if (r.origin or {}).get("kind") != "eval"]
+        best = max([expert_score(prompt, text) for text in stored] + [base_score])
+        choice = expert_choice(best, base_score)
+        won += choice == "a"
+        half += choice in ("tie", "both_bad")
+    return (won + half / 2) / max(1, len(run.config["items"]))
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,9 @@ API the Annotate page uses, `train-reward`, `train-policy --algo A` (only the al
 compare them; PPO is the default), `evaluate`, then the expert judges the blind pairs through the
 Evaluate page's queue, and the report's figures are read back. Prints per expert and algorithm: the
 reward model's held-out pairwise accuracy, the blind win rate with its Wilson 95% interval, how many
-held-out replies the tuning left identical, the reply length against the base, and seconds per stage.
+held-out replies the tuning left identical, the best-candidate ceiling (`eval_loop.candidate_ceiling`: the
+win rate of always writing the expert's favourite stored candidate), the reply length against the base,
+and seconds per stage.
 To try a change against the defaults, put extra `train-policy` flags in RLHF_BENCH_POLICY_FLAGS (e.g.
 `RLHF_BENCH_POLICY_FLAGS="--kl-coef 0.2"`); the printed command line shows them.
 """
@@ -50,7 +52,7 @@ def latest_run(folder: Path, kind: str) -> int:
 def one_loop(base: Path, work: Path, expert_name: str, algos: list[str], model: str) -> list[dict]:
     """Rank with one expert, train the reward model once, then each algorithm; one row per algorithm."""
     import experts as E
-    from eval_loop import judge_blind, rank_like_the_expert
+    from eval_loop import candidate_ceiling, judge_blind, rank_like_the_expert
 
     from core.evaluation.report import build_report
     from core.jobs import run_job
@@ -81,6 +83,7 @@ def one_loop(base: Path, work: Path, expert_name: str, algos: list[str], model: 
         with contextlib.closing(Project.open(folder, PASS)) as proj:
             eval_run = max(r.id for r in proj.runs() if r.kind == "eval")
             judged = judge_blind(proj, eval_run, expert, proj.tags())
+            ceiling = candidate_ceiling(proj, eval_run, expert)
             t = time.perf_counter()
             report = run_job(build_report(proj, eval_run, reward_run=reward_run))
             stage["report"] = time.perf_counter() - t
@@ -98,6 +101,7 @@ def one_loop(base: Path, work: Path, expert_name: str, algos: list[str], model: 
                 "low": ev["win_rate"]["low"],
                 "high": ev["win_rate"]["high"],
                 "outcomes": ev["outcomes"],
+                "ceiling": ceiling,
                 "length_ratio": (summary.get("monitors") or {}).get("length_ratio"),
                 "seconds": stage,
             }
@@ -112,7 +116,8 @@ def print_row(r: dict) -> None:
         f"{r['expert']:<10} {r['algo'].upper():<5} reward model {r['rm_accuracy']:.3f} ({r['rm_pairs']} pairs)  "
         f"win {r['win']:.3f} [{r['low']:.3f}, {r['high']:.3f}] {'MET' if r['win'] >= 0.8 else 'not met'}  "
         f"({o.get('win', 0)} won, {o.get('identical', 0)} identical, {o.get('tie', 0) + o.get('both_bad', 0)} tied, "
-        f"{o.get('loss', 0)} lost)  length x{lr if lr is None else round(lr, 2)}  "
+        f"{o.get('loss', 0)} lost)  best-candidate ceiling {r['ceiling']:.3f}  "
+        f"length x{lr if lr is None else round(lr, 2)}  "
         + "s: "
         + ", ".join(f"{k} {v:.0f}" for k, v in r["seconds"].items()),
         flush=True,
