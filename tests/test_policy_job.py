@@ -283,12 +283,44 @@ def test_ppo_on_a_reward_run_with_critic_from_the_reward_model(tmp_path, policy_
             learning_rate=1e-3,
         )
         reward_run = run_job(train_reward_model(proj, rcfg)).run_id
-        cfg = _cfg(policy_gpt2, reward_run=reward_run, value_init="reward", total_steps=2, mode="lora")
+        cfg = _cfg(policy_gpt2, reward_run=reward_run, total_steps=2, mode="lora")
+        assert cfg.value_init == "auto"  # the default: a small reward model becomes the critic
         result = run_job(train_policy(proj, cfg))
         run = proj.run(result.run_id)
         assert run.status == "done" and run.parent == reward_run
+        assert run.summary["critic"] == "reward-model copy"
         prov = run.config["provenance"]
         assert prov["reward_run"] == reward_run
         assert prov["reward_data_hash"] == proj.run(reward_run).summary["data_hash"]
         m = proj.metrics(result.run_id)
         assert len(m["reward/model"]) == 2 and all(math.isfinite(v) for _, v in m["loss/value"])
+
+
+def test_value_init_auto_copies_the_reward_model_only_when_it_can(tmp_path, policy_gpt2, monkeypatch, one_thread):
+    from transformers import AutoTokenizer
+
+    from core.training import policy_job
+    from core.training.reward import RewardConfig, train_reward_model
+
+    with make_project(tmp_path / "v.rlhfproj", n_prompts=24) as proj:
+        for p in proj.prompts():
+            good = proj.add_response(p.id, "Your refund is on its way, sorry for the wait.")
+            bad = proj.add_response(p.id, "No.")
+            proj.record_ranking(p.id, tiers=[[good], [bad]])
+        rcfg = RewardConfig(
+            base_model=policy_gpt2, device="cpu", max_steps=1, max_length=48, min_pairs=10, val_fraction=0.2
+        )
+        reward_run = run_job(train_reward_model(proj, rcfg)).run_id
+        cfg = _cfg(policy_gpt2, reward_run=reward_run)
+        _, reward_model = policy_job.build_reward(proj, cfg, torch.device("cpu"), None)
+        tokenizer = AutoTokenizer.from_pretrained(policy_gpt2)
+        resolve = policy_job.resolve_value_init
+        assert resolve(cfg, reward_model, tokenizer).value_init == "reward"
+        assert resolve(_cfg(policy_gpt2, value_init="head"), reward_model, tokenizer).value_init == "head"
+        assert resolve(cfg, None, tokenizer).value_init == "head"  # a rule reward: nothing to copy
+        assert resolve(_cfg(policy_gpt2, algo="rloo"), reward_model, tokenizer).value_init == "head"
+        monkeypatch.setattr(policy_job, "CRITIC_COPY_MAX_PARAMS", 1000)  # a model too big to train in full
+        assert resolve(cfg, reward_model, tokenizer).value_init == "head"
+        monkeypatch.undo()
+        reward_model._rlhf_vocab = {"another": 0, "vocabulary": 1}  # a reward model on another tokenizer
+        assert resolve(cfg, reward_model, tokenizer).value_init == "head"

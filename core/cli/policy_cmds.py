@@ -49,7 +49,11 @@ def register(subparsers) -> None:
     p.add_argument("--kl-target", type=float, help="target KL for the adaptive controller")
     p.add_argument("--fixed-kl", action="store_true", help="keep beta fixed (no adaptive controller)")
     p.add_argument("-k", type=int, dest="rloo_k", help="RLOO/GRPO: samples per prompt")
-    p.add_argument("--value-init", choices=("head", "reward"), help="PPO critic: value head or reward-model copy")
+    p.add_argument(
+        "--value-init",
+        choices=("auto", "head", "reward"),
+        help="PPO critic: reward-model copy, value head, or auto (the copy up to 300M parameters; default)",
+    )
     p.add_argument("--dpo-beta", type=float, help="DPO beta")
     p.add_argument("--label-smoothing", type=float, help="DPO label smoothing")
     p.add_argument("--device", help="auto (GPU when present), cuda, mps or cpu")

@@ -92,8 +92,8 @@ class PolicyConfig:
     """Value clip range around the rollout values."""
     vf_coef: float = 0.1
     """Weight of the value loss."""
-    value_init: Literal["head", "reward"] = "head"
-    """PPO critic: a value head on the policy, or a copy of the reward model."""
+    value_init: Literal["auto", "head", "reward"] = "auto"
+    """PPO critic: a reward-model copy, a value head on the policy, or auto (the copy when small enough)."""
 
     rloo_k: int = 4
     """RLOO/GRPO: responses sampled per prompt (the group)."""
@@ -130,6 +130,8 @@ class PolicyConfig:
             raise UserError(f"rollout_engine must be static, compiled or vllm, not {self.rollout_engine!r}.")
         if self.gpus < 1 or (self.gpus > 1 and self.algo != "dpo"):
             raise UserError("gpus must be 1, or more for DPO (data-parallel PPO/RLOO/GRPO is not supported).")
+        if self.value_init not in ("auto", "head", "reward"):
+            raise UserError(f"value_init must be auto, head or reward, not {self.value_init!r}.")
         if self.value_init == "reward" and self.reward_device not in ("auto", "", self.device):
             raise UserError(
                 "value_init=reward copies the reward model into the critic, so it must be on the "

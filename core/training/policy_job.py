@@ -116,6 +116,30 @@ def resolve_reply_length(proj, cfg: PolicyConfig) -> PolicyConfig:
     return cfg
 
 
+CRITIC_COPY_MAX_PARAMS = 300_000_000
+"""value_init=auto copies the reward model into the critic up to this size: the copy trains in full (weights,
+gradients and Adam moments, ~16 bytes a parameter), which beside a LoRA policy is affordable for small
+models and not for billions of parameters."""
+
+
+def resolve_value_init(cfg: PolicyConfig, reward_model, tokenizer) -> PolicyConfig:
+    """`cfg` with value_init=auto made concrete for PPO: the reward model's copy (InstructGPT's critic, which
+    starts knowing what the reward favours instead of learning it from scratch while the policy moves) when
+    there is a reward model that reads the policy's tokens, sits on its device and is at most
+    CRITIC_COPY_MAX_PARAMS; otherwise a value head on the policy. The same models give the same choice, so
+    a resumed run rebuilds the critic its checkpoint holds."""
+    if cfg.value_init != "auto":
+        return cfg
+    copy_fits = (
+        cfg.algo == "ppo"
+        and reward_model is not None
+        and cfg.reward_device in ("auto", "", cfg.device)
+        and getattr(reward_model, "_rlhf_vocab", None) == tokenizer.get_vocab()
+        and sum(p.numel() for p in reward_model.parameters()) <= CRITIC_COPY_MAX_PARAMS
+    )
+    return dataclasses.replace(cfg, value_init="reward" if copy_fits else "head")
+
+
 def build_reward(proj, cfg: PolicyConfig, device: torch.device, reward_fn: Optional[RewardFn]):
     """(reward callable or None, reward model or None). The reward model is optional for DPO."""
     model_fn, scale, reward_model = reward_fn, 1.0, None
@@ -266,6 +290,9 @@ def train_policy(
                 n_trainable=n_trainable,
             )
         reward, reward_model = build_reward(proj, cfg, device, reward_fn)
+        cfg = resolve_value_init(cfg, reward_model, tokenizer)
+        if cfg.algo == "ppo":
+            summary["critic"] = "reward-model copy" if cfg.value_init == "reward" else "value head"
         cancel.raise_if_cancelled()
 
         prompt_rows = proj.prompts(ids=ids["prompt_ids"]) if ids["prompt_ids"] else []
