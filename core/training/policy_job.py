@@ -123,18 +123,29 @@ models and not for billions of parameters."""
 
 
 def resolve_value_init(cfg: PolicyConfig, reward_model, tokenizer) -> PolicyConfig:
-    """`cfg` with value_init=auto made concrete for PPO: the reward model's copy (InstructGPT's critic, which
+    """`cfg` with PPO's critic made concrete. auto: the reward model's copy (InstructGPT's critic, which
     starts knowing what the reward favours instead of learning it from scratch while the policy moves) when
     there is a reward model that reads the policy's tokens, sits on its device and is at most
-    CRITIC_COPY_MAX_PARAMS; otherwise a value head on the policy. The same models give the same choice, so
-    a resumed run rebuilds the critic its checkpoint holds."""
-    if cfg.value_init != "auto":
+    CRITIC_COPY_MAX_PARAMS; otherwise a value head on the policy. reward: the copy, or a UserError saying
+    why it cannot be. The same models give the same choice, so a resumed run rebuilds the critic its
+    checkpoint holds."""
+    if cfg.value_init == "head" or (cfg.value_init == "reward" and cfg.algo != "ppo"):
+        return cfg  # only PPO has a critic; auto still records "head" for the others
+    # The critic reads the policy's token ids, so it must share the policy's vocabulary.
+    same_tokens = reward_model is not None and getattr(reward_model, "_rlhf_vocab", None) == tokenizer.get_vocab()
+    if cfg.value_init == "reward":
+        if reward_model is None:
+            raise UserError("value_init=reward needs a reward-model run; use value_init=head.")
+        if not same_tokens:
+            raise UserError(
+                "The reward model was trained on a base with another tokenizer, so it "
+                "cannot start the critic; use value_init=head."
+            )
         return cfg
     copy_fits = (
         cfg.algo == "ppo"
-        and reward_model is not None
+        and same_tokens
         and cfg.reward_device in ("auto", "", cfg.device)
-        and getattr(reward_model, "_rlhf_vocab", None) == tokenizer.get_vocab()
         and sum(p.numel() for p in reward_model.parameters()) <= CRITIC_COPY_MAX_PARAMS
     )
     return dataclasses.replace(cfg, value_init="reward" if copy_fits else "head")
@@ -300,15 +311,6 @@ def train_policy(
         prompts = [by_id[i].prompt for i in ids["prompt_ids"]]
         references = [by_id[i].reference for i in ids["prompt_ids"]]
         pairs = _dpo_pairs(proj, ids["pairs"]) if cfg.algo == "dpo" else None
-        if cfg.algo == "ppo" and cfg.value_init == "reward":
-            if reward_model is None:
-                raise UserError("value_init=reward needs a reward-model run; use value_init=head.")
-            if getattr(reward_model, "_rlhf_vocab", None) != tokenizer.get_vocab():
-                # The critic reads the policy's token ids, so it must share the policy's vocabulary.
-                raise UserError(
-                    "The reward model was trained on a base with another tokenizer, so it "
-                    "cannot start the critic; use value_init=head."
-                )
         yield Progress(0, cfg.total_steps, "preparing", metrics={"run/id": float(run_id)})
         trainer = make_trainer(
             cfg,
