@@ -217,3 +217,15 @@ def test_critic_from_a_reward_model_is_padding_invariant(arch, request, one_thre
             single = value_model_values(critic, s1, a1, P1)
             n = len(responses[i])
             torch.testing.assert_close(batched[i, :n], single[0, :n], atol=1e-4, rtol=0)
+
+
+def test_lora_wrap_is_quiet(policy_gpt2, one_thread):
+    """Wrapping with LoRA prints nothing to the user: peft's deprecation noise under transformers 5 is
+    filtered where we call it, and only there."""
+    import warnings
+
+    model, _ = load_policy_model(policy_gpt2, "cpu", "float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        PolicyWithReference(model, "lora", lora_r=4, lora_alpha=8)
+    assert not [w for w in caught if "checkpointing" in str(w.message)], [str(w.message) for w in caught]

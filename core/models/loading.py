@@ -430,3 +430,15 @@ def lora_fan_in_fan_out(model) -> bool:
     from transformers.pytorch_utils import Conv1D
 
     return any(isinstance(m, Conv1D) for m in model.modules())
+
+
+def wrap_with_lora(model, lora_config):
+    """peft's get_peft_model, without the FutureWarning it triggers on every wrap with transformers 5
+    (peft reads the deprecated `is_gradient_checkpointing` alias): users would see it in every CLI run."""
+    import warnings
+
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, lora_config)

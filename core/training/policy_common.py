@@ -357,9 +357,9 @@ def freeze_bottom_layers(model: nn.Module, n_frozen: int) -> None:
 
 
 def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, target_modules="all-linear"):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
-    from core.models.loading import lora_fan_in_fan_out
+    from core.models.loading import lora_fan_in_fan_out, wrap_with_lora
 
     config = LoraConfig(
         r=r,
@@ -370,7 +370,7 @@ def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, targe
         task_type="CAUSAL_LM",
         fan_in_fan_out=lora_fan_in_fan_out(model),
     )
-    peft_model = get_peft_model(model, config)
+    peft_model = wrap_with_lora(model, config)
     peft_model.eval()
     return peft_model
 

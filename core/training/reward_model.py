@@ -138,13 +138,13 @@ def build_reward_model(config: RewardConfig, device: Optional[torch.device] = No
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
     if config.finetune == "lora":
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig
 
-        from core.models.loading import lora_fan_in_fan_out
+        from core.models.loading import lora_fan_in_fan_out, wrap_with_lora
 
         targets = config.lora_target_modules
         targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
-        model = get_peft_model(
+        model = wrap_with_lora(
             model,
             LoraConfig(
                 task_type="SEQ_CLS",
