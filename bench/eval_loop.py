@@ -166,7 +166,11 @@ def main(argv=None) -> int:
         import eval_loop_defaults
 
         return eval_loop_defaults.main(
-            args.experts.split(","), args.algos.split(","), keep=args.keep, threads=args.threads
+            args.experts.split(","),
+            args.algos.split(","),
+            keep=args.keep,
+            threads=args.threads,
+            screenshots=args.screenshots,
         )
 
     import tempfile

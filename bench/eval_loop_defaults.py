@@ -2,6 +2,7 @@
 
     python bench/eval_loop.py --defaults                      # all experts in bench/experts.py, PPO and RLOO
     python bench/eval_loop.py --defaults --experts demo,concise --algos ppo
+    python bench/eval_loop.py --defaults --experts demo --algos ppo --screenshots docs/screenshots
 
 Every stage is the `rlhf-studio` command a user would type, with no option beyond what the command needs
 (project, base folder, run ids): `demo`, then the expert ranks every prompt's candidates through the same
@@ -49,8 +50,23 @@ def latest_run(folder: Path, kind: str) -> int:
         return max(r.id for r in proj.runs() if r.kind == kind and r.status == "done")
 
 
-def one_loop(base: Path, work: Path, expert_name: str, algos: list[str], model: str) -> list[dict]:
-    """Rank with one expert, train the reward model once, then each algorithm; one row per algorithm."""
+def _qt_app():
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.theme import apply_theme
+
+    app = QApplication.instance() or QApplication([])
+    apply_theme(app)
+    return app
+
+
+def one_loop(
+    base: Path, work: Path, expert_name: str, algos: list[str], model: str, screenshots: Path | None = None
+) -> list[dict]:
+    """Rank with one expert, train the reward model once, then each algorithm; one row per algorithm.
+    With `screenshots`, the first algorithm's Evaluate pages (judging, results, comparison) and report
+    are rendered there: the README's Evaluate screens come from a defaults run."""
     import experts as E
     from eval_loop import candidate_ceiling, judge_blind, rank_like_the_expert
 
@@ -82,12 +98,29 @@ def one_loop(base: Path, work: Path, expert_name: str, algos: list[str], model: 
         stage["evaluate"] = time.perf_counter() - t
         with contextlib.closing(Project.open(folder, PASS)) as proj:
             eval_run = max(r.id for r in proj.runs() if r.kind == "eval")
+            shoot = screenshots is not None and algo == algos[0]
+            if shoot:
+                from desktop.pages.evaluate import render_judge_screen
+
+                app = _qt_app()  # noqa: F841 - widgets need the application alive
+                render_judge_screen(screenshots, proj, eval_run)
             judged = judge_blind(proj, eval_run, expert, proj.tags())
             ceiling = candidate_ceiling(proj, eval_run, expert)
             t = time.perf_counter()
             report = run_job(build_report(proj, eval_run, reward_run=reward_run))
             stage["report"] = time.perf_counter() - t
             summary = proj.run(policy_run).summary or {}
+            if shoot:
+                from core.evaluation.report import write_report
+                from desktop.pages.evaluate import render_evaluate_screens
+
+                paths = write_report(report, screenshots, stem="evaluation_report")
+                for extra_file in ("json", "pdf"):
+                    Path(paths[extra_file]).unlink(missing_ok=True)
+                shots = render_evaluate_screens(
+                    screenshots, proj, eval_run, compare_runs=[policy_run], metric="reward/mean"
+                )
+                print("wrote " + ", ".join(str(p) for p in [paths["png"], *shots]), flush=True)
         ev, rm = report["eval"], report["reward_model"]
         rows.append(
             {
@@ -124,7 +157,9 @@ def print_row(r: dict) -> None:
     )
 
 
-def main(experts: list[str], algos: list[str], keep: Path | None = None, threads: int = 0) -> int:
+def main(
+    experts: list[str], algos: list[str], keep: Path | None = None, threads: int = 0, screenshots: Path | None = None
+) -> int:
     import torch
 
     import experts as E
@@ -147,7 +182,8 @@ def main(experts: list[str], algos: list[str], keep: Path | None = None, threads
     print(f"demo project: {demo_s:.0f} s ({work})", flush=True)
     rows = []
     for name in experts:
-        for r in one_loop(base, work, name, algos, model):
+        shots = screenshots if name == experts[0] else None
+        for r in one_loop(base, work, name, algos, model, shots):
             r["seconds"] = {"demo": demo_s, **r["seconds"]}
             print_row(r)
             rows.append(r)
