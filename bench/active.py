@@ -4,7 +4,7 @@
     python bench/active.py --experts demo concise plain --seeds 0 1 2 --prompts 720
     python bench/active.py --learner reward --checkpoints 40 80 120 160 200   # the Train page's model (slow)
 
-For each seed a demo project is made (core.demo: support requests, 4 candidates each from the embedded
+For each seed a demo project is made (core.demo: support requests, 6 candidates each from the embedded
 model; 20% held out) and cached. For each simulated expert (bench/experts.py: consistent judges with
 different priorities; they read the demo's phrase banks, which the product never sees) and each queue
 order, a fresh copy of it is annotated through the real `AnnotationSession` of the train split: the

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
+from core.models import DEFAULT_K
 from core.ops.data import generation_job
 from core.ops.ml_imports import ml_job
 from desktop.pages.base import error_text
@@ -95,7 +96,7 @@ class GenerateDialog(QDialog):
 
         self.k = QSpinBox()
         self.k.setRange(1, 32)
-        self.k.setValue(4)
+        self.k.setValue(DEFAULT_K)
         self.k.setToolTip("Candidates per prompt; prompts that already have this many from the model are skipped.")
         form.addRow("Candidates per prompt (K):", self.k)
         self.temperature = QDoubleSpinBox()

@@ -25,7 +25,7 @@ PASSPHRASE = "screenshot passphrase"
 
 
 def build_project(folder: Path, n: int = 60):
-    """A project of support requests with 4 replies each; some ranked, one skipped, one flagged."""
+    """A project of support requests with 6 replies each (the default K); some ranked, one skipped, one flagged."""
     from core.demo.corpus import TOPICS, make_reply, make_request
     from core.project import Project
 
@@ -36,6 +36,8 @@ def build_project(folder: Path, n: int = 60):
         ("neutral", "vague", "short"),
         ("polite", "inaccurate", "medium"),
         ("rude", "helpful", "short"),
+        ("neutral", "helpful", "long"),
+        ("polite", "off_topic", "medium"),
     ]
     pids = []
     with proj.transaction():
@@ -56,9 +58,9 @@ def build_project(folder: Path, n: int = 60):
         )
     for pid in pids[:7]:
         r = [x.id for x in proj.responses(pid)]
-        proj.record_ranking(pid, [[r[0]], [r[2], r[1]], [r[3]]], seconds=4.2)
+        proj.record_ranking(pid, [[r[0]], [r[4]], [r[2], r[1]], [r[3]], [r[5]]], seconds=4.2)
     r = [x.id for x in proj.responses(pids[7])]
-    proj.record_ranking(pids[7], [[r[0]], [r[1], r[2]], [r[3]]], flags=("toxic",), seconds=6.0)
+    proj.record_ranking(pids[7], [[r[0]], [r[4]], [r[1], r[2]], [r[3]], [r[5]]], flags=("toxic",), seconds=6.0)
     proj.record_skip(pids[8])
     return proj
 

@@ -146,21 +146,21 @@ def test_demo_project_and_generation_run_offline(tmp_path, no_network):
     n_attempts = len(no_network)
     report = run_job(create_demo_project(tmp_path / "demo", PASS, n_prompts=40, seed=0))
     assert report.path.name == "demo.rlhfproj"
-    assert report.prompts == 40 and report.heldout == 8 and report.responses == 160
+    assert report.prompts == 40 and report.heldout == 8 and report.responses == 40 * 6
     assert report.unique_share > 0.9 and report.distinct_4 > 0.1
     with Project.open(report.path, PASS) as proj:
         assert len(proj.prompts(split="heldout")) == 8
-        assert all(len(proj.responses(p.id)) == 4 for p in proj.prompts())
+        assert all(len(proj.responses(p.id)) == 6 for p in proj.prompts())  # DEFAULT_K
         assert proj.get_setting("guidelines") == GUIDELINES
         assert proj.get_setting("tags") == DEMO_TAGS
-        # the generation job, offline too: top two prompts up to 5 with a different temperature
+        # the generation job, offline too: top two prompts up to 7 with a different temperature
         extra = run_job(
             generate_candidates(
-                proj, DEMO, k=5, prompt_ids=[1, 2], settings=SamplingSettings(temperature=0.9, max_new_tokens=64)
+                proj, DEMO, k=7, prompt_ids=[1, 2], settings=SamplingSettings(temperature=0.9, max_new_tokens=64)
             )
         )
         assert extra.added == 2 and extra.skipped == 0
-        assert [len(proj.responses(p)) for p in (1, 2, 3)] == [5, 5, 4]
+        assert [len(proj.responses(p)) for p in (1, 2, 3)] == [7, 7, 6]
     assert len(no_network) == n_attempts  # nothing even tried to connect
 
 

@@ -9,6 +9,7 @@ import sys
 
 from core.errors import UserError
 from core.jobs import CancelToken, Cancelled
+from core.models import DEFAULT_K
 
 PASSPHRASE_ENV = "RLHF_STUDIO_PASSPHRASE"
 
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
     )
     g.add_argument("project", help="the project folder (NAME.rlhfproj)")
     g.add_argument("--model", required=True, help="local model folder (config.json, weights, tokenizer)")
-    g.add_argument("-k", type=int, default=4, help="candidates per prompt (default 4)")
+    g.add_argument("-k", type=int, default=DEFAULT_K, help=f"candidates per prompt (default {DEFAULT_K})")
     g.add_argument("--temperature", type=float, default=0.8, help="sampling temperature; 0 = greedy (default 0.8)")
     g.add_argument(
         "--temperatures",
@@ -45,12 +46,12 @@ def register(subparsers) -> None:
     d = subparsers.add_parser(
         "demo",
         help="create an encrypted demo project from the embedded model",
-        description="Create a demo project (customer-support requests, 4 candidates each from the embedded "
+        description="Create a demo project (customer-support requests, 6 candidates each from the embedded "
         "demo model, a held-out split, guidelines) in seconds, offline.",
     )
     d.add_argument("dir", help="where to create it (a .rlhfproj suffix is added when missing)")
     d.add_argument("--prompts", type=int, default=240, help="number of prompts (default 240)")
-    d.add_argument("-k", type=int, default=4, help="candidates per prompt (default 4)")
+    d.add_argument("-k", type=int, default=DEFAULT_K, help=f"candidates per prompt (default {DEFAULT_K})")
     d.add_argument("--seed", type=int, default=0, help="seed for prompts, split and sampling (default 0)")
     _passphrase_args(d)
     d.set_defaults(func=cmd_demo)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from core.jobs import NEVER, CancelToken, Progress
+from core.models import DEFAULT_K
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_MODEL_ENV = "RLHF_STUDIO_DEMO_MODEL"
@@ -49,7 +50,7 @@ def demo_settings(seed: int = 0):
     from core.models.generation import SamplingSettings
 
     # A wide temperature mix: the low ones give mostly clean replies, the high ones slips and mix-ups,
-    # so each prompt's four candidates spread out in quality.
+    # so each prompt's candidates spread out in quality.
     return SamplingSettings(
         temperature=1.0, top_p=0.98, top_k=50, max_new_tokens=112, seed=seed, temperatures=DEMO_TEMPERATURES
     )
@@ -79,7 +80,7 @@ def create_demo_project(
     passphrase: str,
     *,
     n_prompts: int = 240,
-    k: int = 4,
+    k: int = DEFAULT_K,
     heldout_fraction: float = 0.2,
     seed: int = 0,
     model_path: Optional[str | Path] = None,

@@ -1,6 +1,6 @@
 """The generation job: K candidate responses per prompt from a local model, stored in the project.
 
-    report = run_job(generate_candidates(proj, "/models/qwen", k=4, cancel=token))
+    report = run_job(generate_candidates(proj, "/models/qwen", k=DEFAULT_K, cancel=token))
 
 Idempotent and resumable: a prompt's candidates from a model are counted in the store (by model path),
 so prompts that already have K are skipped, and a cancelled run picks up where it stopped. Each batch's
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from core.jobs import NEVER, CancelToken, Progress
+from core.models import DEFAULT_K
 from core.models.generation import SamplingSettings, eos_token_ids, sample
 from core.models.loading import encode_batch, max_positions
 
@@ -71,7 +72,7 @@ def generate_candidates(
     project,
     model_path: str | Path,
     *,
-    k: int = 4,
+    k: int = DEFAULT_K,
     settings: Optional[SamplingSettings] = None,
     prompt_ids: Optional[Sequence[int]] = None,
     split: Optional[str] = None,

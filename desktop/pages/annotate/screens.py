@@ -13,7 +13,7 @@ from desktop.pages.annotate.page import AnnotatePage
 
 
 def render_annotate_screens(out_dir, project, size=(1280, 800)) -> list[Path]:
-    """Save `annotate.png` (a ranking of 4 in progress) and `pairwise.png` from the real page.
+    """Save `annotate.png` (a ranking in progress) and `pairwise.png` from the real page.
     Records nothing: the ranking is left unsubmitted."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
