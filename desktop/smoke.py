@@ -49,7 +49,9 @@ def install(app: QApplication, window) -> bool:
 
             state["before"] = len(ctx.project.judgments())
             page.setFocus()
-            for key in (Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_Return):
+            # every candidate but the last, best first (the last one is implied), then Enter
+            keys = [Qt.Key(Qt.Key.Key_1 + i) for i in range(min(page.item.k, 9) - 1)]
+            for key in (*keys, Qt.Key.Key_Return):
                 QTest.keyClick(page, key)
             state["step"] = "shot"
             return
