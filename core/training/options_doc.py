@@ -267,11 +267,13 @@ contrasts alone, PPO's win rates were warm 0.958, plain 0.698, concise 0.677, no
 stored candidate's ceiling for every expert: what holds plain and concise below 0.8 is ties, replies the
 expert scores exactly as the base's.
 
-PPO against RLOO (the best of the others here) on the demo expert, both on their defaults and the same
-reward model: RLOO 1.000 at β 0.02 (0.958 at 0.05), PPO 1.000, so PPO is within 0.05 of the best
-algorithm on the demo. RLOO samples 4 replies a prompt, four times PPO's rollouts, and its policy stage
-took 794 s against PPO's 310 s (each sharing the 2 cores with another loop): as the default it would take
-the loop past 10 minutes on this machine.
+PPO against RLOO (the best of the others here), both on their defaults and the same reward model (six
+candidates; `train-policy --algo rloo` on each loop's project): demo 1.000 and 1.000, warm 1.000 and
+1.000, plain 0.771 and 0.771, no_filler 0.771 and 0.760 (PPO first). PPO is within 0.05 of the best
+algorithm for four of the five; for concise RLOO wins 0.771 against PPO's 0.698 (both lose nothing
+elsewhere; PPO lost 6 of 48 prompts to the concise expert, RLOO none). RLOO samples 4 replies a prompt,
+four times PPO's rollouts, and its policy stage took 405–615 s against PPO's 215–279 s (sharing the 2
+cores with another run): as the default it would take the loop past 10 minutes on this machine.
 
 What is not met yet: the reward model's held-out accuracy is 0.85–0.89, not 0.9. With six candidates
 the demo expert's model is right on 93–96% of the pairs whose expert scores differ by 4 or more (317 of
