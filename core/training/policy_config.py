@@ -73,7 +73,7 @@ class PolicyConfig:
     missing_eos_penalty: Optional[float] = 1.0
     """Subtracted from the score of a response that never emits EOS (None = off)."""
 
-    kl_coef: float = 0.02
+    kl_coef: float = 0.01
     """Initial beta: weight of the per-token KL(policy || reference) penalty."""
     adaptive_kl: bool = True
     """Adapt beta towards kl_target (Ziegler et al. 2019); False keeps beta fixed."""
