@@ -257,7 +257,7 @@ hardly moved at β 0.02 (demo and warm stay at 1.000; plain 0.760 → 0.771, no_
 The demo project takes 17–37 s to create instead of 17–23, and the reward model 120–150 s instead
 of about 112.
 
-The initial KL coefficient is 0.02 (it was 0.05, with the same adaptive controller and target 6). At
+Before that (four candidates) the initial KL coefficient went from 0.05 to 0.02 (same adaptive controller, target 6). At
 0.05 the penalty holds PPO at half its KL budget for the whole run (final KL 3.0 against the target 6): demo 0.750, warm 1.000, no_filler 0.823, concise 0.760, plain 0.740 (mean 0.815). At 0.02 the
 policy moves further within the same budget: the demo expert's blind win rate goes from 0.750 to 1.000
 (replies ×1.66 the base's length, but every one of the 48 judged better: the added sentences carry the
