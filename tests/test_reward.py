@@ -7,6 +7,7 @@ import torch
 
 from core.errors import UserError
 from core.training.reward import (
+    POOLINGS,
     PromptExample,
     RewardConfig,
     RewardTrainer,
@@ -95,7 +96,7 @@ def test_reward_same_whatever_the_padding(arch, tiny_base, tiny_qwen_base):
     assert torch.allclose(hf, alone, atol=1e-5)
 
 
-@pytest.mark.parametrize("pooling", ["both", "mean"])
+@pytest.mark.parametrize("pooling", ["sum_last", "sum", "both", "mean"])
 def test_pooled_reward_reads_only_the_reply_and_ignores_padding(pooling, tiny_qwen_base):
     cfg = RewardConfig(base_model=tiny_qwen_base, device="cpu", max_length=64, pooling=pooling)
     model, tok = build_reward_model(cfg, torch.device("cpu"))
@@ -133,6 +134,30 @@ def test_pooled_reward_reads_only_the_reply_and_ignores_padding(pooling, tiny_qw
     # Scoring through the trained-model path uses the same starts.
     scored = score_sequences(model, seqs, tok.pad_token_id, torch.device("cpu"), False, starts=starts, pooling=pooling)
     assert torch.allclose(torch.tensor(scored), alone, atol=1e-5)
+
+
+def test_sum_pooling_counts_each_reply_token_once_whatever_the_length(tiny_qwen_base):
+    # The score head is linear without a bias, so the sum reading is the mean reading times the reply's
+    # length over SUM_DIVISOR: a phrase weighs the same in a long reply as in a short one.
+    from core.training.reward_model import SUM_DIVISOR
+
+    cfg = RewardConfig(base_model=tiny_qwen_base, device="cpu", max_length=64)
+    model, tok = build_reward_model(cfg, torch.device("cpu"))
+    assert model.score.bias is None
+    with torch.no_grad():
+        torch.manual_seed(2)
+        model.score.weight.normal_()
+    model.eval()
+    texts = ["Restart the router.", "Restart the router, then wait a minute and check the lights again."]
+    encoded = [encode_scored(tok, "How do I reset it?", t, 64) for t in texts]
+    ex = [PromptExample(0, [0, 1], [], tokens=[i for i, _ in encoded], starts=[st for _, st in encoded])]
+    b = collate(ex, tok.pad_token_id, torch.device("cpu"), "right")
+    lengths = torch.tensor([len(ids) - st for ids, st in encoded], dtype=torch.float32)
+    with torch.no_grad():
+        read = {p: sequence_rewards(model, b.input_ids, b.attention_mask, b.starts, p) for p in POOLINGS}
+    assert torch.allclose(read["sum"], read["mean"] * lengths / SUM_DIVISOR, atol=1e-5)
+    assert torch.allclose(read["sum_last"], 0.5 * (read["sum"] + read["last"]), atol=1e-5)
+    assert torch.allclose(read["both"], 0.5 * (read["mean"] + read["last"]), atol=1e-5)
 
 
 def test_encode_scored_keeps_the_reply_start_when_truncated(tiny_qwen_base):

@@ -9,6 +9,9 @@ from typing import Literal
 
 from core.errors import UserError
 
+POOLINGS = ("both", "sum_last", "sum", "mean", "last")
+"""What the reward model's score head may read (core/training/reward_model.py::sequence_rewards)."""
+
 __all__ = ["RewardConfig"]
 
 
@@ -56,8 +59,8 @@ class RewardConfig:
     """Gradient clipping threshold (global L2 norm); 0 turns clipping off."""
     max_length: int = 512
     """Tokens per prompt+response; longer ones keep their end (the response and EOS)."""
-    pooling: Literal["both", "mean", "last"] = "both"
-    """What the score head reads: mean over the reply's tokens, the last token, or both averaged."""
+    pooling: Literal["both", "sum_last", "sum", "mean", "last"] = "both"
+    """What the score head reads: the sum or mean over the reply's tokens, the last token, or one averaged with it."""
     margin_mode: Literal["none", "tier_distance"] = "none"
     """Margin in the loss: none, or the judged distance (tiers apart / rating difference)."""
     margin_scale: float = 1.0
@@ -108,8 +111,8 @@ class RewardConfig:
             raise UserError("val_fraction must be between 0 and 1")
         if self.max_length < 8:
             raise UserError("max_length must be at least 8 tokens")
-        if self.pooling not in ("mean", "last", "both"):
-            raise UserError(f"pooling must be both, mean or last, not {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "RewardConfig":

@@ -4,9 +4,13 @@ trained one.
 The reward is the score head applied to a summary of the final hidden states: by default (pooling="both")
 the average of the mean over the reply's tokens and the last non-pad token. The mean reads the whole reply,
 which a small base model does not gather into its last token; the last token keeps what attention put there
-(a single decisive word). "mean" and "last" are the single readings; runs saved before the option existed
-load as "last". Positions and the reply's span come from the attention mask, so left and right padding give
-the same reward. Trained rewards are centred: offset and scale are stored with the weights and applied by
+(a single decisive word). "sum_last" averages the sum over the reply (over a constant, SUM_DIVISOR) with
+the last token instead, so each thing a reply says counts once whatever its length; it is more accurate on
+the demo's experts but also reads length, which misleads it where length only loosely goes with quality
+(docs/training.md). "sum", "mean" and "last" are the single readings; runs saved before the option
+existed load as "last".
+Positions and the reply's span come from the attention mask, so left and right padding give the same
+reward. Trained rewards are centred: offset and scale are stored with the weights and applied by
 `RewardModel.score`.
 """
 
@@ -39,6 +43,11 @@ __all__ = [
 
 FINAL = "final"
 """The artifact of a finished run: trained weights and reward.json (offset, scale, config)."""
+
+SUM_DIVISOR = 16.0
+"""What the summed reply states are divided by ("sum" pooling): about the length of a short reply, so
+the sum starts on the scale of the mean and of the last token. A constant, not the reply's length: the
+sum's point is that a phrase counts the same in a long reply as in a short one."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -185,8 +194,9 @@ def sequence_rewards(
     pooling: str = "last",
 ) -> torch.Tensor:
     """[N, T] tokens -> [N] float32 rewards: the head over the mean hidden state of the response tokens
-    (pooling="mean"; `starts` [N] = where each response begins, counted in attended tokens), at the
-    last non-pad token (pooling="last"), or over the average of those two (pooling="both")."""
+    (pooling="mean"; `starts` [N] = where each response begins, counted in attended tokens), their sum
+    divided by SUM_DIVISOR (pooling="sum"), at the last non-pad token (pooling="last"), or over the
+    average of the last token and the mean ("both") or the sum ("sum_last")."""
     backbone, head = _backbone_and_head(model)
     # Positions count attended tokens only, so a left-padded sequence sees the same positions as unpadded.
     position_ids = (attention_mask.long().cumsum(1) - 1).clamp(min=0)  # [N, T]
@@ -194,16 +204,20 @@ def sequence_rewards(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
     ).last_hidden_state  # [N, T, H]
     last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]  # [N, H]
-    if pooling in ("mean", "both"):
+    if pooling == "last":
+        pooled = last
+    else:
         if starts is None:
             starts = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
         span = (position_ids >= starts[:, None]) & attention_mask.bool()  # [N, T]
         weights = span.to(hidden.dtype)[..., None]  # [N, T, 1]
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)  # [N, H]
-        if pooling == "both":
+        pooled = (hidden * weights).sum(1)  # [N, H]
+        if pooling in ("mean", "both"):
+            pooled = pooled / weights.sum(1).clamp(min=1)
+        else:  # "sum", "sum_last": a fixed divisor keeps the scale of a mean over a typical reply
+            pooled = pooled / SUM_DIVISOR
+        if pooling in ("both", "sum_last"):
             pooled = 0.5 * (pooled + last)
-    else:
-        pooled = last
     # The head in fp32 even under autocast: rewards are compared and centred, bf16 would tie close ones.
     with torch.autocast(pooled.device.type, enabled=False):
         return head(pooled.float()).squeeze(-1)  # [N]
