@@ -174,8 +174,8 @@ def test_encode_scored_keeps_the_reply_start_when_truncated(tiny_qwen_base):
 
 
 def test_saved_configs_without_pooling_read_the_last_token():
-    assert RewardConfig().pooling == "both"
-    assert RewardConfig.from_dict({"learning_rate": 1e-4}).pooling == "both"
+    assert RewardConfig().pooling == "sum_last"
+    assert RewardConfig.from_dict({"learning_rate": 1e-4}).pooling == "sum_last"
     assert RewardConfig.from_saved({"learning_rate": 1e-4}).pooling == "last"
     assert RewardConfig.from_saved({"pooling": "mean"}).pooling == "mean"
     with pytest.raises(UserError, match="pooling"):

@@ -52,6 +52,10 @@ def test_presets_scale_with_data_and_device():
     assert no_room.finetune == "lora" and no_room.gradient_checkpointing
     many = make_config("/m", "quick", device_type="cuda", n_params=500_000_000, n_train_prompts=20_000)
     assert many.epochs == 1.0 and many.learning_rate < 1e-4
+    # A validation split big enough to choose by: early stopping and the best weights; a small one trains
+    # to the end and keeps the last weights.
+    assert many.restore_best and many.early_stopping_patience > 0
+    assert all(not c.restore_best and c.early_stopping_patience == 0 for c in cfgs.values())
     assert (
         make_config("/m", "quick", device_type="cpu", n_params=5e6, n_train_prompts=40, learning_rate=0.5).learning_rate
         == 0.5

@@ -151,7 +151,9 @@ def test_learns_the_hidden_rule(project, tiny_base):
     # This project's replies are random words, unrelated to their requests, so the one assumption behind
     # the off-topic contrasts (an answer to the request beats an answer to another) cannot hold here:
     # they would be noise. The contrasts have their own test above; this one is about the expert's pairs.
-    config = _config(tiny_base, off_topic_pairs=0)
+    # Eight epochs, not four: the default reading sums the reply's states, so it must first learn to give
+    # the 6-10 random words around "sorry" no weight (a mean or the last token needs half as many).
+    config = _config(tiny_base, off_topic_pairs=0, epochs=8)
     result = run_job(train_reward_model(project, config, cancel=CancelToken()), events.append)
     assert result.metrics["accuracy/val"] >= 0.85, result.metrics
     assert result.metrics["accuracy/heldout"] >= 0.85, result.metrics

@@ -59,7 +59,7 @@ class RewardConfig:
     """Gradient clipping threshold (global L2 norm); 0 turns clipping off."""
     max_length: int = 512
     """Tokens per prompt+response; longer ones keep their end (the response and EOS)."""
-    pooling: Literal["both", "sum_last", "sum", "mean", "last"] = "both"
+    pooling: Literal["both", "sum_last", "sum", "mean", "last"] = "sum_last"
     """What the score head reads: the sum or mean over the reply's tokens, the last token, or one averaged with it."""
     margin_mode: Literal["none", "tier_distance"] = "none"
     """Margin in the loss: none, or the judged distance (tiers apart / rating difference)."""
@@ -67,7 +67,7 @@ class RewardConfig:
     """Multiplier applied to the judged distance when margin_mode="tier_distance"."""
     off_topic_pairs: int = 2
     """Extra pairs per training prompt: its best reply beats an unrelated request's best reply (0 = none)."""
-    val_fraction: float = 0.15
+    val_fraction: float = 0.10
     """Share of the training-split prompts kept aside for validation (whole prompts)."""
     eval_every: int = 20
     """Evaluate on the validation prompts every this many steps (and at the end)."""

@@ -1,14 +1,14 @@
 """The reward model: building it on a base folder, the reward of a sequence (pooling), and scoring with a
 trained one.
 
-The reward is the score head applied to a summary of the final hidden states: by default (pooling="both")
-the average of the mean over the reply's tokens and the last non-pad token. The mean reads the whole reply,
-which a small base model does not gather into its last token; the last token keeps what attention put there
-(a single decisive word). "sum_last" averages the sum over the reply (over a constant, SUM_DIVISOR) with
-the last token instead, so each thing a reply says counts once whatever its length; it is more accurate on
-the demo's experts but also reads length, which misleads it where length only loosely goes with quality
-(docs/training.md). "sum", "mean" and "last" are the single readings; runs saved before the option
-existed load as "last".
+The reward is the score head applied to a summary of the final hidden states: by default
+(pooling="sum_last") the average of the sum over the reply's tokens (over a constant, SUM_DIVISOR) and the
+last non-pad token. The sum reads the whole reply, which a small base model does not gather into its last
+token, and counts each thing a reply says once whatever its length; the last token keeps what attention
+put there (a single decisive word). The sum also reads length, so it needs more steps where length only
+loosely goes with quality (docs/training.md). "both" averages the mean with the last token instead (the
+earlier default); "sum", "mean" and "last" are the single readings; runs saved before the option existed
+load as "last".
 Positions and the reply's span come from the attention mask, so left and right padding give the same
 reward. Trained rewards are centred: offset and scale are stored with the weights and applied by
 `RewardModel.score`.
