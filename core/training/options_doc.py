@@ -257,8 +257,13 @@ Summing the reply's hidden states instead of averaging them (`pooling=sum_last`,
 loop with only that changed): reward model demo 0.891, warm 0.903, plain 0.895, no_filler 0.872,
 concise 0.856; PPO win rates demo 1.000, warm 1.000, no_filler 0.823, plain 0.771, concise 0.771 (one
 and a half prompts of 48 more tied than with `both`, none lost; replies ×1.08 the base's length against
-×0.95); seconds per stage on the demo expert 18, 122, 229, 2, 1 (6.2 minutes). Not the default: the
-learning test on the defaults and the hidden-rule test failed with it (above). A divisor of 8 (demo
+×0.95); seconds per stage on the demo expert 18, 122, 229, 2, 1 (6.2 minutes). It became the
+default on 2026-12-06 together with the validation share of 0.10 and the last weights (Presets, above);
+then the learning test on the defaults passes (held-out expert score −0.38 → 3.40) and the full loop
+gave, PPO / RLOO blind win rate (reward model): demo 0.896 (5 lost) / 1.000 (0.896), warm 1.000 /
+1.000 (0.902), no_filler 0.823 / 1.000 (0.879), concise 0.771 / 0.771 (0.881), plain 0.760 / 0.698
+(0.898); PPO replies ×1.13–1.72 the base's length, so PPO is not within 0.05 of RLOO on demo and
+no_filler. The demo loop's stages took 31, 177, 356, 3 s (two loops side by side). A divisor of 8 (demo
 0.896, concise 0.860, no_filler 0.858) and the sum alone (demo 0.884) were no better; on the demo,
 keeping the last weights rather than the best validation ones gave 0.890, and a validation share of
 0.10 instead of 0.15 gave 0.899 (plain, with `both`: 0.884 against 0.871).
