@@ -275,3 +275,22 @@ def test_every_config_field_has_a_docstring():
         assert set(docs) == {f.name for f in dataclasses.fields(cls)}, cls
     for name in PRESETS:
         assert preset(name, algo="rloo").validate().algo == "rloo"
+
+
+def test_ppo_presets_scale_the_learning_rate_and_an_explicit_one_wins():
+    """PPO makes a quarter of RLOO's optimizer steps per step, so its presets take a higher rate; a rate
+    the user sets (the advanced form or --lr) is kept as given, through the same path the app and CLI use."""
+    from core.ops.training import policy_config
+    from core.training.policy_config import ALGO_LEARNING_RATE_SCALE, PRESETS, preset
+
+    for name in PRESETS:
+        rloo, ppo = preset(name, algo="rloo").learning_rate, preset(name, algo="ppo").learning_rate
+        assert ppo == rloo * ALGO_LEARNING_RATE_SCALE["ppo"] > rloo
+        assert preset(name).learning_rate == ppo  # PPO is the default algorithm
+        assert preset(name, algo="ppo", learning_rate=1e-4).learning_rate == 1e-4
+    cfg, base = policy_config("balanced", algo="ppo", policy_path="/m", reward_run=1)
+    assert cfg.learning_rate == base.learning_rate == preset("balanced", algo="ppo").learning_rate
+    cfg, _ = policy_config("balanced", algo="ppo", policy_path="/m", reward_run=1, overrides={"learning_rate": 5e-5})
+    assert cfg.learning_rate == 5e-5
+    cfg, _ = policy_config("balanced", algo="rloo", policy_path="/m", reward_run=1)
+    assert cfg.learning_rate == preset("balanced", algo="rloo").learning_rate

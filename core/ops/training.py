@@ -50,7 +50,7 @@ def policy_config(
     """
     from core.training.policy_config import PolicyConfig, preset
 
-    base = preset(preset_name)
+    base = preset(preset_name, algo=algo)
     base.algo, base.policy_path, base.reward_run = algo, policy_path, reward_run
     values = dataclasses.asdict(base)
     for key, value in (overrides or {}).items():

@@ -87,7 +87,11 @@ to 16 (32 to 512); the run records the number it used. A limit shorter than the 
 ranked would cut good replies off, and the missing-EOS penalty would then teach the policy that short
 is better.
 
-Presets (`core/training/policy_config.py` `PRESETS`):
+Presets (`core/training/policy_config.py` `PRESETS`). Their learning rate is RLOO's, GRPO's and DPO's;
+PPO's is twice it (`ALGO_LEARNING_RATE_SCALE`; Balanced: 2e-4), unless you set one. A PPO step makes
+`ppo_epochs` × batch / minibatch = 8 optimizer steps on its 16 rollouts where RLOO makes 32 on its
+16 × `rloo_k` = 64, so at RLOO's rate PPO moved the policy too little in the same 100 steps (measured
+below).
 
 | preset | overrides |
 | --- | --- |
@@ -267,6 +271,16 @@ no_filler. The demo loop's stages took 31, 177, 356, 3 s (two loops side by side
 0.896, concise 0.860, no_filler 0.858) and the sum alone (demo 0.884) were no better; on the demo,
 keeping the last weights rather than the best validation ones gave 0.890, and a validation share of
 0.10 instead of 0.15 gave 0.899 (plain, with `both`: 0.884 against 0.871).
+
+PPO's learning rate is twice the preset's (2e-4 on Balanced; 2026-12-07, the same loop with only that
+changed, PPO only, reward models as above): demo 0.896 → **1.000** (48 won; KL 9.7, replies ×1.75 the
+base's length: they add the request's facts and polite phrases), warm 1.000 → 1.000 (×1.9), plain
+0.760 → 0.760 (25 won, 23 tied, ×1.69), no_filler 0.823 → 0.823 (31 won, 17 tied), concise 0.771 → 0.740
+(23 won, 25 tied, none lost, ×1.11); mean over the five 0.850 → 0.865. PPO is now within 0.05 of RLOO
+for every expert but no_filler (0.823 against 1.000). At 3e-4 no_filler fell to 0.740 and the KL went
+past three times its target (18 nats at step 48, the product's own warning). The demo loop's stages took
+24, 158–174, 304–391, 3, 1 s with two loops side by side (under 10 minutes). The learning test on the
+defaults passes: held-out expert score −0.38 → 3.28.
 
 The initial KL coefficient is 0.01 (it was 0.02). With the same reward models, at 0.02 the win rates
 were demo 1.000, warm 1.000, no_filler 0.771, plain 0.771 and concise 0.698 (PPO then lost 6 of 48
