@@ -19,21 +19,9 @@ from core.training.presets import config_for_project
 from core.training.policy_job import train_policy
 from core.training.reward import train_reward_model
 from tests.models_fixtures import no_network  # noqa: F401 (fixture)
-from tests.policy_fixtures import PASS
+from tests.policy_fixtures import PASS, two_threads  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def two_threads():
-    """The suite's longest test: at PPO's batch of 16 two threads beat one on 2 cores (424 s against 553 s,
-    the same figures), where the tiny models of the other tests run fastest on one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def _rank_like_the_expert(proj):

@@ -50,8 +50,7 @@ def policy_config(
     """
     from core.training.policy_config import PolicyConfig, preset
 
-    base = preset(preset_name, algo=algo)
-    base.algo, base.policy_path, base.reward_run = algo, policy_path, reward_run
+    base = preset(preset_name, algo=algo, policy_path=policy_path, reward_run=reward_run)
     values = dataclasses.asdict(base)
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):
