@@ -118,12 +118,12 @@ def _cut_off(text: str, origin: Optional[dict]) -> Optional[str]:
 
 def _gibberish(text: str, words: list[str]) -> Optional[str]:
     prose = _CODE_BLOCK.sub(" ", text)
-    visible = [c for c in prose if not c.isspace()]
-    if len(visible) < 20:
+    visible = len("".join(prose.split()))  # characters that are not whitespace
+    if visible < 20:
         return None
     letters = len(_LETTERS.findall(prose))
-    if letters / len(visible) < 0.45:
-        return f"only {letters / len(visible):.0%} of its characters are letters"
+    if letters / visible < 0.45:
+        return f"only {letters / visible:.0%} of its characters are letters"
     ascii_words = [
         w for w in _WORD.findall(prose) if w.isascii() and w.isalpha() and len(w) >= 4 and not w.isupper()
     ]  # acronyms: HTML, SQL
@@ -169,9 +169,14 @@ def _similarity(a_norm: str, b_norm: str, a_sh: set, b_sh: set) -> float:
         return jac
     if max(len(a_norm), len(b_norm)) <= 400 and jac >= 0.3:
         # short replies that differ by a word or two: bigram sets move a lot, characters barely
-        ratio = difflib.SequenceMatcher(None, a_norm, b_norm, autojunk=False).ratio()
-        if ratio >= NEAR_RATIO:
-            return ratio
+        # ratio() is quadratic; the length bound (difflib's real_quick_ratio) and quick_ratio (letter
+        # counts) are upper bounds on it, so checking them first skips most pairs and changes no finding
+        if 2 * min(len(a_norm), len(b_norm)) >= NEAR_RATIO * (len(a_norm) + len(b_norm)):
+            matcher = difflib.SequenceMatcher(None, a_norm, b_norm, autojunk=False)
+            if matcher.quick_ratio() >= NEAR_RATIO:
+                ratio = matcher.ratio()
+                if ratio >= NEAR_RATIO:
+                    return ratio
     return jac
 
 

@@ -76,6 +76,45 @@ def test_exact_and_near_duplicates_within_a_prompt():
     assert 5 not in found and 6 not in found  # empty ones are "empty", not copies of each other
 
 
+def test_the_quick_bounds_change_no_near_duplicate_finding():
+    """_similarity skips difflib's quadratic ratio() when a cheap upper bound rules a match out; over
+    many edited pairs its verdict equals the one the full ratio gives."""
+    import difflib
+    import random
+
+    from core.quality import NEAR_JACCARD, NEAR_RATIO, _normal, _shingles, _similarity, _words
+
+    def full(a, b):  # the definition without the shortcuts
+        sa, sb = _shingles(_words(a)), _shingles(_words(b))
+        jac = len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+        na, nb = _normal(a), _normal(b)
+        if jac < NEAR_JACCARD and max(len(na), len(nb)) <= 400 and jac >= 0.3:
+            if difflib.SequenceMatcher(None, na, nb, autojunk=False).ratio() >= NEAR_RATIO:
+                return True
+        return jac >= NEAR_JACCARD
+
+    rng = random.Random(3)
+    words = "you can return the blender kettle within 30 days for a full refund label account order".split()
+    verdicts = []
+    for _ in range(400):
+        a = " ".join(rng.choice(words) for _ in range(rng.randint(4, 40)))
+        b = a.split()
+        for _ in range(rng.randint(0, 6)):  # a few word edits, inserts and deletions
+            i = rng.randrange(len(b) + 1)
+            op = rng.choice("sid")
+            if op == "i" or not b:
+                b.insert(i, rng.choice(words))
+            elif op == "d":
+                del b[min(i, len(b) - 1)]
+            else:
+                b[min(i, len(b) - 1)] = rng.choice(words)
+        b = " ".join(b)
+        quick = _similarity(_normal(a), _normal(b), _shingles(_words(a)), _shingles(_words(b))) >= NEAR_JACCARD
+        assert quick == full(a, b), (a, b)
+        verdicts.append(quick)
+    assert 0 < sum(verdicts) < len(verdicts)  # both verdicts occur: the check can fail
+
+
 class R:
     def __init__(self, rid, text, origin=None):
         self.id, self.text, self.origin = rid, text, origin or {}
