@@ -29,8 +29,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check
 	$(BIN)/lint-imports
 
+# Two workers (pytest-xdist), a whole test file to one worker at a time (module-scoped windows are built
+# once): the learning test (~400-550 s on one thread) runs on one core while the rest share the other.
 test: lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider -m "not reliability"
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider -m "not reliability" -n 2 --dist loadfile
 
 # The reliability battery at full strength (SIGKILLs, fuzzed imports, disk full, whole-workflow canary
 # and socket guard): the marked tests, then the script that prints every figure (docs/security.md).

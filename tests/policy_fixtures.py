@@ -1,5 +1,7 @@
 """Shared fixtures and rule rewards for the policy tests (imported by them; not a conftest)."""
 
+import os
+
 import pytest
 import torch
 
@@ -34,8 +36,9 @@ def one_thread():
 @pytest.fixture
 def two_threads():
     """The demo model at PPO's batch of 16 runs faster on two threads than one on 2 cores (the learning
-    test on the defaults: 424 s against 553 s, the same figures)."""
-    yield from _torch_threads(2)
+    test on the defaults: 424 s against 553 s, the same figures). Under pytest-xdist the other worker
+    has the second core, so one thread."""
+    yield from _torch_threads(1 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else 2)
 
 
 def low_id_share(batch):
