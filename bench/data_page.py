@@ -2,6 +2,7 @@
 
     python bench/data_page.py                 # 100,000 prompts x 4 candidates
     python bench/data_page.py --prompts 20000
+    python bench/data_page.py --prompts 20000 --varied   # candidates of different lengths
 
 Prints: project build time (not a GUI figure), data page open time (set_project -> every row in the
 model, the status query running on the worker), scroll-to-end time (scrollToBottom + a synchronous
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 PASSPHRASE = "bench passphrase"
 
 
-def build(folder: Path, n: int, k: int, ranked_share: float):
+def build(folder: Path, n: int, k: int, ranked_share: float, varied: bool = False):
     from core.project import Project
 
     proj = Project.create(folder / "big", PASSPHRASE)
@@ -39,7 +40,10 @@ def build(folder: Path, n: int, k: int, ranked_share: float):
                 f"Customer request {i}: my order {i * 7919 % 100000} has not arrived, what now?",
                 None,
                 "heldout" if i % 10 == 9 else "train",
-                [f"Reply {r} to request {i}: it ships within 3 business days." for r in range(k)],
+                [
+                    f"Reply {r} to request {i}: " + "it ships within 3 business days. " * ((r + 1) if varied else 1)
+                    for r in range(k)
+                ],
             )
             for i in range(start, min(n, start + batch))
         ]
@@ -69,6 +73,9 @@ def main(argv=None) -> int:
     ap.add_argument("--prompts", type=int, default=100_000)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--ranked-share", type=float, default=0.01)
+    ap.add_argument(
+        "--varied", action="store_true", help="candidates of different lengths (1-4 sentences), not near-copies"
+    )
     ap.add_argument("--project", help="reuse a project this bench built before (passphrase as in the bench)")
     ap.add_argument("--device", default="cpu", help="unused (no GPU work here)")
     args = ap.parse_args(argv)
@@ -89,7 +96,7 @@ def main(argv=None) -> int:
         args.prompts = len(proj.prompt_ids())
         print(f"opened project: {args.prompts:,} prompts in {time.perf_counter() - t:.1f} s (key derivation included)")
     else:
-        proj = build(tmp, args.prompts, args.k, args.ranked_share)
+        proj = build(tmp, args.prompts, args.k, args.ranked_share, args.varied)
         print(f"built project: {args.prompts:,} prompts x {args.k} candidates in {time.perf_counter() - t:.1f} s")
 
     t = time.perf_counter()
