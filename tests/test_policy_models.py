@@ -14,6 +14,7 @@ from core.training.policy_common import (
     forward_response,
     generate_rollout,
     load_policy_model,
+    padding_bounds,
     preflight_memory,
 )
 from core.training.policy_config import PolicyConfig
@@ -62,6 +63,28 @@ def test_logprobs_and_values_batched_equal_single(arch, lora, request, one_threa
             torch.testing.assert_close(batched.logprobs[i, :n], single.logprobs[0, :n], atol=1e-4, rtol=0)
             torch.testing.assert_close(batched.values[i, :n], single.values[0, :n], atol=1e-4, rtol=0)
             torch.testing.assert_close(batched.entropy[i, :n], single.entropy[0, :n], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
+def test_a_minibatch_trimmed_to_its_padding_bounds_gives_the_same_logprobs(arch, request, one_thread):
+    """PPO/RLOO minibatches drop the columns that are padding in all their rows: the bounds are those
+    columns, and the trimmed forward gives the full one's figures on every real token."""
+    model, tok = load_policy_model(request.getfixturevalue(f"policy_{arch}"), "cpu", "float32")
+    g = torch.Generator().manual_seed(1)
+    responses = [torch.randint(4, 400, (n,), generator=g).tolist() for n in (3, 9, 4)]
+    seq, am, P, rmask = _layout(tok, PROMPTS, responses)
+    rows = torch.tensor([0, 2])  # the two shortest prompts and replies: both kinds of padding to drop
+    lead, width = padding_bounds(am[rows], P)
+    assert lead == P - int(am[rows, :P].sum(1).max()) > 0 and width == 4
+    assert not am[rows, :lead].any() and not am[rows, P + width :].any()
+    with torch.no_grad():
+        full = forward_response(model, seq[rows], am[rows], P, temperature=0.7, with_entropy=True)
+        cut = forward_response(
+            model, seq[rows][:, lead : P + width], am[rows][:, lead : P + width], P - lead, 0.7, with_entropy=True
+        )
+    m = rmask[rows, :width].bool()
+    torch.testing.assert_close(cut.logprobs[m], full.logprobs[:, :width][m], atol=1e-5, rtol=0)
+    torch.testing.assert_close(cut.entropy[m], full.entropy[:, :width][m], atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "qwen2"])

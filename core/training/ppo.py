@@ -29,6 +29,7 @@ from core.training.policy_common import (
     masked_mean,
     masked_whiten,
     minibatches,
+    padding_bounds,
     stats_to_floats,
     sync,
     value_model_values,
@@ -164,20 +165,29 @@ class PPOTrainer(TrainerBase):
         for _epoch in range(cfg.ppo_epochs):
             for mb in minibatches(n, cfg.minibatch_size, self.minibatch_gen):
                 mb = mb.to(self.device)
+                lead, width = padding_bounds(am[mb], P)
+                cols, resp = slice(lead, P + width), slice(0, width)
+                mb_seq, mb_am, mb_P = seq[mb][:, cols], am[mb][:, cols], P - lead
                 out = forward_response(
-                    self.policy.model, seq[mb], am[mb], P, cfg.temperature, value_head=self.value_head, keep_logits=True
+                    self.policy.model,
+                    mb_seq,
+                    mb_am,
+                    mb_P,
+                    cfg.temperature,
+                    value_head=self.value_head,
+                    keep_logits=True,
                 )
-                vpred = out.values if self.value_model is None else self._values(seq[mb], am[mb], P)
-                m = mask[mb]
+                vpred = out.values if self.value_model is None else self._values(mb_seq, mb_am, mb_P)
+                m = mask[mb][:, resp]
                 losses = ppo_losses(
                     out.logprobs,
-                    exp.logprobs[mb],
-                    advantages[mb],
+                    exp.logprobs[mb][:, resp],
+                    advantages[mb][:, resp],
                     m,
                     cfg.cliprange,
                     vpred,
-                    exp.values[mb],
-                    returns[mb],
+                    exp.values[mb][:, resp],
+                    returns[mb][:, resp],
                     cfg.cliprange_value,
                 )
                 loss = losses["pg_loss"] + cfg.vf_coef * losses["vf_loss"]

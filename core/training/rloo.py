@@ -22,6 +22,7 @@ from core.training.policy_common import (
     forward_response,
     masked_mean,
     minibatches,
+    padding_bounds,
     stats_to_floats,
     sync,
 )
@@ -90,12 +91,16 @@ class GroupTrainer(TrainerBase):
         for _epoch in range(cfg.ppo_epochs):
             for mb in minibatches(n, cfg.minibatch_size, self.minibatch_gen):
                 mb = mb.to(self.device)
-                m = mask[mb]
-                out = forward_response(self.policy.model, seq[mb], am[mb], P, cfg.temperature, keep_logits=True)
-                losses = ppo_losses(out.logprobs, exp.logprobs[mb], advantages[mb], m, cfg.cliprange)
+                lead, width = padding_bounds(am[mb], P)
+                cols, resp = slice(lead, P + width), slice(0, width)
+                m = mask[mb][:, resp]
+                out = forward_response(
+                    self.policy.model, seq[mb][:, cols], am[mb][:, cols], P - lead, cfg.temperature, keep_logits=True
+                )
+                losses = ppo_losses(out.logprobs, exp.logprobs[mb][:, resp], advantages[mb][:, resp], m, cfg.cliprange)
                 loss = losses["pg_loss"]
                 if cfg.algo == "grpo":
-                    losses["kl_loss"] = masked_mean(k3_kl(out.logprobs, exp.ref_logprobs[mb]), m)
+                    losses["kl_loss"] = masked_mean(k3_kl(out.logprobs, exp.ref_logprobs[mb][:, resp]), m)
                     loss = loss + beta * losses["kl_loss"]
                 loss.backward()
                 grad_norm = clip_and_step(self.optimizer, self.params, cfg.max_grad_norm)
