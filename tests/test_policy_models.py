@@ -14,7 +14,7 @@ from core.training.policy_common import (
     forward_response,
     generate_rollout,
     load_policy_model,
-    padding_bounds,
+    padding_slices,
     preflight_memory,
 )
 from core.training.policy_config import PolicyConfig
@@ -74,14 +74,14 @@ def test_a_minibatch_trimmed_to_its_padding_bounds_gives_the_same_logprobs(arch,
     responses = [torch.randint(4, 400, (n,), generator=g).tolist() for n in (3, 9, 4)]
     seq, am, P, rmask = _layout(tok, PROMPTS, responses)
     rows = torch.tensor([0, 2])  # the two shortest prompts and replies: both kinds of padding to drop
-    lead, width = padding_bounds(am[rows], P)
+    cols, resp, kept_P = padding_slices(am[rows], P)
+    lead, width = cols.start, resp.stop
     assert lead == P - int(am[rows, :P].sum(1).max()) > 0 and width == 4
+    assert cols.stop == P + width and kept_P == P - lead
     assert not am[rows, :lead].any() and not am[rows, P + width :].any()
     with torch.no_grad():
         full = forward_response(model, seq[rows], am[rows], P, temperature=0.7, with_entropy=True)
-        cut = forward_response(
-            model, seq[rows][:, lead : P + width], am[rows][:, lead : P + width], P - lead, 0.7, with_entropy=True
-        )
+        cut = forward_response(model, seq[rows][:, cols], am[rows][:, cols], kept_P, 0.7, with_entropy=True)
     m = rmask[rows, :width].bool()
     torch.testing.assert_close(cut.logprobs[m], full.logprobs[:, :width][m], atol=1e-5, rtol=0)
     torch.testing.assert_close(cut.entropy[m], full.entropy[:, :width][m], atol=1e-5, rtol=0)

@@ -516,14 +516,13 @@ def stats_to_floats(stats: list[dict]) -> list[dict]:
     return [dict(zip(keys, row)) for row in flat]
 
 
-def padding_bounds(attention_mask: torch.Tensor, prompt_len: int) -> tuple[int, int]:
-    """(B, P + R) -> (lead, width): the minibatch's leading prompt columns that are padding in every row,
-    and the response columns up to its longest reply. Dropping the rest changes no real token's output
-    (positions come from the mask; attention is causal and masked) and saves the work on padding."""
-    prompt_lens = attention_mask[:, :prompt_len].sum(1)
-    lead = prompt_len - int(prompt_lens.max())
+def padding_slices(attention_mask: torch.Tensor, prompt_len: int) -> tuple[slice, slice, int]:
+    """(B, P + R) -> (columns, response columns, prompt length) of a minibatch without the leading prompt
+    columns that are padding in every row and the response columns past its longest reply. Dropping them
+    changes no real token's output (positions come from the mask; attention is causal and masked)."""
+    lead = prompt_len - int(attention_mask[:, :prompt_len].sum(1).max())
     width = max(1, int(attention_mask[:, prompt_len:].sum(1).max()))
-    return lead, width
+    return slice(lead, prompt_len + width), slice(0, width), prompt_len - lead
 
 
 def minibatches(n: int, minibatch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:

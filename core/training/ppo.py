@@ -29,7 +29,7 @@ from core.training.policy_common import (
     masked_mean,
     masked_whiten,
     minibatches,
-    padding_bounds,
+    padding_slices,
     stats_to_floats,
     sync,
     value_model_values,
@@ -165,9 +165,8 @@ class PPOTrainer(TrainerBase):
         for _epoch in range(cfg.ppo_epochs):
             for mb in minibatches(n, cfg.minibatch_size, self.minibatch_gen):
                 mb = mb.to(self.device)
-                lead, width = padding_bounds(am[mb], P)
-                cols, resp = slice(lead, P + width), slice(0, width)
-                mb_seq, mb_am, mb_P = seq[mb][:, cols], am[mb][:, cols], P - lead
+                cols, resp, mb_P = padding_slices(am[mb], P)
+                mb_seq, mb_am = seq[mb][:, cols], am[mb][:, cols]
                 out = forward_response(
                     self.policy.model,
                     mb_seq,

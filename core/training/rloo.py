@@ -22,7 +22,7 @@ from core.training.policy_common import (
     forward_response,
     masked_mean,
     minibatches,
-    padding_bounds,
+    padding_slices,
     stats_to_floats,
     sync,
 )
@@ -91,11 +91,10 @@ class GroupTrainer(TrainerBase):
         for _epoch in range(cfg.ppo_epochs):
             for mb in minibatches(n, cfg.minibatch_size, self.minibatch_gen):
                 mb = mb.to(self.device)
-                lead, width = padding_bounds(am[mb], P)
-                cols, resp = slice(lead, P + width), slice(0, width)
+                cols, resp, mb_P = padding_slices(am[mb], P)
                 m = mask[mb][:, resp]
                 out = forward_response(
-                    self.policy.model, seq[mb][:, cols], am[mb][:, cols], P - lead, cfg.temperature, keep_logits=True
+                    self.policy.model, seq[mb][:, cols], am[mb][:, cols], mb_P, cfg.temperature, keep_logits=True
                 )
                 losses = ppo_losses(out.logprobs, exp.logprobs[mb][:, resp], advantages[mb][:, resp], m, cfg.cliprange)
                 loss = losses["pg_loss"]
