@@ -96,7 +96,7 @@ def test_reward_same_whatever_the_padding(arch, tiny_base, tiny_qwen_base):
     assert torch.allclose(hf, alone, atol=1e-5)
 
 
-@pytest.mark.parametrize("pooling", ["sum_last", "sum", "both", "mean"])
+@pytest.mark.parametrize("pooling", ["distinct_sum_last", "sum_last", "sum", "both", "mean"])
 def test_pooled_reward_reads_only_the_reply_and_ignores_padding(pooling, tiny_qwen_base):
     cfg = RewardConfig(base_model=tiny_qwen_base, device="cpu", max_length=64, pooling=pooling)
     model, tok = build_reward_model(cfg, torch.device("cpu"))
@@ -160,6 +160,57 @@ def test_sum_pooling_counts_each_reply_token_once_whatever_the_length(tiny_qwen_
     assert torch.allclose(read["both"], 0.5 * (read["mean"] + read["last"]), atol=1e-5)
 
 
+def test_repeated_tokens_marks_each_token_that_ends_an_ngram_already_in_the_reply():
+    from core.training.reward_model import repeated_tokens
+
+    ids = torch.tensor([[9, 9, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 0], [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 7]])
+    span = torch.ones_like(ids, dtype=torch.bool)
+    span[0, :2] = False  # the prompt
+    span[0, -1] = False  # padding
+    assert repeated_tokens(ids, span, n=4).int().tolist() == [
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0],
+        [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0],
+    ]
+    # An n-gram the prompt said is not a repetition of the reply's.
+    prompt_said = torch.tensor([[1, 2, 3, 4, 1, 2, 3, 4]])
+    reply = torch.tensor([[False, False, False, False, True, True, True, True]])
+    assert not repeated_tokens(prompt_said, reply, n=4).any()
+
+
+def test_distinct_sum_pooling_leaves_a_sentence_said_twice_out_of_the_sum(tiny_qwen_base):
+    from core.training.reward_model import SUM_DIVISOR, _backbone_and_head, repeated_tokens
+
+    cfg = RewardConfig(base_model=tiny_qwen_base, device="cpu", max_length=96)
+    model, tok = build_reward_model(cfg, torch.device("cpu"))
+    with torch.no_grad():
+        torch.manual_seed(3)
+        model.score.weight.normal_()
+    model.eval()
+    once = "Restart the router, then wait a minute and check the lights."
+    texts = [once, f"{once} {once} {once}"]
+    encoded = [encode_scored(tok, "How do I reset it?", t, 96) for t in texts]
+    b = collate(
+        [PromptExample(0, [0, 1], [], tokens=[i for i, _ in encoded], starts=[st for _, st in encoded])],
+        tok.pad_token_id,
+        torch.device("cpu"),
+        "right",
+    )
+    with torch.no_grad():
+        read = {p: sequence_rewards(model, b.input_ids, b.attention_mask, b.starts, p) for p in POOLINGS}
+        backbone, head = _backbone_and_head(model)
+        hidden = backbone(input_ids=b.input_ids, attention_mask=b.attention_mask).last_hidden_state
+    positions = torch.arange(b.input_ids.shape[1])
+    span = (positions[None] >= b.starts[:, None]) & b.attention_mask.bool()
+    repeated = repeated_tokens(b.input_ids, span)
+    assert not repeated[0].any() and repeated[1].sum() > len(encoded[0][0]) - encoded[0][1]  # most of two copies
+    assert torch.allclose(read["distinct_sum_last"][0], read["sum_last"][0], atol=1e-5)  # nothing repeated
+    kept = (span & ~repeated).float()[..., None]
+    last = hidden[torch.arange(2), b.attention_mask.sum(1) - 1]
+    expected = head(0.5 * ((hidden * kept).sum(1) / SUM_DIVISOR + last)).squeeze(-1)
+    assert torch.allclose(read["distinct_sum_last"], expected, atol=1e-5)
+    assert not torch.allclose(read["distinct_sum_last"][1], read["sum_last"][1], atol=1e-3)
+
+
 def test_encode_scored_keeps_the_reply_start_when_truncated(tiny_qwen_base):
     from transformers import AutoTokenizer
 
@@ -174,8 +225,8 @@ def test_encode_scored_keeps_the_reply_start_when_truncated(tiny_qwen_base):
 
 
 def test_saved_configs_without_pooling_read_the_last_token():
-    assert RewardConfig().pooling == "sum_last"
-    assert RewardConfig.from_dict({"learning_rate": 1e-4}).pooling == "sum_last"
+    assert RewardConfig().pooling == "distinct_sum_last"
+    assert RewardConfig.from_dict({"learning_rate": 1e-4}).pooling == "distinct_sum_last"
     assert RewardConfig.from_saved({"learning_rate": 1e-4}).pooling == "last"
     assert RewardConfig.from_saved({"pooling": "mean"}).pooling == "mean"
     with pytest.raises(UserError, match="pooling"):

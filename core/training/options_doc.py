@@ -26,14 +26,24 @@ loss −log σ(r_chosen − r_rejected − margin) over every pair implied by ea
 pairwise wins, ratings; ties give no pair). Each response is scored once per forward pass and all of a
 prompt's pairs are formed from those scores. Training and validation are split by prompt; held-out
 prompts are never trained on. The score head reads the average of two summaries of the final hidden
-states: their sum over the reply's tokens, divided by a constant (16), and the last token
-(`pooling=sum_last`), so each thing a reply says counts once whatever the reply's length. With Balanced
-over five simulated experts (2026-12-06; with the validation share of 0.10 and the last weights, below)
-it gave held-out accuracy demo 0.899, warm 0.902, plain 0.893, no_filler 0.885, concise 0.883 (mean
-0.892) against 0.865 for `both`, the earlier default (the mean over the reply averaged with the last
-token: demo 0.855, warm 0.893, plain 0.871, no_filler 0.850, concise 0.855). The sum also reads length:
-where length only loosely goes with what the expert wants it needs more steps (on random replies where
-an apology wins, 0.68 validation accuracy in four epochs against 1.00 for `both`; eight suffice), which
+states: the last token, and their sum over the reply's tokens, divided by a constant (16), leaving out
+every token that ends a run of four tokens the reply already said (`pooling=distinct_sum_last`): each
+thing a reply says counts once whatever the reply's length, and saying it again adds nothing. With every
+token summed (`sum_last`, the default until 2026-12-07) a policy can raise its reward by repeating what
+the reward model likes, and PPO did: for the plain expert 44 of 48 tuned held-out replies repeated "We are
+always working to improve our service." two to four times (×1.75 the base's length); with repeats left
+out, 2 of 48 (×1.52: it adds other filler sentences, which that expert does not mind). Held-out accuracy,
+Balanced, the same loops with only the reading changed (2026-12-07), `sum_last` → `distinct_sum_last`:
+demo 0.896 → 0.900, plain 0.898 → 0.907, no_filler 0.879 → 0.887, concise 0.881 → 0.877, warm
+0.902 → 0.896 (mean 0.891 → 0.893). Only 3% of the demo's 1,440 candidates say a four-token run twice, so most of those
+differences are one run's noise (about ±0.012 on ~650 pairs): the reading is kept for what it takes
+away from the policy, not for accuracy. Tried instead and not
+kept: a third kind of contrast pair, the best reply beating itself with a sentence said twice, which
+also stopped the repeats (0 of 48) but cost the reward model 0.02 (demo 0.878, plain 0.879). Summing
+rather than averaging (`sum_last` against `both`, the mean over the reply with the last token, 2026-12-06)
+had gained 0.027 on average (demo 0.899 against 0.855, plain 0.893 against 0.871). The sum also reads
+length: where length only loosely goes with what the expert wants it needs more steps (on random replies
+where an apology wins, 0.68 validation accuracy in four epochs against 1.00 for `both`; eight suffice), which
 Balanced gives even a small project (at least 160 steps). `both`, `sum`, `mean` or `last` are the other
 readings; runs saved
 before the option existed read the last token. Each training prompt also gets two

@@ -9,14 +9,12 @@ reward_model.py (building, pooling, scoring, loading); every name is also import
   those scores (InstructGPT). Each prompt weighs the same in the loss, whatever its number of pairs.
 - Loss: -log sigmoid(r_w - r_l - margin).
 - The reward is the score head applied to a summary of the final hidden states: by default
-  (pooling="both") the average of the mean over the reply's tokens and the last non-pad token. The mean
-  reads the whole reply, which a small base model does not gather into its last token; the last token
-  keeps what attention put there (a single decisive word). "sum_last" sums the reply's states instead
-  of averaging them (over a constant, SUM_DIVISOR): with Balanced over five simulated experts on the demo
-  0.883 held-out accuracy on average against 0.865, but it also reads length and is not the default
-  (docs/training.md). "sum", "mean" and "last" are the single readings; runs saved before the option
-  existed load as "last". Positions and the reply's span come from the attention mask, so left and right
-  padding give the same reward.
+  (pooling="distinct_sum_last") the average of the last non-pad token and the sum over the reply's tokens
+  (over a constant, SUM_DIVISOR) that do not repeat an earlier run of REPEAT_NGRAM tokens of the same
+  reply (core/training/reward_model.py; docs/training.md gives the figures). "sum_last" sums every token,
+  "both" averages the mean with the last token; "sum", "mean" and "last" are the single readings; runs
+  saved before the option existed load as "last". Positions and the reply's span come from the attention
+  mask, so left and right padding give the same reward.
 - Train/validation split by prompt; prompts of the "heldout" split are never trained on (only scored).
 - After training the rewards are centred (mean 0 over the training responses); offset and scale are
   stored with the weights and applied by `RewardModel.score`.

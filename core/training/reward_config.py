@@ -9,7 +9,7 @@ from typing import Literal
 
 from core.errors import UserError
 
-POOLINGS = ("both", "sum_last", "sum", "mean", "last")
+POOLINGS = ("distinct_sum_last", "both", "sum_last", "sum", "mean", "last")
 """What the reward model's score head may read (core/training/reward_model.py::sequence_rewards)."""
 
 __all__ = ["RewardConfig"]
@@ -59,8 +59,8 @@ class RewardConfig:
     """Gradient clipping threshold (global L2 norm); 0 turns clipping off."""
     max_length: int = 512
     """Tokens per prompt+response; longer ones keep their end (the response and EOS)."""
-    pooling: Literal["both", "sum_last", "sum", "mean", "last"] = "sum_last"
-    """What the score head reads: the sum or mean over the reply's tokens, the last token, or one averaged with it."""
+    pooling: Literal["distinct_sum_last", "both", "sum_last", "sum", "mean", "last"] = "distinct_sum_last"
+    """What the score head reads: the sum (distinct: repeats left out) or mean of the reply, its last token, or both."""
     margin_mode: Literal["none", "tier_distance"] = "none"
     """Margin in the loss: none, or the judged distance (tiers apart / rating difference)."""
     margin_scale: float = 1.0

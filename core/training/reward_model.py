@@ -2,13 +2,16 @@
 trained one.
 
 The reward is the score head applied to a summary of the final hidden states: by default
-(pooling="sum_last") the average of the sum over the reply's tokens (over a constant, SUM_DIVISOR) and the
-last non-pad token. The sum reads the whole reply, which a small base model does not gather into its last
-token, and counts each thing a reply says once whatever its length; the last token keeps what attention
-put there (a single decisive word). The sum also reads length, so it needs more steps where length only
-loosely goes with quality (docs/training.md). "both" averages the mean with the last token instead (the
-earlier default); "sum", "mean" and "last" are the single readings; runs saved before the option existed
-load as "last".
+(pooling="distinct_sum_last") the average of the last non-pad token and the sum over the reply's tokens
+(over a constant, SUM_DIVISOR), leaving out each token that ends a run of REPEAT_NGRAM tokens the reply
+already said. The sum reads the whole reply, which a small base model does not gather into its last
+token, and counts each thing a reply says once whatever its length; leaving repeats out makes that true
+of a reply that says a sentence twice, so a policy gains nothing by repeating what the reward model likes
+(with every token summed, "sum_last", PPO learned to repeat a filler sentence in 44 of 48 replies on the
+demo). The last token keeps what attention put there (a single decisive word). The sum also reads length,
+so it needs more steps where length only loosely goes with quality (docs/training.md). "both" averages the
+mean with the last token instead; "sum", "mean" and "last" are the single readings; runs saved before the
+option existed load as "last".
 Positions and the reply's span come from the attention mask, so left and right padding give the same
 reward. Trained rewards are centred: offset and scale are stored with the weights and applied by
 `RewardModel.score`.
@@ -48,6 +51,29 @@ SUM_DIVISOR = 16.0
 """What the summed reply states are divided by ("sum" pooling): about the length of a short reply, so
 the sum starts on the scale of the mean and of the last token. A constant, not the reply's length: the
 sum's point is that a phrase counts the same in a long reply as in a short one."""
+
+REPEAT_NGRAM = 4
+"""With pooling="distinct_sum_last", a reply token that ends a run of this many tokens already said earlier
+in the same reply adds nothing to the sum (saying a sentence twice says nothing new)."""
+
+
+def repeated_tokens(input_ids: torch.Tensor, span: torch.Tensor, n: int = REPEAT_NGRAM) -> torch.Tensor:
+    """[N, T] tokens and reply span -> [N, T] bool: the token ends an n-gram of the reply that already
+    ended at an earlier position of the same reply."""
+    N, T = input_ids.shape
+    if T < n:
+        return torch.zeros_like(span)
+    ids = input_ids.long()
+    grams = ids.unfold(1, n, 1)  # [N, T-n+1, n]: the n-gram ending at position j+n-1
+    inside = span.unfold(1, n, 1).all(-1)  # [N, T-n+1]: wholly in the reply
+    same = grams[:, :, None, 0] == grams[:, None, :, 0]  # [N, G, G], one position at a time (memory)
+    for k in range(1, n):
+        same &= grams[:, :, None, k] == grams[:, None, :, k]
+    earlier = torch.ones(same.shape[1], same.shape[1], dtype=torch.bool, device=ids.device).tril(-1)
+    seen = (same & earlier & inside[:, None, :]).any(-1) & inside  # [N, G]
+    out = torch.zeros_like(span)
+    out[:, n - 1 :] = seen
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -210,13 +236,15 @@ def sequence_rewards(
         if starts is None:
             starts = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
         span = (position_ids >= starts[:, None]) & attention_mask.bool()  # [N, T]
+        if pooling == "distinct_sum_last":
+            span = span & ~repeated_tokens(input_ids, span)
         weights = span.to(hidden.dtype)[..., None]  # [N, T, 1]
         pooled = (hidden * weights).sum(1)  # [N, H]
         if pooling in ("mean", "both"):
             pooled = pooled / weights.sum(1).clamp(min=1)
-        else:  # "sum", "sum_last": a fixed divisor keeps the scale of a mean over a typical reply
+        else:  # "sum", "sum_last", "distinct_sum_last": a fixed divisor keeps the scale of a mean over a typical reply
             pooled = pooled / SUM_DIVISOR
-        if pooling in ("both", "sum_last"):
+        if pooling in ("both", "sum_last", "distinct_sum_last"):
             pooled = 0.5 * (pooled + last)
     # The head in fp32 even under autocast: rewards are compared and centred, bf16 would tie close ones.
     with torch.autocast(pooled.device.type, enabled=False):
