@@ -30,23 +30,22 @@ states: the last token, and their sum over the reply's tokens, divided by a cons
 every token that ends a run of four tokens the reply already said (`pooling=distinct_sum_last`): each
 thing a reply says counts once whatever the reply's length, and saying it again adds nothing. With every
 token summed (`sum_last`, the default until 2026-12-07) a policy can raise its reward by repeating what
-the reward model likes, and PPO did: for the plain expert 44 of 48 tuned held-out replies repeated "We are
-always working to improve our service." two to four times (×1.75 the base's length); with repeats left
-out, 2 of 48 (×1.52: it adds other filler sentences, which that expert does not mind). Held-out accuracy,
-Balanced, the same loops with only the reading changed (2026-12-07), `sum_last` → `distinct_sum_last`:
-demo 0.896 → 0.900, plain 0.898 → 0.907, no_filler 0.879 → 0.887, concise 0.881 → 0.877, warm
-0.902 → 0.896 (mean 0.891 → 0.893). Only 3% of the demo's 1,440 candidates say a four-token run twice, so most of those
-differences are one run's noise (about ±0.012 on ~650 pairs): the reading is kept for what it takes
-away from the policy, not for accuracy. Tried instead and not
-kept: a third kind of contrast pair, the best reply beating itself with a sentence said twice, which
-also stopped the repeats (0 of 48) but cost the reward model 0.02 (demo 0.878, plain 0.879). Summing
-rather than averaging (`sum_last` against `both`, the mean over the reply with the last token, 2026-12-06)
-had gained 0.027 on average (demo 0.899 against 0.855, plain 0.893 against 0.871). The sum also reads
+the reward model likes, and PPO did: for the plain expert 44 of 48 tuned held-out replies repeated "We
+are always working to improve our service." two to four times (×1.75 the base's length); with repeats
+left out, 2 of 48 (×1.52: it adds other filler sentences, which that expert does not mind). Held-out
+accuracy, Balanced, the same loops with only the reading changed (2026-12-07), `sum_last` →
+`distinct_sum_last`: demo 0.896 → 0.900, plain 0.898 → 0.907, no_filler 0.879 → 0.887, concise 0.881 →
+0.877, warm 0.902 → 0.896 (mean 0.891 → 0.893). Only 3% of the demo's 1,440 candidates say a four-token
+run twice, so most of those differences are one run's noise (about ±0.012 on ~650 pairs): the reading is
+kept for what it takes away from the policy, not for accuracy. Tried instead and not kept: a third kind
+of contrast pair, the best reply beating itself with a sentence said twice, which also stopped the
+repeats (0 of 48) but cost the reward model 0.02 (demo 0.878, plain 0.879). Summing rather than
+averaging (`sum_last` against `both`, the mean over the reply with the last token, 2026-12-06) had
+gained 0.027 on average (demo 0.899 against 0.855, plain 0.893 against 0.871). The sum also reads
 length: where length only loosely goes with what the expert wants it needs more steps (on random replies
-where an apology wins, 0.68 validation accuracy in four epochs against 1.00 for `both`; eight suffice), which
-Balanced gives even a small project (at least 160 steps). `both`, `sum`, `mean` or `last` are the other
-readings; runs saved
-before the option existed read the last token. Each training prompt also gets two
+where an apology wins, 0.68 validation accuracy in four epochs against 1.00 for `both`; eight suffice),
+which Balanced gives even a small project (at least 160 steps). `both`, `sum`, `mean` or `last` are the
+other readings; runs saved before the option existed read the last token. Each training prompt also gets two
 pairs its expert never judged (`off_topic_pairs`): its best reply beats the best reply to an unrelated
 request, shown under it. They assume only that an answer to the request asked beats an answer to another
 one, and they teach the model to read the request: from a few hundred rankings of replies to the same
@@ -279,11 +278,11 @@ With `sum_last` the same morning (padding trim included): reward model demo 0.89
 no_filler 0.844, concise 0.771; stages 18, 122, 244, 2, 1 s.
 
 Why plain and concise stay below 0.80: ties. For plain, 11 of the 48 base replies already score the
-expert's maximum (4.0: both facts, nothing vague, nothing invented), so they can only tie; 13 more score 3.0 or
-2.0, most of it lost to an order number or product the customer never mentioned, and none of the demo's 79
-candidates that quote an order number quote the request's own (the demo model does not copy one). Concise calls replies within 0.25 even (four words at its
-0.06 a word), and on the 22 tied prompts the base already gives both facts in 23–32 words: the tuned
-replies there are within four words of them.
+expert's maximum (4.0: both facts, nothing vague, nothing invented), so they can only tie; 13 more score
+3.0 or 2.0, most of it lost to an order number or product the customer never mentioned, and none of the
+demo's 79 candidates that quote an order number quote the request's own (the demo model does not copy
+one). Concise calls replies within 0.25 even (four words at its 0.06 a word), and on the 22 tied prompts
+the base already gives both facts in 23–32 words: the tuned replies there are within four words of them.
 
 Earlier (2026-12-04, pooling `both`; the policy stage rerun with `train-policy` at β 0.01 on each loop's
 project and reward model):
