@@ -294,3 +294,19 @@ def test_ppo_presets_scale_the_learning_rate_and_an_explicit_one_wins():
     assert cfg.learning_rate == 5e-5
     cfg, _ = policy_config("balanced", algo="rloo", policy_path="/m", reward_run=1)
     assert cfg.learning_rate == preset("balanced", algo="rloo").learning_rate
+
+
+def test_ppo_on_balanced_samples_twice_the_prompts_a_step_and_an_explicit_batch_wins():
+    """PPO samples one reply a prompt where RLOO samples four: on Balanced it takes twice the batch."""
+    from core.ops.training import policy_config
+    from core.training.policy_config import PRESETS, preset
+
+    assert preset("balanced", algo="ppo").batch_size == 2 * PRESETS["balanced"]["batch_size"] == 32
+    assert preset("balanced").batch_size == 32  # PPO is the default algorithm
+    assert preset("balanced", algo="rloo").batch_size == PRESETS["balanced"]["batch_size"]
+    for name in ("quick", "thorough"):
+        unchanged = PRESETS[name]["batch_size"]
+        assert preset(name, algo="ppo").batch_size == preset(name, algo="rloo").batch_size == unchanged
+    assert preset("balanced", algo="ppo", batch_size=8).batch_size == 8
+    cfg, _ = policy_config("balanced", algo="ppo", policy_path="/m", reward_run=1, overrides={"batch_size": 16})
+    assert cfg.batch_size == 16
