@@ -30,8 +30,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Two workers (pytest-xdist), a whole test file to one worker at a time (module-scoped windows are built
-# once): the learning test (~620 s on one thread, collected first: tests/conftest.py) runs on one core
-# while the rest share the other.
+# once): the learning test (350-550 s on one thread) runs on one core while the rest share the other.
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider -m "not reliability" -n 2 --dist loadfile
 
