@@ -45,7 +45,8 @@ gained 0.027 on average (demo 0.899 against 0.855, plain 0.893 against 0.871). T
 length: where length only loosely goes with what the expert wants it needs more steps (on random replies
 where an apology wins, 0.68 validation accuracy in four epochs against 1.00 for `both`; eight suffice),
 which Balanced gives even a small project (at least 160 steps). `both`, `sum`, `mean` or `last` are the
-other readings; runs saved before the option existed read the last token. Each training prompt also gets two
+other readings; runs saved before the option existed read the last token. Each training prompt also gets
+two
 pairs its expert never judged (`off_topic_pairs`): its best reply beats the best reply to an unrelated
 request, shown under it. They assume only that an answer to the request asked beats an answer to another
 one, and they teach the model to read the request: from a few hundred rankings of replies to the same
@@ -97,13 +98,13 @@ ranked would cut good replies off, and the missing-EOS penalty would then teach 
 is better.
 
 Presets (`core/training/policy_config.py` `PRESETS`). Their learning rate is RLOO's, GRPO's and DPO's;
-PPO's is twice it (`ALGO_LEARNING_RATE_SCALE`; Balanced: 2e-4), unless you set one. A PPO step makes
-`ppo_epochs` × batch / minibatch = 8 optimizer steps on its 16 rollouts where RLOO makes 32 on its
-16 × `rloo_k` = 64, so at RLOO's rate PPO moved the policy too little in the same 100 steps (measured
-below). On Balanced, PPO also takes 32 prompts a step instead of 16 (`ALGO_PRESET_OVERRIDES`): it samples
-one reply a prompt where RLOO samples four, and at 16 it found less of what the reward model likes
-(no_filler 0.823 against RLOO's 1.000; measured below). It costs about twice the policy stage, so Quick
-keeps its speed and Thorough, already at 32, its memory.
+PPO's is twice it (`ALGO_LEARNING_RATE_SCALE`; Balanced: 2e-4), unless you set one. At 16 prompts a step
+a PPO step makes `ppo_epochs` × batch / minibatch = 8 optimizer steps on its 16 rollouts where RLOO
+makes 32 on its 16 × `rloo_k` = 64, so at RLOO's rate PPO moved the policy too little in the same 100
+steps (measured below). On Balanced, PPO also takes 32 prompts a step instead of 16
+(`ALGO_PRESET_OVERRIDES`): it samples one reply a prompt where RLOO samples four, and at 16 it found
+less of what the reward model likes (no_filler 0.823 against RLOO's 1.000; measured below). It costs
+about twice the policy stage, so Quick keeps its speed and Thorough, already at 32, its memory.
 
 | preset | overrides |
 | --- | --- |
@@ -284,15 +285,16 @@ brought PPO level with RLOO for warm and no_filler; it cost plain 0.104 (9 promp
 against PPO 16's 1: likely its reward model's taste for filler the expert is indifferent to, followed
 further) and concise 0.031; on demo PPO stays 0.052 behind RLOO. With `sum_last` the same morning
 (padding trim included, PPO 16): reward model demo 0.896, plain 0.898, no_filler 0.879, concise 0.881;
-PPO demo 1.000, plain 0.760 (44 of 48 replies repeating a sentence, ×1.75), no_filler 0.844, concise 0.771; stages 18, 122, 244, 2, 1 s.
+PPO demo 1.000, plain 0.760 (44 of 48 replies repeating a sentence, ×1.75), no_filler 0.844, concise
+0.771; stages 18, 122, 244, 2, 1 s.
 
-Why plain and concise stay below 0.80 (PPO 16): ties. For plain, 11 of the 48 base replies already score the
-expert's maximum (4.0: both facts, nothing vague, nothing invented), so they can only tie; 13 more score
-3.0 or 2.0, most of it lost to an order number or product the customer never mentioned, and none of the
-demo's 79 candidates that quote an order number quote the request's own (the demo model does not copy
-one). Concise calls replies within 0.25 even (four words at its 0.06 a word), and on the 22 prompts PPO 16
-tied the base already gives both facts in 23–32 words: the tuned replies there are within four words of
-them.
+Why plain and concise stay below 0.80 (PPO 16): ties. For plain, 11 of the 48 base replies already score
+the expert's maximum (4.0: both facts, nothing vague, nothing invented), so they can only tie; 13 more
+score 3.0 or 2.0, most of it lost to an order number or product the customer never mentioned, and none
+of the demo's 79 candidates that quote an order number quote the request's own (the demo model does not
+copy one). Concise calls replies within 0.25 even (four words at its 0.06 a word), and on the 22 prompts
+PPO 16 tied the base already gives both facts in 23–32 words: the tuned replies there are within four
+words of them.
 
 Earlier (2026-12-04, pooling `both`; the policy stage rerun with `train-policy` at β 0.01 on each loop's
 project and reward model):
@@ -376,9 +378,9 @@ PPO against RLOO (the best of the others here) on the same reward models (six ca
 times PPO's rollouts, and its policy stage took 405–615 s against PPO's 190–350 s (sharing the 2 cores
 with another run): as the default it would take the loop past 10 minutes on this machine.
 
-What was not met then (2026-12-04, pooling `both`): the reward model's held-out accuracy was 0.85–0.89. With six candidates
-the demo expert's model is right on 93–96% of the pairs whose expert scores differ by 4 or more (317 of
-671), 85–86% where they differ by 2 to 4, 74–79% by 1 to 2 and 68–76% by less than 1 (one polite phrase
+What was not met then (2026-12-04, pooling `both`): the reward model's held-out accuracy was 0.85–0.89.
+With six candidates the demo expert's model is right on 93–96% of the pairs whose expert scores differ
+by 4 or more (317 of 671), 85–86% where they differ by 2 to 4, 74–79% by 1 to 2 and 68–76% by less than 1 (one polite phrase
 more or less). Tried on six candidates and not kept: a learning rate of 2e-3 (0.821) or 3e-4 (0.759 on
 four), the bottom two layers frozen (0.778), a margin from the tier distance (0.846), twice the steps
 (0.869 against 0.855, at half again the time), a demo model trained four times longer (0.733 on four

@@ -60,8 +60,7 @@ in the same reply adds nothing to the sum (saying a sentence twice says nothing 
 def repeated_tokens(input_ids: torch.Tensor, span: torch.Tensor, n: int = REPEAT_NGRAM) -> torch.Tensor:
     """[N, T] tokens and reply span -> [N, T] bool: the token ends an n-gram of the reply that already
     ended at an earlier position of the same reply."""
-    N, T = input_ids.shape
-    if T < n:
+    if input_ids.shape[1] < n:
         return torch.zeros_like(span)
     ids = input_ids.long()
     grams = ids.unfold(1, n, 1)  # [N, T-n+1, n]: the n-gram ending at position j+n-1
