@@ -73,3 +73,68 @@ def test_acknowledged_judgments_survive_sigkill(tmp_path):
             j = proj.judgment(jid)
             assert j.prompt_id == pid and j.tiers == [[r] for r in order]
         assert proj.verify_audit() == []
+
+
+CLOSE_RACE = textwrap.dedent("""
+    import random, sys, threading, time
+    from core.errors import UserError
+    from core.project import Project
+    folder, trials = sys.argv[1], int(sys.argv[2])
+    rng = random.Random(0)
+    for trial in range(trials):
+        proj = Project.open(folder, "pw")
+        pids = proj.prompt_ids()
+        ends = []
+
+        def read():
+            try:
+                while True:
+                    proj.prompts()
+                    for pid in pids:
+                        proj.responses(pid)
+            except UserError as exc:
+                ends.append(str(exc))
+
+        def write():
+            try:
+                while True:
+                    with proj.transaction():  # a prompt and its two replies, or nothing
+                        pid = proj.add_prompt(f"added {trial}")
+                        proj.add_response(pid, "first")
+                        proj.add_response(pid, "second")
+            except UserError as exc:
+                ends.append(str(exc))
+
+        threads = [threading.Thread(target=f) for f in (read, read, write)]
+        for t in threads:
+            t.start()
+        time.sleep(rng.uniform(0.01, 0.1))
+        proj.close()  # while the three are inside queries and transactions
+        for t in threads:
+            t.join()
+        assert len(ends) == 3 and all("closed" in e for e in ends), ends
+    print("ok")
+""")
+
+
+def test_closing_while_other_threads_read_and_write(tmp_path):
+    """A job on a worker thread may still be inside a query when the window closes or locks the project
+    (the Annotate page's model check did, and the whole process died in the sqlite3 module). Closing is
+    safe: each thread is told the project is closed, a write it had begun rolls back whole, and the
+    project reopens intact."""
+    folder = tmp_path / "p.rlhfproj"
+    with Project.create(folder, "pw") as proj, proj.transaction():
+        for i in range(30):
+            pid = proj.add_prompt(f"request {i} " * 20)
+            for r in range(4):
+                proj.add_response(pid, f"reply {r} " * 40)
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONFAULTHANDLER="1")
+    child = subprocess.run(
+        [sys.executable, "-c", CLOSE_RACE, str(folder), "20"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert child.returncode == 0 and child.stdout.strip() == "ok", (child.returncode, child.stderr[-3000:])
+    with Project.open(folder, "pw") as proj:
+        assert proj.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        for pid in proj.prompt_ids():
+            n = len(proj.responses(pid))
+            assert n == (4 if pid <= 30 else 2), (pid, n)  # every added prompt has both its replies

@@ -44,6 +44,19 @@ from core.project.runs import RunsMixin
 from core.project.schema import migrate
 
 
+CLOSED_MESSAGE = "The project is closed (or locked). Unlock it to continue."
+
+
+class _Closed:
+    """Stands in for a closed project's keys: any use says the project is closed."""
+
+    def __getattr__(self, name):
+        raise UserError(CLOSED_MESSAGE)
+
+
+_CLOSED = _Closed()
+
+
 class Project(ContentMixin, JudgmentsMixin, RunsMixin, AuditMixin):
     """An open, unlocked project. Use `Project.create` or `Project.open`; close when done."""
 
@@ -54,8 +67,6 @@ class Project(ContentMixin, JudgmentsMixin, RunsMixin, AuditMixin):
         self._cipher = crypto.FieldCipher(self._keys)
         self._lock = lock
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
         self._closed = False
 
     # ---- lifecycle --------------------------------------------------------------------------------
@@ -151,19 +162,27 @@ class Project(ContentMixin, JudgmentsMixin, RunsMixin, AuditMixin):
                 )
 
     def close(self) -> None:
+        """Close the project. Safe while other threads still read or write it (a job being cancelled):
+        closing a connection another thread is inside crashes the sqlite3 module, so only this thread's
+        connection is closed here; the others are let go and close when their last statement ends, and
+        each of those threads gets "the project is closed" at its next call (its open transaction, if
+        any, rolls back then)."""
         if self._closed:
             return
         self._closed = True
-        with self._connections_lock:
-            for conn in self._connections:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._connections.clear()
+        own = getattr(self._local, "conn", None)
+        # A fresh thread-local drops this object's references to every thread's connection: a
+        # connection then closes when the statement or cursor still using it lets it go.
+        self._local = threading.local()
+        if own is not None:
+            with contextlib.suppress(sqlite3.Error):
+                own.close()
         if self._lock is not None:
             self._lock.release()
-        # Drop key material references; Python cannot wipe memory, but nothing keeps them alive.
-        self._keys = None  # type: ignore[assignment]
-        self._cipher = None  # type: ignore[assignment]
+        # Drop key material references; Python cannot wipe memory, but nothing keeps them alive. A
+        # thread still at work on the project gets a clear error, not an AttributeError on None.
+        self._keys = _CLOSED  # type: ignore[assignment]
+        self._cipher = _CLOSED  # type: ignore[assignment]
 
     @property
     def closed(self) -> bool:
@@ -180,10 +199,13 @@ class Project(ContentMixin, JudgmentsMixin, RunsMixin, AuditMixin):
 
     # ---- connections and transactions -------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self, local: Optional[threading.local] = None) -> sqlite3.Connection:
+        # Read the thread-local once: close() swaps it, and a connection made during close() must
+        # land in the old one (let go with it), not in the new one.
+        local = self._local if local is None else local
         if self._closed:
-            raise UserError("The project is closed (or locked). Unlock it to continue.")
-        conn = getattr(self._local, "conn", None)
+            raise UserError(CLOSED_MESSAGE)
+        conn = getattr(local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path / DB_FILE, isolation_level=None, check_same_thread=False, timeout=30)
             # FULL: a commit is on disk before we acknowledge it. MEMORY: no temp files with content.
@@ -191,35 +213,34 @@ class Project(ContentMixin, JudgmentsMixin, RunsMixin, AuditMixin):
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            self._local.depth = 0
-            with self._connections_lock:
-                self._connections.append(conn)
+            local.conn = conn
+            local.depth = 0
         return conn
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic unit of work; nested calls join the outer transaction."""
-        conn = self._conn()
-        if self._local.depth:
-            self._local.depth += 1
+        local = self._local
+        conn = self._conn(local)
+        if local.depth:
+            local.depth += 1
             try:
                 yield conn
             finally:
-                self._local.depth -= 1
+                local.depth -= 1
             return
         conn.execute("BEGIN IMMEDIATE")
-        self._local.depth = 1
+        local.depth = 1
         try:
             yield conn
         except BaseException as exc:
-            self._local.depth = 0
+            local.depth = 0
             if conn.in_transaction:  # after some errors (a full disk) SQLite has already rolled back
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             _raise_storage_error(self.path, exc)
             raise
-        self._local.depth = 0
+        local.depth = 0
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
