@@ -21,7 +21,7 @@ from core.training.reward import train_reward_model
 from tests.models_fixtures import no_network  # noqa: F401 (fixture)
 from tests.policy_fixtures import PASS, two_threads  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.loop]
 
 
 def _rank_like_the_expert(proj):
@@ -43,7 +43,7 @@ def _expert_mean(model, tok, prompts):
     return statistics.mean(C.expert_score(p, r) for p, r in zip(rows, replies))
 
 
-@pytest.mark.timeout(1200)  # a hang guard: 350-700 s on 2 cores (one thread under make test's xdist)
+@pytest.mark.timeout(1200)  # a hang guard: 350-700 s on 2 cores (one thread under make test)
 def test_tuned_policy_beats_base_under_the_simulated_expert(tmp_path, no_network, two_threads):
     demo = str(demo_model_dir())
     report = run_job(create_demo_project(tmp_path / "demo.rlhfproj", PASS, n_prompts=96, keep_open=True))
